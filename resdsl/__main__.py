@@ -1,0 +1,3 @@
+from resdsl.cli import run
+
+run()

@@ -1,0 +1,188 @@
+"""The command line: arguments → library call → diagnostics → exit code.
+
+Exit codes: 0 ok, 1 the spec has errors, 2 usage error, 3 internal error (a bug in resdsl).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import TextIO
+
+from resdsl import __version__
+from resdsl.diagnostics import Diagnostic, SpecError, render_all_text, render_json
+from resdsl.ir.ops import fmt_shape
+from resdsl.passes.counts import rollup, totals
+from resdsl.pipeline import Options, Result, UsageError, build, parse_input_shape
+
+EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="resdsl", description="Compiler for residual-family network specs.")
+    p.add_argument("--version", action="version", version=f"resdsl {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a network parameter, e.g. -D classes=10")
+        sp.add_argument("--input", dest="input_shape", metavar="CxHxW",
+                        help="override the input shape, e.g. 3x32x32")
+        sp.add_argument("--network", metavar="NAME",
+                        help="the network to use when a spec defines several")
+        sp.add_argument("--format", choices=("text", "json"), default="text")
+
+    check = sub.add_parser("check", help="check specs and report every mistake")
+    check.add_argument("specs", nargs="+", metavar="SPEC")
+    common(check)
+    info = sub.add_parser("info", help="parameters and MACs per stage and block")
+    info.add_argument("spec", metavar="SPEC")
+    info.add_argument("--depth", type=int, default=2,
+                      help="levels of the module hierarchy to show (default 2)")
+    common(info)
+    return p
+
+
+def _options(args: argparse.Namespace) -> Options:
+    defines: dict[str, str] = {}
+    for item in args.defines:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise UsageError(f"-D takes NAME=VALUE, not `{item}`")
+        defines[name.strip()] = value
+    shape = parse_input_shape(args.input_shape) if args.input_shape else None
+    return Options(defines, shape, args.network)
+
+
+def _report(diagnostics: Sequence[Diagnostic], fmt: str, err: TextIO) -> None:
+    if diagnostics and fmt == "text":
+        err.write(render_all_text(diagnostics))
+
+
+def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    options = _options(args)
+    status = EXIT_OK
+    collected: list[Diagnostic] = []
+    for spec in args.specs:
+        try:
+            result = build(spec, options)
+        except SpecError as exc:
+            collected += exc.diagnostics
+            _report(exc.diagnostics, args.format, err)
+            status = EXIT_SPEC
+            continue
+        collected += result.warnings
+        _report(result.warnings, args.format, err)
+        if args.format == "text":
+            t = totals(result.graph)
+            out.write(
+                f"{spec}: ok ({result.network.name}: {len(result.graph)} nodes, "
+                f"{t.params:,} parameters, {t.macs / 1e9:.3f} GMACs)\n"
+            )
+    if args.format == "json":
+        out.write(render_json(collected))
+    return status
+
+
+def _macs(n: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.2f} {unit}"
+    return str(n)
+
+
+def _info_text(spec: str, result: Result, depth: int) -> str:
+    g = result.graph
+    t = totals(g)
+    rows = rollup(g, depth)
+    input_shape = fmt_shape(g.node(0).shape)
+    table = [("module", "kind", "output", "params", "MACs")]
+    for r in rows:
+        table.append(("  " * (r.depth - 1) + r.path, r.kind, fmt_shape(r.shape),
+                      f"{r.params:,}", _macs(r.macs)))
+    table.append(("total", "", fmt_shape(g.node(g.output or 0).shape), f"{t.params:,}",
+                  _macs(t.macs)))
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    lines = [f"{result.network.name} ({spec}), input {input_shape}", ""]
+    for i, row in enumerate(table):
+        if i == len(table) - 1:
+            lines.append("-" * (sum(widths) + 8))
+        lines.append(
+            f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  "
+            f"{row[3]:>{widths[3]}}  {row[4]:>{widths[4]}}".rstrip()
+        )
+    lines += [
+        "",
+        f"{t.params:,} parameters, {t.macs / 1e9:.3f} GMACs "
+        f"({t.macs:,} multiply-accumulates of conv and linear layers)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.depth < 1:
+        raise UsageError("--depth must be at least 1")
+    try:
+        result = build(args.spec, _options(args))
+    except SpecError as exc:
+        if args.format == "json":
+            out.write(render_json(exc.diagnostics))
+        _report(exc.diagnostics, args.format, err)
+        return EXIT_SPEC
+    _report(result.warnings, args.format, err)
+    if args.format == "text":
+        out.write(_info_text(args.spec, result, args.depth))
+        return EXIT_OK
+    g = result.graph
+    t = totals(g)
+    doc = {
+        "network": result.network.name,
+        "spec": args.spec,
+        "input": list(g.node(0).shape),
+        "output": list(g.node(g.output or 0).shape),
+        "params": t.params,
+        "macs": t.macs,
+        "rows": [
+            {"path": r.path, "depth": r.depth, "kind": r.kind, "shape": list(r.shape),
+             "params": r.params, "macs": r.macs}
+            for r in rollup(g, args.depth)
+        ],
+    }
+    out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "check":
+            return _check(args, out, err)
+        return _info(args, out, err)
+    except UsageError as exc:
+        err.write(f"resdsl: error: {exc}\n")
+        return EXIT_USAGE
+    except SystemExit as exc:  # --help and --version
+        return int(exc.code or 0)
+    except Exception:
+        err.write(
+            "error[E9000]: internal error: this is a bug in resdsl, not a mistake in your "
+            "spec\n\nPlease report it with the spec and this trace:\n\n"
+            + traceback.format_exc()
+        )
+        return EXIT_INTERNAL
+
+
+def run() -> None:
+    sys.exit(main())

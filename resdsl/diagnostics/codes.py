@@ -1,0 +1,69 @@
+"""The index of diagnostic codes, grouped by the stage that reports them.
+
+`docs/errors.md` documents each code with an example and its fix, and
+`tests/golden/errors/` holds a bad spec and its expected message for each one;
+`tests/test_golden_errors.py` fails if a code here has no golden test.
+"""
+
+from __future__ import annotations
+
+CODES: dict[str, str] = {
+    # E00xx: reading the file
+    "E0001": "the spec file cannot be read",
+    "E0002": "the spec file is not UTF-8 text",
+    "E0003": "the spec file is too large",
+    "E0004": "the spec is nested too deeply",
+    # E01xx: syntax
+    "E0101": "unexpected token",
+    "E0102": "unexpected character",
+    "E0103": "unexpected end of file",
+    # E02xx: names, definitions and imports
+    "E0201": "unknown op or block",
+    "E0202": "unknown variable",
+    "E0203": "unknown keyword argument",
+    "E0204": "a block is defined twice, or shadows a built-in op",
+    "E0205": "a name is already defined in this scope",
+    "E0206": "two modules get the same name",
+    "E0207": "blocks call each other recursively",
+    "E0208": "imported file not found",
+    "E0209": "import outside the allowed folders",
+    "E0210": "import cycle",
+    "E0211": "no network to compile, or several",
+    "E0212": "a clause or statement in the wrong place",
+    "E0213": "unknown function or attribute",
+    # E03xx: shapes
+    "E0301": "residual add joins tensors of different shapes",
+    "E0302": "residual add joins tensors of different spatial sizes",
+    "E0303": "concat joins tensors of different spatial sizes",
+    "E0304": "groups do not divide the channels",
+    "E0305": "a gate's body changes the shape",
+    "E0306": "a dual unit's residual width is larger than the channels",
+    "E0307": "a spatial size shrinks to zero",
+    "E0308": "an op gets a tensor of the wrong rank",
+    "E0309": "a scale's factor does not broadcast over its input",
+    "E0310": "a channel slice is out of range",
+    "E0311": "a group body cannot be lowered to grouped convolution",
+    "E0312": "a zero-pad shortcut would drop channels",
+    "E0313": "weighted branches have different shapes",
+    "E0314": "a gate's transform cannot be derived from its body",
+    # E04xx: values and types
+    "E0401": "a value has the wrong type",
+    "E0402": "wrong number of arguments",
+    "E0403": "a count is not an integer",
+    "E0404": "a number is too large",
+    "E0405": "division by zero",
+    "E0406": "a repeat count is not a positive integer",
+    "E0407": "an index is out of range",
+    "E0408": "an argument is out of its range",
+    # E05xx: network structure and limits
+    "E0501": "a network has no input",
+    "E0502": "a network has more than one input, or statements before it",
+    "E0503": "the network is too large",
+    # W01xx: warnings
+    "W0101": "a block is never used",
+    "W0102": "a parameter or binding is never used",
+    "W0103": "an import is never used",
+}
+
+# Not a spec mistake: the message says plainly that resdsl itself is at fault.
+INTERNAL = "E9000"

@@ -1,0 +1,511 @@
+"""Static checks on the AST, before anything is elaborated.
+
+Everything that can be known without evaluating the spec is checked here, all at once, so
+one run reports every such mistake: unknown ops, blocks, variables and keyword arguments,
+wrong argument counts, duplicate definitions, clauses in the wrong place, recursion between
+blocks, and (as warnings) definitions that are never used.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from resdsl.diagnostics import Diagnostic, Label, Span, error, warning
+from resdsl.ir.evaluate import FUNCTIONS, IN_ATTRIBUTES
+from resdsl.ir.ops import REQUIRED, USER_OPS, ArgSpec, ArgType
+from resdsl.ir.primitives import PRIMITIVES
+from resdsl.syntax import ast
+from resdsl.syntax.loader import Program
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    match = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    return f"did you mean `{match[0]}`?" if match else None
+
+
+@dataclass
+class Blocks:
+    """Every block visible to the program (all files share one namespace)."""
+
+    by_name: dict[str, ast.Definition] = field(default_factory=dict)
+    file_of: dict[str, ast.File] = field(default_factory=dict)
+
+
+def collect_blocks(program: Program, out: list[Diagnostic]) -> Blocks:
+    blocks = Blocks()
+    for file in program.files:
+        for block in file.blocks:
+            if block.name in USER_OPS:
+                out.append(
+                    error(
+                        "E0204",
+                        f"block `{block.name}` has the name of a built-in op",
+                        block.name_span,
+                        "shadows the op",
+                        help=f"rename the block, e.g. `my_{block.name}`",
+                    )
+                )
+                continue
+            first = blocks.by_name.get(block.name)
+            if first is not None:
+                out.append(
+                    error(
+                        "E0204",
+                        f"block `{block.name}` is defined twice",
+                        block.name_span,
+                        "defined again here",
+                        secondary=(Label(first.name_span, "first defined here"),),
+                        help="rename one of them",
+                    )
+                )
+                continue
+            blocks.by_name[block.name] = block
+            blocks.file_of[block.name] = file
+    return blocks
+
+
+def _walk_stmts(body: Iterable[ast.Stmt]) -> Iterator[ast.Stmt]:
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, (ast.SeqStmt, ast.RepeatStmt, ast.PrimitiveStmt)):
+            yield from _walk_stmts(stmt.body)
+        if isinstance(stmt, ast.PrimitiveStmt):
+            for clause in (stmt.shortcut, stmt.transform):
+                if clause is not None and clause.body is not None:
+                    yield from _walk_stmts(clause.body)
+
+
+def calls_in(definition: ast.Definition) -> Iterator[ast.Call]:
+    for stmt in _walk_stmts(definition.body):
+        if isinstance(stmt, ast.CallStmt):
+            yield stmt.call
+        if isinstance(stmt, ast.PrimitiveStmt):
+            for clause in (stmt.shortcut, stmt.transform):
+                if clause is not None and clause.call is not None:
+                    yield clause.call
+
+
+@dataclass
+class _Def:
+    """A parameter, binding or repeat index, and whether anything reads it."""
+
+    name: str
+    span: Span
+    used: bool = False
+
+
+Visible = dict[str, _Def]
+
+
+class _DefinitionChecker:
+    """Checks one block or network: names, arguments and clause placement."""
+
+    def __init__(self, definition: ast.Definition, blocks: Blocks, out: list[Diagnostic]):
+        self.definition = definition
+        self.blocks = blocks
+        self.out = out
+        self.defs: list[_Def] = []
+
+    def run(self) -> None:
+        visible: Visible = {}
+        for param in self.definition.params:
+            if param.default is not None:
+                self._expr(param.default, visible)
+            self._define(param.name, param.span, "parameter", visible)
+        self._body(self.definition.body, visible, in_weight=False)
+
+    def unused(self) -> Iterator[tuple[str, Span]]:
+        for d in self.defs:
+            if not d.used and not d.name.startswith("_"):
+                yield d.name, d.span
+
+    def _define(self, name: str, span: Span, what: str, visible: Visible) -> None:
+        first = visible.get(name)
+        if first is not None:
+            self.out.append(
+                error(
+                    "E0205",
+                    f"`{name}` is already defined here",
+                    span,
+                    f"{what} `{name}` defined again",
+                    secondary=(Label(first.span, "first defined here"),),
+                    help="use a new name: a name cannot be redefined where it is visible",
+                )
+            )
+            return
+        d = _Def(name, span)
+        self.defs.append(d)
+        visible[name] = d
+
+    def _body(self, body: Iterable[ast.Stmt], visible: Visible, in_weight: bool) -> None:
+        visible = dict(visible)
+        for stmt in body:
+            self._stmt(stmt, visible, in_weight)
+
+    def _stmt(self, stmt: ast.Stmt, visible: Visible, in_weight: bool) -> None:
+        if isinstance(stmt, ast.Binding):
+            self._expr(stmt.value, visible)
+            self._define(stmt.name, stmt.name_span, "binding", visible)
+        elif isinstance(stmt, ast.InputStmt):
+            if self.definition.kind != "network":
+                self.out.append(
+                    error(
+                        "E0212",
+                        "`input` belongs in a network, not in a block",
+                        stmt.span,
+                        "inside block `" + self.definition.name + "`",
+                        help="a block takes the tensor flowing into its call; use `in.c` for "
+                        "its channels",
+                    )
+                )
+            self._expr(stmt.shape, visible)
+        elif isinstance(stmt, ast.CallStmt):
+            self._label(stmt.label, visible)
+            self._call(stmt.call, visible)
+            if stmt.guard is not None:
+                self._expr(stmt.guard, visible)
+        elif isinstance(stmt, ast.SeqStmt):
+            self._label(stmt.label, visible)
+            if stmt.guard is not None:
+                self._expr(stmt.guard, visible)
+            self._body(stmt.body, visible, False)
+        elif isinstance(stmt, ast.RepeatStmt):
+            self._label(stmt.label, visible)
+            self._expr(stmt.count, visible)
+            inner = dict(visible)
+            if stmt.var is not None and stmt.var_span is not None:
+                self._define(stmt.var, stmt.var_span, "repeat index", inner)
+            self._body(stmt.body, inner, False)
+        else:
+            self._primitive(stmt, visible, in_weight)
+
+    def _primitive(self, stmt: ast.PrimitiveStmt, visible: Visible, in_weight: bool) -> None:
+        prim = PRIMITIVES[stmt.kind]
+        self._label(stmt.label, visible)
+        if stmt.kind == "branch" and not in_weight:
+            self._misplaced(stmt.kind_span, "`branch` is only allowed directly inside `weight`",
+                            "a branch of a multi-branch `weight { branch {...} branch {...} }`")
+        self._args(stmt.kind, prim.args, stmt.args, stmt.kind_span, visible, "primitive")
+        for clause, allowed in ((stmt.shortcut, prim.shortcut), (stmt.transform, prim.transform)):
+            if clause is None:
+                continue
+            if not allowed:
+                takers = [p.name for p in PRIMITIVES.values() if getattr(p, clause.keyword)]
+                self._misplaced(
+                    clause.span,
+                    f"`{stmt.kind}` takes no `{clause.keyword}` clause",
+                    f"`{clause.keyword}` belongs to " + ", ".join(f"`{t}`" for t in takers),
+                )
+            self._label(clause.label, visible)
+            if clause.call is not None:
+                self._call(clause.call, visible)
+            if clause.body is not None:
+                self._body(clause.body, visible, False)
+            if clause.guard is not None:
+                self._expr(clause.guard, visible)
+        branches = [s for s in stmt.body if isinstance(s, ast.PrimitiveStmt) and s.kind == "branch"]
+        if stmt.kind == "weight" and branches:
+            others = [s for s in stmt.body if s not in branches and not isinstance(s, ast.Binding)]
+            if others:
+                self._misplaced(
+                    others[0].span,
+                    "a multi-branch `weight` holds only `branch` statements",
+                    "not a branch",
+                    "wrap this statement in its own `branch { ... }`",
+                )
+            if stmt.shortcut is not None:
+                self._misplaced(
+                    stmt.shortcut.span,
+                    "a multi-branch `weight` takes no `shortcut`",
+                    "shortcut here",
+                    "add the shortcut as one more `branch`, e.g. `branch { identity }`",
+                )
+        self._body(stmt.body, visible, in_weight=stmt.kind == "weight")
+
+    def _misplaced(self, span: Span, message: str, label: str, help: str | None = None) -> None:
+        self.out.append(error("E0212", message, span, label, help=help))
+
+    def _label(self, label: ast.Name | None, visible: Visible) -> None:
+        if label is not None:
+            for part in label.parts:
+                if not isinstance(part, str):
+                    self._expr(part, visible)
+
+    def _call(self, call: ast.Call, visible: Visible) -> None:
+        for arg in call.args:
+            self._expr(arg.value, visible)
+        if call.target in USER_OPS:
+            sig = USER_OPS[call.target].args
+            self._args(call.target, sig, call.args, call.target_span, visible, "op")
+            return
+        block = self.blocks.by_name.get(call.target)
+        if block is None:
+            candidates = [*USER_OPS, *self.blocks.by_name]
+            self.out.append(
+                error(
+                    "E0201",
+                    f"unknown op or block `{call.target}`",
+                    call.target_span,
+                    "not an op, and no block has this name",
+                    help=did_you_mean(call.target, candidates)
+                    or "define it with `block " + call.target + "(...) { ... }` or import it "
+                    "with `use`",
+                )
+            )
+            return
+        sig = tuple(
+            ArgSpec(p.name, ArgType.ANY, REQUIRED if p.default is None else None)
+            for p in block.params
+        )
+        self._args(call.target, sig, call.args, call.target_span, visible, "block")
+
+    def _args(
+        self,
+        target: str,
+        sig: tuple[ArgSpec, ...],
+        args: tuple[ast.Arg, ...],
+        span: Span,
+        visible: Visible,
+        what: str,
+    ) -> None:
+        names = [s.name for s in sig]
+        positional = [a for a in args if a.name is None]
+        seen: dict[str, Span] = {}
+        for arg in args:
+            if arg.name is None:
+                if seen:
+                    self.out.append(
+                        error(
+                            "E0402",
+                            "a positional argument follows a keyword argument",
+                            arg.span,
+                            "positional",
+                            help="put positional arguments first",
+                        )
+                    )
+                continue
+            if arg.name not in names:
+                self.out.append(
+                    error(
+                        "E0203",
+                        f"{what} `{target}` has no parameter `{arg.name}`",
+                        arg.span,
+                        "unknown keyword",
+                        help=did_you_mean(arg.name, names)
+                        or f"`{target}` takes " + (", ".join(f"`{n}`" for n in names) or "none"),
+                    )
+                )
+            elif arg.name in seen or names.index(arg.name) < len(positional):
+                self.out.append(
+                    error(
+                        "E0402",
+                        f"`{arg.name}` is given twice",
+                        arg.span,
+                        "given again here",
+                        help="pass each argument once",
+                    )
+                )
+            seen[arg.name] = arg.span
+        if len(positional) > len(sig):
+            self.out.append(
+                error(
+                    "E0402",
+                    f"{what} `{target}` takes at most {len(sig)} positional argument"
+                    f"{'s' if len(sig) != 1 else ''}, not {len(positional)}",
+                    positional[len(sig)].span,
+                    "extra argument",
+                    help=f"`{target}` takes " + (", ".join(f"`{n}`" for n in names) or "none"),
+                )
+            )
+        given = set(names[: len(positional)]) | set(seen)
+        missing = [s.name for s in sig if s.required and s.name not in given]
+        if missing:
+            listed = ", ".join(f"`{m}`" for m in missing)
+            self.out.append(
+                error(
+                    "E0402",
+                    f"{what} `{target}` is missing {listed}",
+                    span,
+                    f"needs {listed}",
+                    help=f"`{target}` takes " + ", ".join(f"`{n}`" for n in names),
+                )
+            )
+
+    def _expr(self, expr: ast.Expr, visible: Visible) -> None:
+        stack: list[ast.Expr] = [expr]
+        while stack:
+            e = stack.pop()
+            if isinstance(e, ast.Var):
+                self._var(e, visible)
+            elif isinstance(e, ast.Attr):
+                if not isinstance(e.obj, ast.In) or e.name not in IN_ATTRIBUTES:
+                    self.out.append(
+                        error(
+                            "E0213",
+                            f"unknown attribute `.{e.name}`",
+                            e.span,
+                            "only `in.c`, `in.h` and `in.w` exist",
+                            help=did_you_mean(e.name, IN_ATTRIBUTES) if isinstance(e.obj, ast.In)
+                            else None,
+                        )
+                    )
+                stack.append(e.obj)
+            elif isinstance(e, ast.FuncCall):
+                if e.name not in FUNCTIONS:
+                    hint = (
+                        f"`{e.name}` is an op: name a layer with `:` (`x: {e.name}(...)`), "
+                        "`=` binds a value"
+                        if e.name in USER_OPS or e.name in self.blocks.by_name
+                        else did_you_mean(e.name, FUNCTIONS)
+                        or "functions are " + ", ".join(f"`{f}`" for f in FUNCTIONS)
+                    )
+                    self.out.append(
+                        error("E0213", f"unknown function `{e.name}`", e.name_span, "here",
+                              help=hint)
+                    )
+                stack.extend(a.value for a in e.args)
+            elif isinstance(e, ast.Index):
+                stack += [e.obj, e.index]
+            elif isinstance(e, ast.ListExpr):
+                stack.extend(e.items)
+            elif isinstance(e, ast.Unary):
+                stack.append(e.operand)
+            elif isinstance(e, ast.Binary):
+                stack += [e.left, e.right]
+            elif isinstance(e, ast.Cond):
+                stack += [e.then, e.test, e.orelse]
+
+    def _var(self, e: ast.Var, visible: Visible) -> None:
+        d = visible.get(e.name)
+        if d is not None:
+            d.used = True
+            return
+        if any(d.name == e.name for d in self.defs):
+            message, label = f"`{e.name}` is not defined at this point", "not visible here"
+            hint = "a binding is visible after it, up to the end of its `{ }`; move it up"
+        else:
+            message, label = f"unknown variable `{e.name}`", "not defined here"
+            hint = did_you_mean(e.name, visible) or (
+                f"a block sees only its parameters and bindings; add `{e.name}` as a "
+                "parameter"
+            )
+        self.out.append(error("E0202", message, e.span, label, help=hint))
+
+
+def check_program(program: Program) -> tuple[list[Diagnostic], Blocks]:
+    """All static checks. Returns the diagnostics (errors and warnings) and the block table."""
+    out: list[Diagnostic] = []
+    blocks = collect_blocks(program, out)
+    main = program.main
+    for file in program.files:
+        defs = list(file.blocks) + (list(file.networks) if file is main else [])
+        for definition in defs:
+            checker = _DefinitionChecker(definition, blocks, out)
+            checker.run()
+            if file is main:
+                for name, span in checker.unused():
+                    out.append(
+                        warning(
+                            "W0102",
+                            f"`{name}` is never used",
+                            span,
+                            "defined here",
+                            help=f"remove it, or prefix it with `_` (`_{name}`) to keep it",
+                        )
+                    )
+    out += _recursion(blocks)
+    out += _unused_definitions(program, blocks)
+    return out, blocks
+
+
+def _recursion(blocks: Blocks) -> list[Diagnostic]:
+    """Blocks may not call themselves, directly or through others."""
+    out: list[Diagnostic] = []
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    reported: set[frozenset[str]] = set()
+
+    def visit(name: str, stack: list[tuple[str, ast.Call]]) -> None:
+        state[name] = 1
+        for call in calls_in(blocks.by_name[name]):
+            target = call.target
+            if target not in blocks.by_name:
+                continue
+            if state.get(target) == 1:
+                names = [n for n, _ in stack] + [name]
+                cycle = names[names.index(target) :]
+                key = frozenset(cycle)
+                if key not in reported:
+                    reported.add(key)
+                    chain = " → ".join([*cycle, target])
+                    out.append(
+                        error(
+                            "E0207",
+                            f"blocks call each other recursively: {chain}",
+                            call.span,
+                            f"`{name}` calls `{target}` here",
+                            help="a network is finite: unroll the recursion with `repeat`",
+                        )
+                    )
+            elif target not in state:
+                visit(target, [*stack, (name, call)])
+        state[name] = 2
+
+    for name in blocks.by_name:
+        if name not in state:
+            visit(name, [])
+    return out
+
+
+def _unused_definitions(program: Program, blocks: Blocks) -> list[Diagnostic]:
+    """Blocks of the main file, and imports, that no network of the main file reaches."""
+    reached: set[str] = set()
+    frontier = [call.target for net in program.main.networks for call in calls_in(net)]
+    while frontier:
+        name = frontier.pop()
+        if name in reached or name not in blocks.by_name:
+            continue
+        reached.add(name)
+        frontier += [c.target for c in calls_in(blocks.by_name[name])]
+    out: list[Diagnostic] = []
+    if not program.main.networks:
+        return out  # a block library: its blocks are for others
+    for block in program.main.blocks:
+        if block.name not in reached and blocks.by_name.get(block.name) is block:
+            out.append(
+                warning(
+                    "W0101",
+                    f"block `{block.name}` is never used",
+                    block.name_span,
+                    "defined here",
+                    help="remove it, or call it from the network",
+                )
+            )
+    used_files = {id(blocks.file_of[n]) for n in reached}
+    for use in program.main.uses:
+        target = program.imports.get((program.main.source.path, use.path))
+        if target is None or _reaches_used(program, target, used_files, set()):
+            continue
+        out.append(
+            warning(
+                "W0103",
+                f"nothing from `{use.path}` is used",
+                use.span,
+                "imported here",
+                help="remove the import",
+            )
+        )
+    return out
+
+
+def _reaches_used(program: Program, file: ast.File, used: set[int], seen: set[int]) -> bool:
+    if id(file) in used:
+        return True
+    seen.add(id(file))
+    for use in file.uses:
+        target = program.imports.get((file.source.path, use.path))
+        if target is not None and id(target) not in seen:
+            if _reaches_used(program, target, used, seen):
+                return True
+    return False

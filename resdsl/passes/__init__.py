@@ -1,0 +1,1 @@
+"""Passes over the elaborated graph: structure checks, shape verification, counting."""

@@ -1,0 +1,224 @@
+"""The abstract syntax of a .res file: frozen dataclasses, each with the `Span` it came from.
+
+Names here are the language's own (`skip`, `shortcut`, `repeat`, ...), so a reader can go from
+the grammar to the AST to the elaborator without a dictionary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from resdsl.diagnostics import Source, Span
+
+# ---------------------------------------------------------------- expressions
+
+
+@dataclass(frozen=True)
+class Literal:
+    value: int | float | bool | str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Var:
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class In:
+    """`in`: the tensor flowing into the current statement; used as `in.c`, `in.h`, `in.w`."""
+
+    span: Span
+
+
+@dataclass(frozen=True)
+class Attr:
+    obj: Expr
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Index:
+    obj: Expr
+    index: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class ListExpr:
+    items: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Unary:
+    op: str  # "-", "+", "not"
+    operand: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Binary:
+    op: str  # + - * / // % ** == != < <= > >= and or
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Cond:
+    """`then if test else orelse`."""
+
+    then: Expr
+    test: Expr
+    orelse: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class FuncCall:
+    """A built-in function in an expression: `min`, `max`, `len`, `int`."""
+
+    name: str
+    args: tuple[Arg, ...]
+    span: Span
+    name_span: Span
+
+
+Expr = Union[Literal, Var, In, Attr, Index, ListExpr, Unary, Binary, Cond, FuncCall]
+
+# ---------------------------------------------------------------- statements
+
+
+@dataclass(frozen=True)
+class Arg:
+    """A call argument: positional when `name` is None."""
+
+    name: str | None
+    value: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class Name:
+    """A statement's name; `parts` mixes text and interpolated expressions (`layer{i + 1}`)."""
+
+    parts: tuple[str | Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True)
+class Call:
+    """`conv(64, 3, stride = 2)` or `bottleneck(64)` or bare `relu`: an op or a block."""
+
+    target: str
+    args: tuple[Arg, ...]
+    span: Span
+    target_span: Span
+
+
+@dataclass(frozen=True)
+class Binding:
+    name: str
+    value: Expr
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class InputStmt:
+    shape: Expr
+    span: Span
+
+
+@dataclass(frozen=True)
+class CallStmt:
+    label: Name | None
+    call: Call
+    guard: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class SeqStmt:
+    label: Name
+    body: tuple[Stmt, ...]
+    guard: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class RepeatStmt:
+    label: Name | None
+    count: Expr
+    var: str | None
+    body: tuple[Stmt, ...]
+    span: Span
+    var_span: Span | None
+
+
+@dataclass(frozen=True)
+class Clause:
+    """The `shortcut` of skip/weight/dual, or the `transform` of gate."""
+
+    keyword: str
+    label: Name | None
+    call: Call | None
+    body: tuple[Stmt, ...] | None
+    guard: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class PrimitiveStmt:
+    """`skip`, `weight`, `gate`, `concat`, `group`, `dual`, `scale` or `branch`."""
+
+    label: Name | None
+    kind: str
+    args: tuple[Arg, ...]
+    body: tuple[Stmt, ...]
+    shortcut: Clause | None
+    transform: Clause | None
+    span: Span
+    kind_span: Span
+
+
+Stmt = Union[Binding, InputStmt, CallStmt, SeqStmt, RepeatStmt, PrimitiveStmt]
+
+# ---------------------------------------------------------------- definitions
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A `block` or a `network`: the same shape, different roles."""
+
+    kind: str  # "block" or "network"
+    name: str
+    params: tuple[Param, ...]
+    body: tuple[Stmt, ...]
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
+class Use:
+    path: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class File:
+    source: Source
+    uses: tuple[Use, ...]
+    blocks: tuple[Definition, ...]
+    networks: tuple[Definition, ...]

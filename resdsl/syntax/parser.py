@@ -1,0 +1,456 @@
+"""Text → AST. The grammar is `grammars/resdsl.lark`; Lark parses it LALR(1) and calls the
+`_ToAst` transformer, which walks the tree without recursion, so a hostile input cannot
+overflow the Python stack.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from lark import Lark, Token, Transformer_NonRecursive, v_args
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
+
+from resdsl._resources import grammar_path
+from resdsl.diagnostics import Source, Span, SpecError, error, fail
+from resdsl.syntax import ast
+
+# Limits that keep hostile input from exhausting time or memory; docs/language.md lists them.
+MAX_FILE_BYTES = 1 << 20
+MAX_NESTING = 64
+MAX_EXPR_DEPTH = 100
+
+_PRETTY_TERMINALS = {
+    "NAME": "a name",
+    "INT": "an integer",
+    "FLOAT": "a number",
+    "STRING": "a string",
+    "COMP_OP": "a comparison",
+    "ADD_OP": "`+` or `-`",
+    "MUL_OP": "`*`, `/`, `//` or `%`",
+    "POW_OP": "`**`",
+    "$END": "end of file",
+}
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(
+        grammar_path().read_text(encoding="utf-8"),
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )
+
+
+def decode(path: str, data: bytes) -> Source:
+    """Bytes → Source, refusing binary garbage and oversized files with a diagnostic."""
+    if len(data) > MAX_FILE_BYTES:
+        raise fail(
+            "E0003",
+            f"`{path}` is {len(data):,} bytes; specs are limited to {MAX_FILE_BYTES:,}",
+            None,
+            help="split the spec into block libraries imported with `use`",
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        good = Source(path, data[: exc.start].decode("utf-8"))
+        raise fail(
+            "E0002",
+            f"`{path}` is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            good.span(exc.start, exc.start),
+            "the text stops being UTF-8 here",
+            help="a .res spec is a UTF-8 text file; check that this is the file you meant",
+        ) from None
+    if "\x00" in text:
+        offset = text.index("\x00")
+        src = Source(path, text)
+        raise fail(
+            "E0002",
+            f"`{path}` contains a NUL byte, so it is binary, not a spec",
+            src.span(offset, offset + 1),
+            "NUL byte here",
+            help="a .res spec is a UTF-8 text file; check that this is the file you meant",
+        )
+    return Source(path, text.lstrip("\ufeff"))
+
+
+def parse(source: Source) -> ast.File:
+    """Parse one source into its AST, or raise SpecError with a syntax diagnostic."""
+    _check_nesting(source)
+    try:
+        tree = _ToAst(source).transform(_parser().parse(source.text))
+    except UnexpectedInput as exc:
+        raise SpecError([_syntax_error(source, exc)]) from None
+    except VisitError as wrapped:
+        exc = wrapped.orig_exc
+        if not isinstance(exc, _DepthError):
+            raise exc from None
+        raise fail(
+            "E0004",
+            f"expression nested more than {MAX_EXPR_DEPTH} levels deep",
+            exc.span,
+            "too deep",
+            help="split the expression with bindings (`x = ...`)",
+        ) from None
+    uses, blocks, networks = [], [], []
+    for item in tree.children:
+        if isinstance(item, ast.Use):
+            uses.append(item)
+        elif item.kind == "block":
+            blocks.append(item)
+        else:
+            networks.append(item)
+    return ast.File(source, tuple(uses), tuple(blocks), tuple(networks))
+
+
+def parse_expression(text: str, origin: str) -> ast.Expr:
+    """Parse a lone expression, as given to `-D NAME=VALUE`."""
+    source = Source(origin, f"block _() {{ _ = {text}\n}}")
+    file = parse(source)
+    stmt = file.blocks[0].body[0]
+    assert isinstance(stmt, ast.Binding)
+    return stmt.value
+
+
+def _check_nesting(source: Source) -> None:
+    """Brackets nested past MAX_NESTING are refused before parsing."""
+    depth = 0
+    for i, ch in enumerate(source.text):
+        if ch in "([{":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise fail(
+                    "E0004",
+                    f"brackets nested more than {MAX_NESTING} levels deep",
+                    source.span(i, i + 1),
+                    "too deep",
+                    help="flatten the spec: define a block for the inner part",
+                )
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        elif ch == "#":
+            nl = source.text.find("\n", i)
+            if nl < 0:
+                break
+
+
+def _describe(token: Token) -> str:
+    if token.type == "$END":
+        return "end of file"
+    pretty = _PRETTY_TERMINALS.get(token.type)
+    if pretty and token.type in ("NAME", "INT", "FLOAT", "STRING"):
+        return f"{pretty.split(' ', 1)[1]} `{token}`"
+    return f"`{token}`"
+
+
+_OPERATORS = {"ADD_OP", "MUL_OP", "POW_OP", "COMP_OP", "AND", "OR", "IF", "DOT", "LSQB"}
+_STATEMENT_STARTS = {"REPEAT", "SKIP", "WEIGHT", "GATE", "CONCAT", "GROUP", "DUAL", "SCALE"}
+_EXPRESSION_STARTS = {"INT", "FLOAT", "NAME", "LPAR", "LSQB", "TRUE", "FALSE", "IN", "STRING"}
+
+
+def _expected(names: set[str]) -> str:
+    """The expected terminals, said briefly: statement starters and operators are summarised."""
+    names = set(names)
+    pretty: list[str] = []
+    if _STATEMENT_STARTS <= names:
+        pretty.append("a statement")
+        names -= _STATEMENT_STARTS | {"NAME", "INPUT", "BRANCH", "SEMICOLON"}
+    elif _EXPRESSION_STARTS <= names:
+        pretty.append("an expression")
+        names -= _EXPRESSION_STARTS | {"NOT", "ADD_OP"}
+    if names - _OPERATORS - {"$END"}:
+        names -= _OPERATORS
+    terms = {t.name: t for t in _parser().terminals}
+    for name in sorted(names):
+        if name in _PRETTY_TERMINALS:
+            pretty.append(_PRETTY_TERMINALS[name])
+        elif name in terms and terms[name].pattern.type == "str":
+            pretty.append(f"`{terms[name].pattern.value}`")
+        else:
+            pretty.append(name.lower())
+    pretty = sorted(set(pretty), key=lambda s: (not s.startswith("`"), s))
+    if len(pretty) > 6:
+        pretty = pretty[:6] + ["..."]
+    if len(pretty) == 1:
+        return pretty[0]
+    return ", ".join(pretty[:-1]) + " or " + pretty[-1]
+
+
+def _syntax_error(source: Source, exc: UnexpectedInput) -> Any:
+    if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
+        tok = exc.token
+        start = tok.start_pos or 0
+        span = source.span(start, start + len(str(tok)))
+        expected = exc.accepts or exc.expected
+        hint = _syntax_help(tok, expected)
+        return error(
+            "E0101",
+            f"unexpected {_describe(tok)}",
+            span,
+            f"expected {_expected(set(expected))}",
+            help=hint,
+        )
+    if isinstance(exc, UnexpectedCharacters):
+        pos = exc.pos_in_stream
+        ch = source.text[pos]
+        return error(
+            "E0102",
+            f"unexpected character `{ch}`",
+            source.span(pos, pos + 1),
+            "not part of the language here",
+            help=(
+                "strings use double quotes: \"blocks/resnet.res\""
+                if ch == "'"
+                else "comments start with `#`; see docs/language.md for the syntax"
+            ),
+        )
+    end = len(source.text.rstrip())
+    expected = getattr(exc, "expected", None) or ()
+    if isinstance(exc, UnexpectedToken):
+        expected = exc.accepts or exc.expected
+    closing = "}" if _unclosed(source.text) else None
+    return error(
+        "E0103",
+        "unexpected end of file",
+        source.span(end, end),
+        f"expected {_expected(set(expected))}" if expected else "the spec stops here",
+        help=f"a `{closing}` is missing: every `{{` needs its `}}`" if closing else None,
+    )
+
+
+def _unclosed(text: str) -> bool:
+    return text.count("{") > text.count("}")
+
+
+def _syntax_help(tok: Token, expected: Any) -> str | None:
+    exp = set(expected)
+    if "COMMA" in exp and tok.type in ("INT", "FLOAT", "NAME", "STRING"):
+        return "separate arguments with `,`"
+    if tok.type == "EQUAL" and "COLON" in exp:
+        return "name a layer with `:` (`conv1: conv(64, 3)`); `=` binds a value"
+    if tok.type == "COLON":
+        return "a name comes before `:` at the start of a statement (`conv1: conv(64, 3)`)"
+    return None
+
+
+class _DepthError(Exception):
+    def __init__(self, span: Span) -> None:
+        self.span = span
+
+
+def _tok_span(source: Source, tok: Token) -> Span:
+    start = tok.start_pos or 0
+    return source.span(start, start + len(str(tok)))
+
+
+@v_args(meta=True)
+class _ToAst(Transformer_NonRecursive):
+    """Builds the AST bottom-up from Lark's parse tree."""
+
+    def __init__(self, source: Source) -> None:
+        super().__init__(visit_tokens=False)
+        self.source = source
+        self._depth: dict[int, int] = {}
+
+    def _span(self, meta: Any) -> Span:
+        return Span(self.source, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _deep(self, node: Any, *children: Any) -> Any:
+        depth = 1 + max((self._depth.get(id(c), 0) for c in children), default=0)
+        if depth > MAX_EXPR_DEPTH:
+            raise _DepthError(node.span)
+        self._depth[id(node)] = depth
+        return node
+
+    # ------------------------------------------------------------ definitions
+    def start(self, meta: Any, items: list[Any]) -> Any:
+        return _Items(items)
+
+    def use(self, meta: Any, c: list[Any]) -> ast.Use:
+        return ast.Use(str(c[0])[1:-1], self._span(meta))
+
+    def _definition(self, kind: str, meta: Any, c: list[Any]) -> ast.Definition:
+        name, params, body = c
+        return ast.Definition(
+            kind,
+            str(name),
+            params or (),
+            body,
+            self._span(meta),
+            _tok_span(self.source, name),
+        )
+
+    def block(self, meta: Any, c: list[Any]) -> ast.Definition:
+        return self._definition("block", meta, c)
+
+    def network(self, meta: Any, c: list[Any]) -> ast.Definition:
+        return self._definition("network", meta, c)
+
+    def params(self, meta: Any, c: list[Any]) -> tuple[ast.Param, ...]:
+        return tuple(p for p in c if p is not None)
+
+    def param(self, meta: Any, c: list[Any]) -> ast.Param:
+        return ast.Param(str(c[0]), c[1], self._span(meta))
+
+    def body(self, meta: Any, c: list[Any]) -> tuple[Any, ...]:
+        return tuple(s for s in c if s is not None)
+
+    # ------------------------------------------------------------ statements
+    def binding(self, meta: Any, c: list[Any]) -> ast.Binding:
+        return ast.Binding(str(c[0]), c[1], self._span(meta), _tok_span(self.source, c[0]))
+
+    def input_stmt(self, meta: Any, c: list[Any]) -> ast.InputStmt:
+        return ast.InputStmt(c[0], self._span(meta))
+
+    def call_stmt(self, meta: Any, c: list[Any]) -> ast.CallStmt:
+        return ast.CallStmt(c[0], c[1], c[2], self._span(meta))
+
+    def seq_stmt(self, meta: Any, c: list[Any]) -> ast.SeqStmt:
+        return ast.SeqStmt(c[0], c[1], c[2], self._span(meta))
+
+    def repeat_stmt(self, meta: Any, c: list[Any]) -> ast.RepeatStmt:
+        label, count, var, body = c
+        var_span = _tok_span(self.source, var) if var is not None else None
+        return ast.RepeatStmt(
+            label, count, str(var) if var is not None else None, body, self._span(meta), var_span
+        )
+
+    def primitive_stmt(self, meta: Any, c: list[Any]) -> ast.PrimitiveStmt:
+        label, kind, args, body, shortcut, transform = c
+        return ast.PrimitiveStmt(
+            label,
+            str(kind),
+            args or (),
+            body,
+            shortcut,
+            transform,
+            self._span(meta),
+            _tok_span(self.source, kind),
+        )
+
+    def primitive(self, meta: Any, c: list[Any]) -> Token:
+        tok: Token = c[0]
+        return tok
+
+    def _clause(self, keyword: str, meta: Any, c: list[Any]) -> ast.Clause:
+        label, target = c[0], c[1]
+        guard = c[2] if len(c) > 2 else None
+        call = target if isinstance(target, ast.Call) else None
+        body = target if isinstance(target, tuple) else None
+        return ast.Clause(keyword, label, call, body, guard, self._span(meta))
+
+    def shortcut_clause(self, meta: Any, c: list[Any]) -> ast.Clause:
+        return self._clause("shortcut", meta, c)
+
+    def transform_clause(self, meta: Any, c: list[Any]) -> ast.Clause:
+        return self._clause("transform", meta, c)
+
+    def label(self, meta: Any, c: list[Any]) -> ast.Name:
+        name: ast.Name = c[0]
+        return name
+
+    def name(self, meta: Any, c: list[Any]) -> ast.Name:
+        parts: list[str | ast.Expr] = []
+        for part in c:
+            if part is None:
+                continue
+            if isinstance(part, Token):
+                if parts and isinstance(parts[-1], str):
+                    parts[-1] += str(part)
+                else:
+                    parts.append(str(part))
+            else:
+                parts.append(part)
+        return ast.Name(tuple(parts), self._span(meta))
+
+    def interp(self, meta: Any, c: list[Any]) -> Any:
+        return c[0]
+
+    def call(self, meta: Any, c: list[Any]) -> ast.Call:
+        return ast.Call(str(c[0]), c[1] or (), self._span(meta), _tok_span(self.source, c[0]))
+
+    def args(self, meta: Any, c: list[Any]) -> tuple[ast.Arg, ...]:
+        return tuple(a for a in c if a is not None)
+
+    def arg(self, meta: Any, c: list[Any]) -> ast.Arg:
+        return ast.Arg(None, c[0], self._span(meta))
+
+    def kwarg(self, meta: Any, c: list[Any]) -> ast.Arg:
+        return ast.Arg(str(c[0]), c[1], self._span(meta))
+
+    def guard(self, meta: Any, c: list[Any]) -> Any:
+        return c[0]
+
+    # ------------------------------------------------------------ expressions
+    def cond(self, meta: Any, c: list[Any]) -> ast.Cond:
+        return self._deep(ast.Cond(c[0], c[1], c[2], self._span(meta)), *c)
+
+    def _binop(self, op: str, meta: Any, left: Any, right: Any) -> ast.Binary:
+        return self._deep(ast.Binary(op, left, right, self._span(meta)), left, right)
+
+    def or_(self, meta: Any, c: list[Any]) -> ast.Binary:
+        return self._binop("or", meta, c[0], c[1])
+
+    def and_(self, meta: Any, c: list[Any]) -> ast.Binary:
+        return self._binop("and", meta, c[0], c[1])
+
+    def not_(self, meta: Any, c: list[Any]) -> ast.Unary:
+        return self._deep(ast.Unary("not", c[0], self._span(meta)), c[0])
+
+    def compare(self, meta: Any, c: list[Any]) -> ast.Binary:
+        return self._binop(str(c[1]), meta, c[0], c[2])
+
+    def binary(self, meta: Any, c: list[Any]) -> ast.Binary:
+        return self._binop(str(c[1]), meta, c[0], c[2])
+
+    def unary(self, meta: Any, c: list[Any]) -> ast.Unary:
+        return self._deep(ast.Unary(str(c[0]), c[1], self._span(meta)), c[1])
+
+    def index(self, meta: Any, c: list[Any]) -> ast.Index:
+        return self._deep(ast.Index(c[0], c[1], self._span(meta)), c[0], c[1])
+
+    def attr(self, meta: Any, c: list[Any]) -> ast.Attr:
+        return self._deep(ast.Attr(c[0], str(c[1]), self._span(meta)), c[0])
+
+    def int_(self, meta: Any, c: list[Any]) -> ast.Literal:
+        return ast.Literal(int(str(c[0]).replace("_", "")), self._span(meta))
+
+    def float_(self, meta: Any, c: list[Any]) -> ast.Literal:
+        return ast.Literal(float(str(c[0]).replace("_", "")), self._span(meta))
+
+    def string(self, meta: Any, c: list[Any]) -> ast.Literal:
+        return ast.Literal(str(c[0])[1:-1], self._span(meta))
+
+    def true(self, meta: Any, c: list[Any]) -> ast.Literal:
+        return ast.Literal(True, self._span(meta))
+
+    def false(self, meta: Any, c: list[Any]) -> ast.Literal:
+        return ast.Literal(False, self._span(meta))
+
+    def in_(self, meta: Any, c: list[Any]) -> ast.In:
+        return ast.In(self._span(meta))
+
+    def var(self, meta: Any, c: list[Any]) -> ast.Var:
+        return ast.Var(str(c[0]), self._span(meta))
+
+    def func(self, meta: Any, c: list[Any]) -> ast.FuncCall:
+        args = c[1] or ()
+        node = ast.FuncCall(str(c[0]), args, self._span(meta), _tok_span(self.source, c[0]))
+        return self._deep(node, *(a.value for a in args))
+
+    def list_(self, meta: Any, c: list[Any]) -> ast.ListExpr:
+        items = tuple(x for x in c if x is not None)
+        return self._deep(ast.ListExpr(items, self._span(meta)), *items)
+
+
+class _Items:
+    def __init__(self, children: list[Any]) -> None:
+        self.children = children
