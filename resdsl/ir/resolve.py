@@ -187,6 +187,8 @@ class _DefinitionChecker:
         if stmt.kind == "branch" and not in_weight:
             self._misplaced(stmt.kind_span, "`branch` is only allowed directly inside `weight`",
                             "a branch of a multi-branch `weight { branch {...} branch {...} }`")
+        for arg in stmt.args:
+            self._expr(arg.value, visible)
         self._args(stmt.kind, prim.args, stmt.args, stmt.kind_span, visible, "primitive")
         for clause, allowed in ((stmt.shortcut, prim.shortcut), (stmt.transform, prim.transform)):
             if clause is None:
