@@ -40,7 +40,7 @@ from resdsl.ir.resolve import Blocks
 from resdsl.syntax import ast
 
 # Limits that keep a hostile spec from exhausting memory; docs/language.md lists them.
-MAX_NODES = 1_000_000
+MAX_NODES = 500_000
 MAX_REPEAT = 100_000
 
 
@@ -272,13 +272,30 @@ class Elaborator:
         if stmt.label is not None:
             outer = self.child(scope, self.name(stmt.label, env, x), f"repeat ×{count}", stmt.label.span)
         kind = _iteration_kind(stmt)
+        start = len(self.graph)
         for i in range(count):
             env_i = dict(env)
             if stmt.var is not None:
                 env_i[stmt.var] = i
             inner = self.child(outer, str(i), kind, stmt.span) if stmt.label is not None else outer
             x = self.body(stmt.body, x, inner, env_i)
+            if i == 0:
+                self._check_projected_size(start, count, stmt)
         return x
+
+    def _check_projected_size(self, start: int, count: int, stmt: ast.RepeatStmt) -> None:
+        """Refuse a repeat whose first iteration shows it would pass MAX_NODES, before
+        spending the time to build it."""
+        projected = start + (len(self.graph) - start) * count
+        if projected > MAX_NODES:
+            raise fail(
+                "E0503",
+                f"this repeat would make the network about {projected:,} nodes, above the "
+                f"limit of {MAX_NODES:,}",
+                stmt.count.span,
+                f"{count:,} repetitions",
+                help="check the repeat counts",
+            )
 
     # ------------------------------------------------------------------ binding
 

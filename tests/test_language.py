@@ -1,0 +1,153 @@
+"""Language semantics: naming, scoping, expressions, guards, repetition and overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from resdsl.diagnostics import SpecError
+from resdsl.passes.counts import state_shapes
+from resdsl.pipeline import Options, UsageError
+from tests.helpers import build_text, by_path, graph_of
+
+
+def test_unnamed_ops_take_their_position_like_nn_sequential(tmp_path: Path) -> None:
+    g = graph_of(tmp_path, """
+        block proj(out) { conv(out, 1); bn }
+        network n { input [3, 8, 8]; down: proj(8); relu; a: conv(8, 3); relu }
+    """)
+    assert [n.path for n in g.nodes()] == ["input", "down.0", "down.1", "1", "a", "3"]
+
+
+def test_named_repeat_numbers_iterations_and_unnamed_calls_are_transparent(
+    tmp_path: Path,
+) -> None:
+    g = graph_of(tmp_path, """
+        block unit(c) { conv1: conv(c, 3); bn1: bn }
+        network n { input [3, 8, 8]; layer1: repeat 2 { unit(4) } }
+    """)
+    assert set(state_shapes(g)) >= {"layer1.0.conv1.weight", "layer1.1.bn1.weight"}
+    assert g.scopes["layer1"].kind == "repeat ×2"
+    assert g.scopes["layer1.1"].kind == "unit"
+
+
+def test_interpolated_names_and_lists(tmp_path: Path) -> None:
+    g = graph_of(tmp_path, """
+        network n(widths = [4, 8]) {
+            input [3, 8, 8]
+            repeat len(widths) as s {
+                stage{s + 1}: { repeat 2 as i { conv{s}_{i + 1}: conv(widths[s], 3) } }
+            }
+        }
+    """)
+    assert "stage2.conv1_2" in by_path(g)
+    assert by_path(g)["stage2.conv1_2"].shape == (8, 8, 8)
+
+
+def test_in_reads_the_incoming_shape(tmp_path: Path) -> None:
+    g = graph_of(tmp_path, """
+        network n { input [6, 9, 9]; half: conv(in.c // 2, 1); q: conv(in.h * in.w, 1) }
+    """)
+    assert by_path(g)["half"].shape == (3, 9, 9)
+    assert by_path(g)["q"].shape == (81, 9, 9)
+
+
+def test_integral_float_channels_are_accepted(tmp_path: Path) -> None:
+    """DESIGN.md §3: DenseNet transitions need `in.c / 2`."""
+    g = graph_of(tmp_path, "network n { input [6, 4, 4]; c: conv(in.c / 2, 1) }")
+    assert by_path(g)["c"].shape == (3, 4, 4)
+
+
+def test_non_integral_channels_are_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as exc:
+        graph_of(tmp_path, "network n { input [6, 4, 4]; c: conv(in.c / 4, 1) }")
+    assert exc.value.diagnostics[0].code == "E0403"
+
+
+def test_guards_skip_statements_and_shortcuts(tmp_path: Path) -> None:
+    g = graph_of(tmp_path, """
+        block b(c, proj) {
+            skip { conv1: conv(c, 3) } shortcut down: conv(c, 1) if proj
+        }
+        network n { input [4, 8, 8]; x: b(4, false); y: b(4, true); z: conv(4, 1) if false }
+    """)
+    paths = by_path(g)
+    assert "x.down" not in paths and "y.down" in paths and "z" not in paths
+    assert g.node(paths["x.skip"].inputs[1]).path == "input"  # identity shortcut
+
+
+def test_expressions(tmp_path: Path) -> None:
+    g = graph_of(tmp_path, """
+        network n(k = 3) {
+            a = 2 ** 3 + 7 // 2 * 2 - 10 % 4    # 8 + 6 - 2
+            b = max(a, 4) if k == 3 and not (k > 4 or k < 0) else 0
+            c = min([abs(-5), int(6.9), len([1, 2, 3])])
+            input [3, 8, 8]
+            x: conv(a, 1); y: conv(b + c, 1)
+        }
+    """)
+    assert by_path(g)["x"].shape[0] == 12
+    assert by_path(g)["y"].shape[0] == 15
+
+
+def test_block_defaults_see_earlier_parameters(tmp_path: Path) -> None:
+    g = graph_of(tmp_path, """
+        block b(c, out = c * 2) { conv(out, 1) }
+        network n { input [3, 4, 4]; b(5) }
+    """)
+    assert by_path(g)["0"].shape[0] == 10
+
+
+def test_bindings_are_scoped_to_their_braces(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as exc:
+        graph_of(tmp_path, """
+            network n { input [3, 4, 4]; s: { w = 4; conv(w, 1) }; conv(w, 1) }
+        """)
+    assert [d.code for d in exc.value.diagnostics] == ["E0202"]
+
+
+def test_static_checks_report_every_mistake_at_once(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as exc:
+        graph_of(tmp_path, """
+            network n { input [3, 4, 4]; cnov(4, 1); conv(4, 1, strides = 2); relu(1) }
+        """)
+    assert [d.code for d in exc.value.diagnostics] == ["E0201", "E0203", "E0402"]
+    assert exc.value.diagnostics[0].help == "did you mean `conv`?"
+
+
+def test_defines_and_input_override(tmp_path: Path) -> None:
+    text = "network n(c = 4, act = true) { input [3, 8, 8]; x: conv(c, 3); relu if act }"
+    g = graph_of(tmp_path, text, Options(defines={"c": "2 * 8", "act": "false"},
+                                          input_shape=(1, 5, 5)))
+    assert by_path(g)["x"].shape == (16, 5, 5)
+    assert len(g) == 2
+    with pytest.raises(UsageError, match="did you mean `c`"):
+        graph_of(tmp_path, text, Options(defines={"cc": "1"}))
+
+
+def test_several_networks_need_a_choice(tmp_path: Path) -> None:
+    text = "network a { input [3, 4, 4] }\nnetwork b { input [1, 4, 4]; relu }"
+    assert len(graph_of(tmp_path, text, Options(network="b"))) == 2
+    with pytest.raises(SpecError) as exc:
+        graph_of(tmp_path, text)
+    assert exc.value.diagnostics[0].code == "E0211"
+
+
+def test_imports_resolve_locally_then_in_the_library(tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "mine.res").write_text("block mine() { conv(4, 1) }\n", "utf-8")
+    g = graph_of(tmp_path, """
+        use "lib/mine.res"
+        use "blocks/resnet.res"     # not here: found in the built-in library
+        network n { input [3, 8, 8]; mine; a: project(8, 2) }
+    """)
+    assert by_path(g)["a.0"].shape == (8, 4, 4)
+
+
+def test_warnings_do_not_stop_the_build(tmp_path: Path) -> None:
+    result = build_text(tmp_path, """
+        block unused_block() { relu }
+        network n(unused = 1) { input [3, 4, 4]; relu }
+    """)
+    assert sorted(d.code for d in result.warnings) == ["W0101", "W0102"]
