@@ -80,12 +80,12 @@ def select_network(program: Program, name: str | None) -> ast.Definition:
                 )
             ]
         )
-    names = ", ".join(f"`{n.name}`" for n in networks)
+    listed = ", ".join(f"`{n.name}`" for n in networks)
     raise SpecError(
         [
             error(
                 "E0211",
-                f"`{source.path}` defines several networks: {names}",
+                f"`{source.path}` defines several networks: {listed}",
                 networks[1].name_span,
                 "a second network",
                 help="choose one with `--network NAME`",

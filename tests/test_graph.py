@@ -6,6 +6,7 @@ import pytest
 
 from resdsl.diagnostics import InternalError
 from resdsl.ir.graph import Graph
+from resdsl.ir.ops import Value
 from resdsl.passes.counts import rollup, totals
 from resdsl.passes.shapes import verify_shapes
 from resdsl.passes.structure import check_structure
@@ -44,7 +45,7 @@ def test_a_wrong_recorded_shape_is_an_internal_error() -> None:
 def test_rollup_sums_along_the_hierarchy() -> None:
     g = Graph("t")
     x = g.add("input", {"shape": "3×8×8"}, (), (3, 8, 8), "input", None)
-    args = {"out": 4, "kernel": (3, 3), "stride": (1, 1), "padding": None,
+    args: dict[str, Value] = {"out": 4, "kernel": (3, 3), "stride": (1, 1), "padding": None,
             "dilation": (1, 1), "groups": 1, "bias": False}
     c = g.add("conv", args, (x,), (4, 8, 8), "s.b.conv", None)
     g.output = g.add("conv", args | {"out": 4}, (c,), (4, 8, 8), "s.c", None)

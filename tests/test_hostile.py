@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from resdsl.cli import main
 from tests.conftest import SPECS
 
+FIXTURE = HealthCheck.function_scoped_fixture
 TOKENS = [
     "network", "block", "use", "input", "repeat", "as", "skip", "shortcut", "weight", "gate",
     "concat", "group", "dual", "scale", "branch", "transform", "if", "else", "and", "or", "not",
@@ -31,7 +32,7 @@ def _check(tmp_path: Path, data: bytes) -> tuple[int, str]:
     return code, err.getvalue()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, suppress_health_check=[FIXTURE])
 @given(st.lists(st.sampled_from(TOKENS), max_size=60))
 def test_token_soup_never_crashes(tmp_path: Path, tokens: list[str]) -> None:
     code, err = _check(tmp_path, " ".join(tokens).encode())
@@ -39,14 +40,14 @@ def test_token_soup_never_crashes(tmp_path: Path, tokens: list[str]) -> None:
     assert "Traceback" not in err and "E9000" not in err
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[FIXTURE])
 @given(st.binary(max_size=300))
 def test_binary_garbage_never_crashes(tmp_path: Path, data: bytes) -> None:
     code, err = _check(tmp_path, data)
     assert code == 1 and "Traceback" not in err
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[FIXTURE])
 @given(st.data())
 def test_mutated_real_specs_never_crash(tmp_path: Path, data: st.DataObject) -> None:
     """Delete, duplicate or replace a slice of a shipped spec."""

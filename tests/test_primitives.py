@@ -113,7 +113,9 @@ def test_group_lowers_to_grouped_convolution(tmp_path: Path) -> None:
     g = graph_of(tmp_path, """
         network n {
             input [64, 8, 8]
-            group(32) { c1: conv(4, 1); b1: bn; relu; c2: conv(4, 3); b2: bn; relu; c3: conv(256, 1) }
+            group(32) {
+                c1: conv(4, 1); b1: bn; relu; c2: conv(4, 3); b2: bn; relu; c3: conv(256, 1)
+            }
         }
     """)
     s = state_shapes(g)

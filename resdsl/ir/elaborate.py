@@ -53,7 +53,7 @@ class Tensor:
 class _Scope:
     """A module namespace being filled: the names given so far and the position counter."""
 
-    __slots__ = ("path", "names", "position")
+    __slots__ = ("names", "path", "position")
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -270,7 +270,8 @@ class Elaborator:
             )
         outer = scope
         if stmt.label is not None:
-            outer = self.child(scope, self.name(stmt.label, env, x), f"repeat ×{count}", stmt.label.span)
+            name = self.name(stmt.label, env, x)
+            outer = self.child(scope, name, f"repeat ×{count}", stmt.label.span)
         kind = _iteration_kind(stmt)
         start = len(self.graph)
         for i in range(count):
@@ -330,7 +331,7 @@ class Elaborator:
 
     def bind_block(self, block: ast.Definition, call: ast.Call, env: Env, x: Tensor) -> Env:
         given: dict[str, Value] = {}
-        for param, arg in zip(block.params, (a for a in call.args if a.name is None)):
+        for param, arg in zip(block.params, (a for a in call.args if a.name is None), strict=False):
             given[param.name] = self.eval(arg.value, env, x.shape)
         for arg in call.args:
             if arg.name is not None:
@@ -399,7 +400,9 @@ class Elaborator:
         y: Tensor = lower(stmt, args, x, scope, env)
         return y
 
-    def clause(self, clause: ast.Clause | None, x: Tensor, scope: _Scope, env: Env) -> Tensor | None:
+    def clause(
+        self, clause: ast.Clause | None, x: Tensor, scope: _Scope, env: Env
+    ) -> Tensor | None:
         """Run a `shortcut` or `transform` clause; None when absent or guarded off."""
         if clause is None:
             return None
@@ -410,16 +413,21 @@ class Elaborator:
         assert clause.body is not None
         inner = scope
         if clause.label is not None:
-            inner = self.child(scope, self.name(clause.label, env, x), "sequence", clause.label.span)
+            name = self.name(clause.label, env, x)
+            inner = self.child(scope, name, "sequence", clause.label.span)
         return self.body(clause.body, x, inner, env)
 
-    def _skip(self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env) -> Tensor:
+    def _skip(
+        self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
+    ) -> Tensor:
         f = self.body(stmt.body, x, scope, env)
         s = self.clause(stmt.shortcut, x, scope, env)
         self._check_residual(stmt, f, s if s is not None else x, s is None, "skip")
         return self.add("add", {}, (f, s or x), scope.internal("skip", stmt.span), stmt.span)
 
-    def _weight(self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env) -> Tensor:
+    def _weight(
+        self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
+    ) -> Tensor:
         branches = [s for s in stmt.body if isinstance(s, ast.PrimitiveStmt)
                     and s.kind == "branch"]
         if branches:
@@ -491,7 +499,7 @@ class Elaborator:
             if stmt.shortcut is not None
             else None
         )
-        secondary = (Label(body_span, f"the body gives {fmt_shape(f.shape)}"),)
+        secondary: tuple[Label, ...] = (Label(body_span, f"the body gives {fmt_shape(f.shape)}"),)
         if other is not None:
             secondary += (other,)
         label = f"adds {fmt_shape(f.shape)} and {fmt_shape(s.shape)}"
@@ -528,7 +536,9 @@ class Elaborator:
             ),
         )
 
-    def _gate(self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env) -> Tensor:
+    def _gate(
+        self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
+    ) -> Tensor:
         bias = args["bias"]
         assert isinstance(bias, float)
         before = len(self.graph)
@@ -594,7 +604,9 @@ class Elaborator:
         return self.add(first.op, args, (x,), scope.internal("transform", stmt.span),
                         stmt.span, init={"bias": bias})
 
-    def _concat(self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env) -> Tensor:
+    def _concat(
+        self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
+    ) -> Tensor:
         f = self.body(stmt.body, x, scope, env)
         if len(f.shape) != 3 or len(x.shape) != 3 or f.shape[1:] != x.shape[1:]:
             body_span = stmt.body[-1].span if stmt.body else stmt.kind_span
@@ -609,11 +621,15 @@ class Elaborator:
             )
         return self.add("concat", {}, (x, f), scope.internal("concat", stmt.span), stmt.span)
 
-    def _scale(self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env) -> Tensor:
+    def _scale(
+        self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
+    ) -> Tensor:
         f = self.body(stmt.body, x, scope, env)
         return self.add("mul", {}, (x, f), scope.internal("scale", stmt.span), stmt.span)
 
-    def _dual(self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env) -> Tensor:
+    def _dual(
+        self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
+    ) -> Tensor:
         r = args["r"]
         assert isinstance(r, int)
         s = self.clause(stmt.shortcut, x, scope, env) or x
@@ -641,7 +657,9 @@ class Elaborator:
             )
         return self.add("dual", {"r": r}, (s, f), scope.internal("dual", stmt.span), stmt.span)
 
-    def _group(self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env) -> Tensor:
+    def _group(
+        self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
+    ) -> Tensor:
         g = self._arg_int(args, "groups")
         ctx = _Group(g, x.node)
         self.group = ctx

@@ -72,7 +72,7 @@ def _arith(node: ast.Binary, a: Value, b: Value) -> Value:
 def _compare(node: ast.Binary, a: Value, b: Value) -> bool:
     op = node.op
     if op == "==":
-        return a == b and type_name(a) == type_name(b) or (_number(a) and _number(b) and a == b)
+        return (a == b and type_name(a) == type_name(b)) or (_number(a) and _number(b) and a == b)
     if op == "!=":
         return not _compare(ast.Binary("==", node.left, node.right, node.span), a, b)
     if not (_number(a) and _number(b)):
@@ -160,7 +160,9 @@ class Evaluator:
         if not isinstance(seq, (tuple, str)):
             raise fail("E0401", f"cannot index a {type_name(seq)}", node.obj.span, "not a list")
         if not isinstance(i, int) or isinstance(i, bool):
-            raise fail("E0401", f"an index must be an integer, not a {type_name(i)}", node.index.span)
+            raise fail(
+                "E0401", f"an index must be an integer, not a {type_name(i)}", node.index.span
+            )
         if not -len(seq) <= i < len(seq):
             raise fail(
                 "E0407",

@@ -15,9 +15,9 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import ClassVar, Union
+from typing import ClassVar
 
-Value = Union[int, float, bool, str, tuple["Value", ...], None]
+Value = int | float | bool | str | tuple["Value", ...] | None
 Shape = tuple[int, ...]
 Args = Mapping[str, Value]
 
@@ -164,6 +164,28 @@ def fmt_shape(shape: Shape) -> str:
     return "×".join(str(d) for d in shape)
 
 
+def int_arg(a: Args, name: str) -> int:
+    """A bound argument known (by its ArgSpec) to be an integer."""
+    value = a[name]
+    assert isinstance(value, int)
+    return value
+
+
+def float_arg(a: Args, name: str) -> float:
+    value = a[name]
+    assert isinstance(value, float)
+    return value
+
+
+def pair_arg(a: Args, name: str) -> tuple[int, int]:
+    """A bound PAIR argument: always normalised to (h, w) by `coerce`."""
+    value = a[name]
+    assert isinstance(value, tuple) and len(value) == 2
+    h, w = value
+    assert isinstance(h, int) and isinstance(w, int)
+    return h, w
+
+
 def _feature_map(op: str, shape: Shape) -> tuple[int, int, int]:
     if len(shape) != 3:
         raise ShapeError(
@@ -238,14 +260,13 @@ class Conv(Op):
     def padding(a: Args) -> tuple[int, int]:
         """Explicit padding, or `dilation * (kernel // 2)`: "same" for odd kernels at stride 1."""
         if a["padding"] is not None:
-            return a["padding"]  # type: ignore[return-value]
-        (kh, kw), (dh, dw) = a["kernel"], a["dilation"]  # type: ignore[misc]
+            return pair_arg(a, "padding")
+        (kh, kw), (dh, dw) = pair_arg(a, "kernel"), pair_arg(a, "dilation")
         return (dh * (kh // 2), dw * (kw // 2))
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
         c, h, w = _feature_map("conv", ins[0])
-        out, groups = a["out"], a["groups"]
-        assert isinstance(out, int) and isinstance(groups, int)
+        out, groups = int_arg(a, "out"), int_arg(a, "groups")
         if c % groups or out % groups:
             which = f"input channels ({c})" if c % groups else f"output channels ({out})"
             raise ShapeError(
@@ -254,8 +275,8 @@ class Conv(Op):
                 f"{groups} groups over {c} → {out} channels",
                 "choose groups that divide both the input and the output channels",
             )
-        (kh, kw), (sh, sw), (dh, dw) = a["kernel"], a["stride"], a["dilation"]  # type: ignore[misc]
-        ph, pw = self.padding(a)
+        (kh, kw), (sh, sw) = pair_arg(a, "kernel"), pair_arg(a, "stride")
+        (dh, dw), (ph, pw) = pair_arg(a, "dilation"), self.padding(a)
         return (
             out,
             _window("conv", h, kh, sh, ph, dh, False, "height"),
@@ -263,17 +284,13 @@ class Conv(Op):
         )
 
     def state(self, ins: Sequence[Shape], a: Args, out: Shape) -> tuple[State, ...]:
-        kh, kw = a["kernel"]  # type: ignore[misc]
-        groups = a["groups"]
-        assert isinstance(groups, int)
-        weight = State("weight", (out[0], ins[0][0] // groups, kh, kw))
+        kh, kw = pair_arg(a, "kernel")
+        weight = State("weight", (out[0], ins[0][0] // int_arg(a, "groups"), kh, kw))
         return (weight, State("bias", (out[0],))) if a["bias"] else (weight,)
 
     def macs(self, ins: Sequence[Shape], a: Args, out: Shape) -> int:
-        kh, kw = a["kernel"]  # type: ignore[misc]
-        groups = a["groups"]
-        assert isinstance(groups, int)
-        return math.prod(out) * (ins[0][0] // groups) * kh * kw
+        kh, kw = pair_arg(a, "kernel")
+        return math.prod(out) * (ins[0][0] // int_arg(a, "groups")) * kh * kw
 
 
 class BatchNorm(Op):
@@ -332,8 +349,9 @@ class _Pool(Op):
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
         c, h, w = _feature_map(self.name, ins[0])
-        (kh, kw), (ph, pw) = a["kernel"], a["padding"]  # type: ignore[misc]
-        sh, sw = a["stride"] or a["kernel"]  # type: ignore[misc]
+        (kh, kw), (ph, pw) = pair_arg(a, "kernel"), pair_arg(a, "padding")
+        # PyTorch's default: the stride is the kernel size.
+        sh, sw = pair_arg(a, "stride") if a["stride"] is not None else (kh, kw)
         if 2 * ph > kh or 2 * pw > kw:
             raise ShapeError(
                 "E0408",
@@ -486,7 +504,7 @@ class Mul(Op):
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
         x, f = ins
-        if len(x) != len(f) or any(fd not in (1, xd) for xd, fd in zip(x, f)):
+        if len(x) != len(f) or any(fd not in (1, xd) for xd, fd in zip(x, f, strict=True)):
             raise ShapeError(
                 "E0309",
                 f"scale's factor {fmt_shape(f)} does not broadcast over its input "

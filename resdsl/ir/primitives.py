@@ -39,7 +39,10 @@ PRIMITIVES: dict[str, Primitive] = {
         Primitive("concat", summary="y = [x, F(x)]"),
         Primitive(
             "group",
-            (ArgSpec("groups", ArgType.POS_INT), ArgSpec("merge", ArgType.STR, "sum", ("sum", "concat"))),
+            (
+                ArgSpec("groups", ArgType.POS_INT),
+                ArgSpec("merge", ArgType.STR, "sum", ("sum", "concat")),
+            ),
             summary="g branches of F, merged by sum or concat (lowered to grouped conv)",
         ),
         Primitive(

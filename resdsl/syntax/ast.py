@@ -7,7 +7,6 @@ the grammar to the AST to the elaborator without a dictionary.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from resdsl.diagnostics import Source, Span
 
@@ -88,7 +87,7 @@ class FuncCall:
     name_span: Span
 
 
-Expr = Union[Literal, Var, In, Attr, Index, ListExpr, Unary, Binary, Cond, FuncCall]
+Expr = Literal | Var | In | Attr | Index | ListExpr | Unary | Binary | Cond | FuncCall
 
 # ---------------------------------------------------------------- statements
 
@@ -186,7 +185,7 @@ class PrimitiveStmt:
     kind_span: Span
 
 
-Stmt = Union[Binding, InputStmt, CallStmt, SeqStmt, RepeatStmt, PrimitiveStmt]
+Stmt = Binding | InputStmt | CallStmt | SeqStmt | RepeatStmt | PrimitiveStmt
 
 # ---------------------------------------------------------------- definitions
 
