@@ -25,6 +25,21 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     return f"did you mean `{match[0]}`?" if match else None
 
 
+# Other frameworks' names for the ops, for "did you mean" when difflib finds nothing close.
+_ALIASES = {
+    "batchnorm": "bn", "batchnorm2d": "bn", "batch_norm": "bn", "norm": "bn",
+    "conv2d": "conv", "convolution": "conv", "dense": "linear", "fc": "linear",
+    "maxpool2d": "maxpool", "max_pool": "maxpool", "avgpool2d": "avgpool",
+    "avg_pool": "avgpool", "adaptiveavgpool2d": "global_avgpool", "gap": "global_avgpool",
+    "adaptive_avgpool": "global_avgpool", "global_pool": "global_avgpool", "swish": "silu",
+}
+
+
+def _alias(name: str) -> str | None:
+    match = _ALIASES.get(name.lower())
+    return f"did you mean `{match}`?" if match else None
+
+
 @dataclass
 class Blocks:
     """Every block visible to the program (all files share one namespace)."""
@@ -107,6 +122,15 @@ class _DefinitionChecker:
         self.blocks = blocks
         self.out = out
         self.defs: list[_Def] = []
+        # Every binding and repeat index of the definition, wherever it is visible, so that
+        # a use outside that region is told where the name is; and the names so reported.
+        self.bound: dict[str, Span] = {}
+        for stmt in _walk_stmts(definition.body):
+            if isinstance(stmt, ast.Binding):
+                self.bound.setdefault(stmt.name, stmt.name_span)
+            elif isinstance(stmt, ast.RepeatStmt) and stmt.var and stmt.var_span:
+                self.bound.setdefault(stmt.var, stmt.var_span)
+        self.misplaced: set[str] = set()
 
     def run(self) -> None:
         visible: Visible = {}
@@ -118,7 +142,7 @@ class _DefinitionChecker:
 
     def unused(self) -> Iterator[tuple[str, Span]]:
         for d in self.defs:
-            if not d.used and not d.name.startswith("_"):
+            if not d.used and not d.name.startswith("_") and d.name not in self.misplaced:
                 yield d.name, d.span
 
     def _define(self, name: str, span: Span, what: str, visible: Visible) -> None:
@@ -146,8 +170,11 @@ class _DefinitionChecker:
 
     def _stmt(self, stmt: ast.Stmt, visible: Visible, in_weight: bool) -> None:
         if isinstance(stmt, ast.Binding):
+            before = len(self.out)
             self._expr(stmt.value, visible)
             self._define(stmt.name, stmt.name_span, "binding", visible)
+            if len(self.out) > before and self.defs and self.defs[-1].span is stmt.name_span:
+                self.defs[-1].used = True  # its value is already an error; no W0102 on top
         elif isinstance(stmt, ast.InputStmt):
             if self.definition.kind != "network":
                 self.out.append(
@@ -252,6 +279,7 @@ class _DefinitionChecker:
                     call.target_span,
                     "not an op, and no block has this name",
                     help=did_you_mean(call.target, candidates)
+                    or _alias(call.target)
                     or "define it with `block " + call.target + "(...) { ... }` or import it "
                     "with `use`",
                 )
@@ -384,16 +412,31 @@ class _DefinitionChecker:
         if d is not None:
             d.used = True
             return
-        if any(d.name == e.name for d in self.defs):
+        secondary: tuple[Label, ...] = ()
+        where = self.bound.get(e.name)
+        if where is not None:
+            self.misplaced.add(e.name)
             message, label = f"`{e.name}` is not defined at this point", "not visible here"
-            hint = "a binding is visible after it, up to the end of its `{ }`; move it up"
+            secondary = (Label(where, "defined here"),)
+            if (where.line, where.column) > (e.span.line, e.span.column):
+                hint = f"`{e.name}` is defined further down; move its definition above this use"
+            else:
+                hint = (
+                    f"`{e.name}` is visible from its definition to the end of the `{{ }}` that "
+                    "holds it; define it where this use can see it"
+                )
         else:
             message, label = f"unknown variable `{e.name}`", "not defined here"
-            hint = did_you_mean(e.name, visible) or (
-                f"a block sees only its parameters and bindings; add `{e.name}` as a "
+            kind = self.definition.kind
+            hint = (
+                f"`{e.name}` is an op or block, not a value: name a layer with `:` "
+                f"(`x: {e.name}`); `=` binds a value"
+                if e.name in USER_OPS or e.name in self.blocks.by_name
+                else did_you_mean(e.name, visible)
+                or f"a {kind} sees only its parameters and bindings; add `{e.name}` as a "
                 "parameter"
             )
-        self.out.append(error("E0202", message, e.span, label, help=hint))
+        self.out.append(error("E0202", message, e.span, label, help=hint, secondary=secondary))
 
 
 def check_program(program: Program) -> tuple[list[Diagnostic], Blocks]:
@@ -418,7 +461,9 @@ def check_program(program: Program) -> tuple[list[Diagnostic], Blocks]:
                         )
                     )
     out += _recursion(blocks)
-    out += _unused_definitions(program, blocks)
+    if not any(d.code == "E0201" for d in out):
+        # An unknown call may be a misspelt use of a block or import: no warning about those.
+        out += _unused_definitions(program, blocks)
     return out, blocks
 
 
@@ -507,7 +552,10 @@ def _reaches_used(program: Program, file: ast.File, used: set[int], seen: set[in
     seen.add(id(file))
     for use in file.uses:
         target = program.imports.get((file.source.path, use.path))
-        if target is not None and id(target) not in seen:
-            if _reaches_used(program, target, used, seen):
-                return True
+        if (
+            target is not None
+            and id(target) not in seen
+            and _reaches_used(program, target, used, seen)
+        ):
+            return True
     return False

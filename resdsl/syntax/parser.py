@@ -5,13 +5,13 @@ overflow the Python stack.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from lark import Lark, Token, Transformer_NonRecursive, v_args
 from lark.exceptions import (
     UnexpectedCharacters,
-    UnexpectedEOF,
     UnexpectedInput,
     UnexpectedToken,
     VisitError,
@@ -93,13 +93,13 @@ def parse(source: Source) -> ast.File:
     except UnexpectedInput as exc:
         raise SpecError([_syntax_error(source, exc)]) from None
     except VisitError as wrapped:
-        exc = wrapped.orig_exc
-        if not isinstance(exc, _DepthError):
-            raise exc from None
+        inner = wrapped.orig_exc
+        if not isinstance(inner, _DepthError):
+            raise inner from None
         raise fail(
             "E0004",
             f"expression nested more than {MAX_EXPR_DEPTH} levels deep",
-            exc.span,
+            inner.span,
             "too deep",
             help="split the expression with bindings (`x = ...`)",
         ) from None
@@ -163,10 +163,10 @@ def _expected(names: set[str]) -> str:
     """The expected terminals, said briefly: statement starters and operators are summarised."""
     names = set(names)
     pretty: list[str] = []
-    if _STATEMENT_STARTS <= names:
+    if names >= _STATEMENT_STARTS:
         pretty.append("a statement")
         names -= _STATEMENT_STARTS | {"NAME", "INPUT", "BRANCH", "SEMICOLON"}
-    elif _EXPRESSION_STARTS <= names:
+    elif names >= _EXPRESSION_STARTS:
         pretty.append("an expression")
         names -= _EXPRESSION_STARTS | {"NOT", "ADD_OP"}
     if names - _OPERATORS - {"$END"}:
@@ -181,7 +181,7 @@ def _expected(names: set[str]) -> str:
             pretty.append(name.lower())
     pretty = sorted(set(pretty), key=lambda s: (not s.startswith("`"), s))
     if len(pretty) > 6:
-        pretty = pretty[:6] + ["..."]
+        pretty = [*pretty[:6], "..."]
     if len(pretty) == 1:
         return pretty[0]
     return ", ".join(pretty[:-1]) + " or " + pretty[-1]
@@ -192,17 +192,17 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> Any:
         tok = exc.token
         start = tok.start_pos or 0
         span = source.span(start, start + len(str(tok)))
-        expected = exc.accepts or exc.expected
-        hint = _syntax_help(tok, expected)
+        accepts: Collection[str] = exc.accepts or exc.expected
+        hint = _syntax_help(source, tok, accepts)
         return error(
             "E0101",
             f"unexpected {_describe(tok)}",
             span,
-            f"expected {_expected(set(expected))}",
+            f"expected {_expected(set(accepts))}",
             help=hint,
         )
     if isinstance(exc, UnexpectedCharacters):
-        pos = exc.pos_in_stream
+        pos = exc.pos_in_stream or 0
         ch = source.text[pos]
         return error(
             "E0102",
@@ -216,32 +216,76 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> Any:
             ),
         )
     end = len(source.text.rstrip())
-    expected = getattr(exc, "expected", None) or ()
+    expected: Collection[str] = getattr(exc, "expected", None) or ()
     if isinstance(exc, UnexpectedToken):
         expected = exc.accepts or exc.expected
-    closing = "}" if _unclosed(source.text) else None
+    closing = _unclosed(source.text)
+    if len(closing) == 1:
+        opening = "([{"[")]}".index(closing[0])]
+        close_hint: str | None = (
+            f"a `{closing[0]}` is missing: every `{opening}` needs its `{closing[0]}`"
+        )
+    elif closing:
+        listed = " and ".join(f"`{c}`" for c in closing)
+        close_hint = f"{listed} are missing, in that order: every bracket needs its closing one"
+    else:
+        close_hint = None
     return error(
         "E0103",
         "unexpected end of file",
         source.span(end, end),
         f"expected {_expected(set(expected))}" if expected else "the spec stops here",
-        help=f"a `{closing}` is missing: every `{{` needs its `}}`" if closing else None,
+        help=close_hint,
     )
 
 
-def _unclosed(text: str) -> bool:
-    return text.count("{") > text.count("}")
+def _unclosed(text: str) -> list[str]:
+    """The closing brackets the text still needs, innermost first."""
+    stack: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "#\"":
+            stop = text.find("\n" if ch == "#" else '"', i + 1)
+            i = len(text) if stop < 0 else stop + 1
+            continue
+        if ch in "([{":
+            stack.append(")]}"["([{".index(ch)])
+        elif ch in ")]}" and stack and stack[-1] == ch:
+            stack.pop()
+        i += 1
+    return stack[::-1]
 
 
-def _syntax_help(tok: Token, expected: Any) -> str | None:
+def _syntax_help(source: Source, tok: Token, expected: Any) -> str | None:
     exp = set(expected)
+    start = tok.start_pos or 0
+    before = source.text[:start].rstrip()
+    # The token starts a new line: what the line above left open is the likelier mistake.
+    on_new_line = "\n" in source.text[len(before) : start]
+    for closer, name in ((")", "RPAR"), ("]", "RSQB")):
+        if on_new_line and name in exp and tok.type not in ("INT", "FLOAT", "STRING"):
+            more = " (or a `,`, if the list goes on)" if tok.type == "NAME" else ""
+            return f"a `{closer}` is missing at the end of the line above{more}"
     if "COMMA" in exp and tok.type in ("INT", "FLOAT", "NAME", "STRING"):
-        return "separate arguments with `,`"
+        return "separate list items with `,`" if "RSQB" in exp else "separate arguments with `,`"
     if tok.type == "EQUAL" and "COLON" in exp:
         return "name a layer with `:` (`conv1: conv(64, 3)`); `=` binds a value"
+    if tok.type == "LBRACE" and before.endswith("="):
+        return "name a sequence with `:` (`stage: { ... }`); `=` binds a value"
+    if str(tok) == "//":
+        return "comments start with `#`, not `//`"
     if tok.type == "COLON":
         return "a name comes before `:` at the start of a statement (`conv1: conv(64, 3)`)"
+    if exp <= {"BLOCK", "NETWORK", "USE", "$END"}:
+        return (
+            "only `use`, `block` and `network` stand at the top level; statements go inside "
+            "a `{ }` (is there a `}` too many above?)"
+        )
     return None
+
+
+_N = TypeVar("_N")
 
 
 class _DepthError(Exception):
@@ -255,7 +299,7 @@ def _tok_span(source: Source, tok: Token) -> Span:
 
 
 @v_args(meta=True)
-class _ToAst(Transformer_NonRecursive):
+class _ToAst(Transformer_NonRecursive[Any, Any]):
     """Builds the AST bottom-up from Lark's parse tree."""
 
     def __init__(self, source: Source) -> None:
@@ -266,10 +310,10 @@ class _ToAst(Transformer_NonRecursive):
     def _span(self, meta: Any) -> Span:
         return Span(self.source, meta.line, meta.column, meta.end_line, meta.end_column)
 
-    def _deep(self, node: Any, *children: Any) -> Any:
+    def _deep(self, node: _N, *children: Any) -> _N:
         depth = 1 + max((self._depth.get(id(c), 0) for c in children), default=0)
         if depth > MAX_EXPR_DEPTH:
-            raise _DepthError(node.span)
+            raise _DepthError(node.span)  # type: ignore[attr-defined]
         self._depth[id(node)] = depth
         return node
 
