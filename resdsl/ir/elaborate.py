@@ -53,12 +53,17 @@ class Tensor:
 class _Scope:
     """A module namespace being filled: the names given so far and the position counter."""
 
-    __slots__ = ("names", "path", "position")
+    __slots__ = ("names", "path", "position", "trail", "trails")
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.names: dict[str, Span | None] = {}
         self.position = 0
+        # The unnamed block calls and repeat iterations being run in this scope (span, block
+        # name or "repeat", iteration), and the trail each name was claimed through: they
+        # tell which call or repeat made two names collide.
+        self.trail: list[tuple[Span, str, int]] = []
+        self.trails: dict[str, tuple[tuple[Span, str, int], ...]] = {}
 
     def full(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
@@ -66,19 +71,59 @@ class _Scope:
     def claim(self, name: str, span: Span | None) -> str:
         """Register a child name (a module); two children may not share one."""
         if name in self.names:
-            first = self.names[name]
-            raise fail(
-                "E0206",
-                f"two modules are named `{self.full(name)}`",
-                span,
-                "the second one",
-                secondary=(Label(first, "the first one"),) if first else (),
-                help="give one of them another name; unnamed block calls put their layers "
-                "directly in the caller, so name the calls (`a: block(...)`)",
-            )
+            raise self._clash(name, span)
         self.names[name] = span
+        self.trails[name] = tuple(self.trail)
         self.position += 1
         return self.full(name)
+
+    def _clash(self, name: str, span: Span | None) -> SpecError:
+        first, path = self.names[name], self.full(name)
+        old, new = self.trails.get(name, ()), tuple(self.trail)
+        diverge = next((i for i, (a, b) in enumerate(zip(old, new, strict=False)) if a != b), None)
+        if diverge is None and len(old) != len(new):
+            diverge = min(len(old), len(new))
+        named_here = (Label(span, f"`{name}` is named here"),) if span else ()
+        first_label = (Label(first, "the first one"),) if first else ()
+        if diverge is None or diverge >= len(new):
+            return fail(
+                "E0206",
+                f"two modules are named `{path}`",
+                span,
+                "the second one",
+                secondary=first_label,
+                help="give one of them another name",
+            )
+        site, kind, _ = new[diverge]
+        prev = old[diverge] if diverge < len(old) else None
+        if kind == "repeat" and prev is not None and prev[0] == site:
+            return fail(
+                "E0206",
+                f"two modules are named `{path}`",
+                site,
+                f"every iteration of this unnamed repeat adds `{name}`",
+                secondary=named_here,
+                help="name the repeat (`layer1: repeat n { ... }`): a named repeat numbers its "
+                "iterations `layer1.0`, `layer1.1`, ...",
+            )
+        what = "repeat" if kind == "repeat" else "call"
+        earlier = first_label
+        if prev is not None:
+            origin = "repeat" if prev[1] == "repeat" else "call"
+            earlier = (Label(prev[0], f"the first comes from this {origin}"),)
+        return fail(
+            "E0206",
+            f"two modules are named `{path}`",
+            site,
+            f"this unnamed {what} adds a second `{name}`",
+            secondary=earlier + named_here,
+            help=(
+                "name the repeat (`layer1: repeat n { ... }`), or rename one of them"
+                if kind == "repeat"
+                else f"name the calls (`a: {kind}(...)`): an unnamed call puts its layers "
+                "directly in the caller"
+            ),
+        )
 
     def internal(self, base: str, span: Span | None) -> str:
         """A name for a node a primitive creates (`skip`, `alpha`), made unique."""
@@ -248,8 +293,13 @@ class Elaborator:
             return y
         block = self.blocks.by_name[call.target]
         env_b = self.bind_block(block, call, env, x)
-        inner = self.child(scope, name, block.name, label_span) if name is not None else scope
-        return self.body(block.body, x, inner, env_b)
+        if name is not None:
+            return self.body(block.body, x, self.child(scope, name, block.name, label_span), env_b)
+        scope.trail.append((call.span, block.name, 0))
+        try:
+            return self.body(block.body, x, scope, env_b)
+        finally:
+            scope.trail.pop()
 
     def repeat(self, stmt: ast.RepeatStmt, x: Tensor, scope: _Scope, env: Env) -> Tensor:
         count = self.eval(stmt.count, env, x.shape)
@@ -278,8 +328,14 @@ class Elaborator:
             env_i = dict(env)
             if stmt.var is not None:
                 env_i[stmt.var] = i
-            inner = self.child(outer, str(i), kind, stmt.span) if stmt.label is not None else outer
-            x = self.body(stmt.body, x, inner, env_i)
+            if stmt.label is not None:
+                x = self.body(stmt.body, x, self.child(outer, str(i), kind, stmt.span), env_i)
+            else:
+                outer.trail.append((stmt.span, "repeat", i))
+                try:
+                    x = self.body(stmt.body, x, outer, env_i)
+                finally:
+                    outer.trail.pop()
             if i == 0:
                 self._check_projected_size(start, count, stmt)
         return x
