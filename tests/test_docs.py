@@ -1,0 +1,168 @@
+"""The documentation stays true: every ```res example compiles, every op and primitive is
+documented, the limits match the source, and the README's table of specs matches what
+`resdsl check` reports.
+
+A ```res block is a complete spec. A first line `# args: ...` adds command-line arguments
+(as in tests/golden/errors/). Fragments and expected output go in untagged or ```text blocks.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from resdsl.cli import main
+from resdsl.ir.elaborate import MAX_NODES, MAX_REPEAT
+from resdsl.ir.evaluate import MAX_INT
+from resdsl.ir.ops import MAX_DIM, USER_OPS
+from resdsl.ir.primitives import PRIMITIVES
+from resdsl.syntax.parser import MAX_EXPR_DEPTH, MAX_FILE_BYTES, MAX_NESTING
+from tests.conftest import ROOT, SPECS
+
+LANGUAGE = ROOT / "docs" / "language.md"
+README = ROOT / "README.md"
+DOCS = (LANGUAGE, README)
+
+_FENCE = re.compile(r"^```res[ \t]*\n(.*?)^```[ \t]*$", re.M | re.S)
+
+
+def res_blocks(path: Path) -> list[tuple[int, str]]:
+    """Every ```res block of a Markdown file, with the line its fence opens on."""
+    text = path.read_text(encoding="utf-8")
+    return [(text.count("\n", 0, m.start()) + 1, m.group(1)) for m in _FENCE.finditer(text)]
+
+
+EXAMPLES = [(doc, line, body) for doc in DOCS for line, body in res_blocks(doc)]
+
+
+def _check(spec: Path, *args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["check", str(spec), *args], out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_docs_have_examples() -> None:
+    assert len(res_blocks(LANGUAGE)) >= 10
+    assert res_blocks(README)
+
+
+@pytest.mark.parametrize(
+    ("doc", "line", "body"),
+    EXAMPLES,
+    ids=[f"{doc.name}:{line}" for doc, line, _ in EXAMPLES],
+)
+def test_example_compiles(doc: Path, line: int, body: str, tmp_path: Path) -> None:
+    first = body.split("\n", 1)[0]
+    args = shlex.split(first[len("# args:") :]) if first.startswith("# args:") else []
+    spec = tmp_path / "example.res"
+    spec.write_text(body, encoding="utf-8")
+    code, out, err = _check(spec, *args)
+    assert code == 0, f"{doc.name}:{line}: the example does not compile:\n{err}"
+    assert "warning[" not in err, f"{doc.name}:{line}: the example has warnings:\n{err}"
+    assert ": ok (" in out
+
+
+def _section(text: str, heading: str) -> str:
+    """The text of a `## heading` section, up to the next `## ` heading."""
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def test_every_op_is_documented() -> None:
+    ops = _section(LANGUAGE.read_text(encoding="utf-8"), "Ops")
+    headings = re.findall(r"^### (.+)$", ops, re.M)
+    documented = {name for h in headings for name in re.findall(r"`(\w+)`", h)}
+    missing = sorted(set(USER_OPS) - documented)
+    assert not missing, f"ops without a `### `name`` heading in docs/language.md: {missing}"
+
+
+def test_every_primitive_is_documented() -> None:
+    prims = _section(LANGUAGE.read_text(encoding="utf-8"), "Primitives")
+    headings = {h for h in re.findall(r"^### `(\w+)`$", prims, re.M)}
+    # `branch` only exists inside `weight`, and is documented there.
+    missing = sorted(p for p in PRIMITIVES if p not in headings and p != "branch")
+    assert not missing, f"primitives without a heading in docs/language.md: {missing}"
+    assert "`branch`" in _section(LANGUAGE.read_text(encoding="utf-8"), "Primitives")
+
+
+def test_documented_limits_match_the_source() -> None:
+    limits = _section(LANGUAGE.read_text(encoding="utf-8"), "Limits")
+    rows = {
+        "size of a spec file": f"{MAX_FILE_BYTES:,} bytes",
+        "brackets": f"{MAX_NESTING} levels",
+        "expression nesting": f"{MAX_EXPR_DEPTH} levels",
+        "repeat count": f"{MAX_REPEAT:,}",
+        "nodes in the elaborated network": f"{MAX_NODES:,}",
+        "any dimension": f"{MAX_DIM:,}",
+        "any integer value": f"{MAX_INT:,}",
+    }
+    for row, value in rows.items():
+        line = next((ln for ln in limits.splitlines() if ln.startswith(f"| {row}")), None)
+        assert line is not None, f"no limits row for {row!r}"
+        assert value in line, f"limits row {row!r} should say {value}: {line}"
+
+
+# ------------------------------------------------------------------ README
+
+QUICK_START = (
+    "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/resdsl info specs/dpn92.res",
+    "./scripts/test",
+)
+
+
+def test_readme_quick_start_is_the_contract() -> None:
+    """The two Quick start commands are what users and CI run: they must not drift."""
+    quick = _section(README.read_text(encoding="utf-8"), "Quick start")
+    blocks = re.findall(r"^```sh\n(.*?)\n```$", quick, re.M | re.S)
+    assert blocks == list(QUICK_START)
+
+
+# | [`specs/x.res`](specs/x.res) `-D a=1` | Network | 1,234 | 0.567 | reference: 1,234 · 0.567 |
+_ROW = re.compile(
+    r"^\| \[`(specs/[\w/]+\.res)`\]\([^)]*\)(?: `([^`]*)`)? \| [^|]* \| ([\d,]+) \| ([\d.]+) \|"
+    r" ([^|]*) \|$",
+    re.M,
+)
+
+
+def readme_rows() -> list[tuple[str, str, int, str, str]]:
+    text = README.read_text(encoding="utf-8")
+    return [
+        (m[1], m[2] or "", int(m[3].replace(",", "")), m[4], m[5].strip())
+        for m in _ROW.finditer(text)
+    ]
+
+
+def test_readme_lists_every_shipped_spec() -> None:
+    listed = {spec for spec, args, *_ in readme_rows() if not args}
+    shipped = {p.relative_to(ROOT).as_posix() for p in SPECS.glob("*.res")}
+    missing = sorted(shipped - listed)
+    assert not missing, (
+        f"add these specs to the README's table, with the numbers `resdsl check` gives: {missing}"
+    )
+    gone = sorted(listed - shipped)
+    assert not gone, f"the README lists specs that do not exist: {gone}"
+
+
+@pytest.mark.parametrize(
+    ("spec", "args", "params", "gmacs", "reference"),
+    readme_rows(),
+    ids=[f"{spec} {args}".strip() for spec, args, *_ in readme_rows()],
+)
+def test_readme_numbers(spec: str, args: str, params: int, gmacs: str, reference: str) -> None:
+    code, out, err = _check(ROOT / spec, *shlex.split(args))
+    assert code == 0, err
+    m = re.search(r"ok \(\w+: \d+ nodes, ([\d,]+) parameters, ([\d.]+) GMACs\)", out)
+    assert m is not None, out
+    assert int(m[1].replace(",", "")) == params, f"{spec}: resdsl counts {m[1]} parameters"
+    assert m[2] == gmacs, f"{spec}: resdsl counts {m[2]} GMACs"
+    # A reference cell "source: params · GMACs" (GMACs optional) must agree with the row.
+    ref = re.search(r": ([\d,]+)(?: · ([\d.]+))?$", reference)
+    if ref is not None:
+        assert int(ref[1].replace(",", "")) == params, f"{spec}: reference is {ref[1]}"
+        assert ref[2] is None or ref[2] == gmacs, f"{spec}: reference is {ref[2]} GMACs"
