@@ -28,12 +28,14 @@ from resdsl.ir.ops import (
     USER_OPS,
     ArgError,
     ArgSpec,
+    ArgType,
     Shape,
     ShapeError,
     Value,
+    a_type,
     coerce,
     fmt_shape,
-    type_name,
+    fmt_value,
 )
 from resdsl.ir.primitives import PRIMITIVES
 from resdsl.ir.resolve import Blocks
@@ -198,7 +200,7 @@ class Elaborator:
         ):
             raise fail(
                 "E0401",
-                f"an input shape is a list of 1 or 3 integers, not {value!r}",
+                f"an input shape is a list of 1 or 3 integers, not {fmt_value(value)}",
                 stmt.shape.span,
                 "expected [C, H, W] or [C]",
             )
@@ -255,9 +257,9 @@ class Elaborator:
             if isinstance(value, bool) or not isinstance(value, (int, str)):
                 raise fail(
                     "E0401",
-                    f"a name can include integers and strings, not a {type_name(value)}",
+                    f"a name can include integers and strings, not {a_type(value)}",
                     part.span,
-                    f"this is {value!r}",
+                    f"this is {fmt_value(value)}",
                 )
             text.append(str(value))
         return "".join(text)
@@ -306,10 +308,14 @@ class Elaborator:
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise fail(
                 "E0406",
-                f"a repeat count must be a positive integer, not {count!r}",
+                f"a repeat count must be a positive integer, not {fmt_value(count)}",
                 stmt.count.span,
-                f"this is a {type_name(count)}" if not isinstance(count, int) else "not positive",
-                help="drop the statement, or guard what it repeats with `if`",
+                "not positive"
+                if isinstance(count, int) and not isinstance(count, bool)
+                else f"this is {a_type(count)}",
+                help="use `//` for integer division: `/` always gives a number"
+                if isinstance(count, float)
+                else "a repeat runs its body at least once: check the count, or remove the repeat",
             )
         if count > MAX_REPEAT:
             raise fail(
@@ -381,7 +387,7 @@ class Elaborator:
             try:
                 out[spec.name] = coerce(spec, value, f"`{target}`'s `{spec.name}`")
             except ArgError as exc:
-                raise fail(exc.code, exc.message, arg.span, f"expected a {spec.type.value}",
+                raise fail(exc.code, exc.message, arg.span, _expected(spec, exc.code),
                            help=exc.help) from None
         return out
 
@@ -563,8 +569,9 @@ class Elaborator:
             label += " (identity shortcut)"
         same_c = len(f.shape) == len(s.shape) == 3 and f.shape[0] == s.shape[0]
         stride = _stride_between(s.shape, f.shape)
+        strided = f", stride = {stride}" if stride != 1 else ""
         fix = (
-            f"`shortcut downsample: {{ conv({f.shape[0]}, 1, stride = {stride}); bn }}`"
+            f"`shortcut downsample: {{ conv({f.shape[0]}, 1{strided}); bn }}`"
             if len(f.shape) == 3
             else "a shortcut that gives the body's shape"
         )
@@ -681,6 +688,13 @@ class Elaborator:
         self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
     ) -> Tensor:
         f = self.body(stmt.body, x, scope, env)
+        try:
+            OPS["mul"].infer([x.shape, f.shape], {})
+        except ShapeError as exc:
+            body_span = stmt.body[-1].span if stmt.body else stmt.kind_span
+            raise fail(exc.code, exc.message, stmt.kind_span, exc.label, help=exc.help,
+                       secondary=(Label(body_span, f"the body gives {fmt_shape(f.shape)}"),),
+                       ) from None
         return self.add("mul", {}, (x, f), scope.internal("scale", stmt.span), stmt.span)
 
     def _dual(
@@ -789,6 +803,16 @@ class Elaborator:
             help="each branch starts with a conv that sees the whole input; move this "
             "layer before the group",
         )
+
+
+def _expected(spec: ArgSpec, code: str) -> str:
+    """The label under an argument that does not fit `spec`."""
+    if code == "E0408" and spec.choices:
+        return "expected " + " or ".join(f'"{c}"' for c in spec.choices)
+    if spec.type is ArgType.BOOL:
+        return "expected `true` or `false`"
+    kind = spec.type.value
+    return f"expected {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
 def _iteration_kind(stmt: ast.RepeatStmt) -> str:

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Mapping
 
 from resdsl.diagnostics import SpecError, fail
-from resdsl.ir.ops import Shape, Value, type_name
+from resdsl.ir.ops import Shape, Value, a_type, fmt_value, type_name
 from resdsl.syntax import ast
 
 MAX_INT = 2**63 - 1
@@ -34,7 +34,7 @@ def _check(v: Value, node: ast.Expr) -> Value:
 
 
 def _type_error(node: ast.Expr, op: str, *values: Value) -> SpecError:
-    kinds = " and ".join(type_name(v) for v in values)
+    kinds = " and ".join(a_type(v) for v in values)
     return fail("E0401", f"`{op}` cannot take {kinds}", node.span, f"{kinds} here")
 
 
@@ -86,9 +86,9 @@ def _bool(v: Value, node: ast.Expr, what: str) -> bool:
     if not isinstance(v, bool):
         raise fail(
             "E0401",
-            f"{what} must be `true` or `false`, not a {type_name(v)}",
+            f"{what} must be `true` or `false`, not {a_type(v)}",
             node.span,
-            f"this is {v!r}",
+            f"this is {fmt_value(v)}",
             help="compare explicitly, e.g. `x != 0`",
         )
     return v
@@ -158,10 +158,10 @@ class Evaluator:
         seq = self(node.obj, env, shape)
         i = self(node.index, env, shape)
         if not isinstance(seq, (tuple, str)):
-            raise fail("E0401", f"cannot index a {type_name(seq)}", node.obj.span, "not a list")
+            raise fail("E0401", f"cannot index {a_type(seq)}", node.obj.span, "not a list")
         if not isinstance(i, int) or isinstance(i, bool):
             raise fail(
-                "E0401", f"an index must be an integer, not a {type_name(i)}", node.index.span
+                "E0401", f"an index must be an integer, not {a_type(i)}", node.index.span
             )
         if not -len(seq) <= i < len(seq):
             raise fail(
@@ -222,8 +222,8 @@ class Evaluator:
         (v,) = args
         if name == "len":
             if not isinstance(v, (tuple, str)):
-                raise fail("E0401", f"`len` takes a list, not a {type_name(v)}", node.span)
+                raise fail("E0401", f"`len` takes a list, not {a_type(v)}", node.span)
             return len(v)
         if not _number(v):
-            raise fail("E0401", f"`{name}` takes a number, not a {type_name(v)}", node.span)
+            raise fail("E0401", f"`{name}` takes a number, not {a_type(v)}", node.span)
         return abs(v) if name == "abs" else int(v)  # type: ignore[arg-type]

@@ -76,9 +76,28 @@ def type_name(value: Value) -> str:
     return "nothing"
 
 
+def a_type(value: Value) -> str:
+    """`type_name` with its article, for messages: "an integer", "a list"."""
+    name = type_name(value)
+    return name if name == "nothing" else ("an " if name[0] in "aeiou" else "a ") + name
+
+
+def fmt_value(value: Value) -> str:
+    """A value as a spec writes it: `true`, `"text"`, `[3, 224, 224]`, `2.5`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, tuple):
+        return "[" + ", ".join(fmt_value(v) for v in value) + "]"
+    return "nothing" if value is None else repr(value)
+
+
 def _as_int(value: Value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ArgError("E0401", f"{what} must be an integer, not a {type_name(value)} ({value!r})")
+        raise ArgError(
+            "E0401", f"{what} must be an integer, not {a_type(value)} ({fmt_value(value)})"
+        )
     if isinstance(value, float):
         if not value.is_integer():
             raise ArgError(
@@ -115,17 +134,17 @@ def coerce(spec: ArgSpec, value: Value, what: str) -> Value:
         return pair
     if t is ArgType.FLOAT:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ArgError("E0401", f"{what} must be a number, not a {type_name(value)}")
+            raise ArgError("E0401", f"{what} must be a number, not {a_type(value)}")
         return float(value)
     if t is ArgType.BOOL:
         if not isinstance(value, bool):
             raise ArgError(
                 "E0401",
-                f"{what} must be `true` or `false`, not a {type_name(value)} ({value!r})",
+                f"{what} must be `true` or `false`, not {a_type(value)} ({fmt_value(value)})",
             )
         return value
     if not isinstance(value, str):
-        raise ArgError("E0401", f"{what} must be a string, not a {type_name(value)}")
+        raise ArgError("E0401", f"{what} must be a string, not {a_type(value)}")
     if spec.choices and value not in spec.choices:
         options = ", ".join(f'"{c}"' for c in spec.choices)
         raise ArgError("E0408", f'{what} is "{value}"; it must be one of {options}')
@@ -425,7 +444,12 @@ class Dropout(_Elementwise):
         p = a["p"]
         assert isinstance(p, float)
         if not 0.0 <= p <= 1.0:
-            raise ShapeError("E0408", f"dropout's p must be between 0 and 1, not {p:g}")
+            raise ShapeError(
+                "E0408",
+                f"dropout's p must be between 0 and 1, not {p:g}",
+                f"p = {p:g}",
+                "p is the probability of zeroing a value, e.g. `dropout(0.5)`",
+            )
         return ins[0]
 
 

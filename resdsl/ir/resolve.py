@@ -21,7 +21,9 @@ from resdsl.syntax.loader import Program
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    match = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.6)
+    # Above 0.6: typos match (`basci`, `strides`, `cc`), unrelated names do not (`basic` is
+    # not `slice`, at exactly 0.6).
+    match = difflib.get_close_matches(name, sorted(set(candidates)), n=1, cutoff=0.65)
     return f"did you mean `{match[0]}`?" if match else None
 
 
@@ -33,6 +35,13 @@ _ALIASES = {
     "avg_pool": "avgpool", "adaptiveavgpool2d": "global_avgpool", "gap": "global_avgpool",
     "adaptive_avgpool": "global_avgpool", "global_pool": "global_avgpool", "swish": "silu",
 }
+
+
+def _in_attribute(name: str) -> str | None:
+    """`in.channels` → did you mean `in.c`?"""
+    if name[:1].lower() in IN_ATTRIBUTES:
+        return f"did you mean `in.{name[0].lower()}`?"
+    return did_you_mean(name, IN_ATTRIBUTES)
 
 
 def _alias(name: str) -> str | None:
@@ -213,7 +222,9 @@ class _DefinitionChecker:
         self._label(stmt.label, visible)
         if stmt.kind == "branch" and not in_weight:
             self._misplaced(stmt.kind_span, "`branch` is only allowed directly inside `weight`",
-                            "a branch of a multi-branch `weight { branch {...} branch {...} }`")
+                            "a branch of a multi-branch `weight { branch {...} branch {...} }`",
+                            "put the branches in `weight { branch { ... } branch { ... } }`, or "
+                            "drop `branch` and keep its body")
         for arg in stmt.args:
             self._expr(arg.value, visible)
         self._args(stmt.kind, prim.args, stmt.args, stmt.kind_span, visible, "primitive")
@@ -377,8 +388,7 @@ class _DefinitionChecker:
                             f"unknown attribute `.{e.name}`",
                             e.span,
                             "only `in.c`, `in.h` and `in.w` exist",
-                            help=did_you_mean(e.name, IN_ATTRIBUTES) if isinstance(e.obj, ast.In)
-                            else None,
+                            help=_in_attribute(e.name) if isinstance(e.obj, ast.In) else None,
                         )
                     )
                 stack.append(e.obj)
@@ -389,7 +399,11 @@ class _DefinitionChecker:
                         "`=` binds a value"
                         if e.name in USER_OPS or e.name in self.blocks.by_name
                         else did_you_mean(e.name, FUNCTIONS)
-                        or "functions are " + ", ".join(f"`{f}`" for f in FUNCTIONS)
+                        or (
+                            "use `a // b` for floor division, or `int(x)`"
+                            if e.name in ("floor", "round", "trunc")
+                            else "functions are " + ", ".join(f"`{f}`" for f in FUNCTIONS)
+                        )
                     )
                     self.out.append(
                         error("E0213", f"unknown function `{e.name}`", e.name_span, "here",

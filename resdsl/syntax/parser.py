@@ -98,10 +98,10 @@ def parse(source: Source) -> ast.File:
             raise inner from None
         raise fail(
             "E0004",
-            f"expression nested more than {MAX_EXPR_DEPTH} levels deep",
+            f"expression nested more than {MAX_EXPR_DEPTH} operations deep",
             inner.span,
             "too deep",
-            help="split the expression with bindings (`x = ...`)",
+            help="split the expression into several bindings (`a = ...; b = a + ...`)",
         ) from None
     uses, blocks, networks = [], [], []
     for item in tree.children:
@@ -212,7 +212,10 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> Any:
             help=(
                 "strings use double quotes: \"blocks/resnet.res\""
                 if ch == "'"
-                else "comments start with `#`; see docs/language.md for the syntax"
+                else "a name is used as it is, without `$`: `width`, not `$width`"
+                if ch == "$"
+                else "names are letters, digits and `_`; comments start with `#`; "
+                "docs/language.md has the syntax"
             ),
         )
     end = len(source.text.rstrip())
