@@ -151,3 +151,23 @@ def test_warnings_do_not_stop_the_build(tmp_path: Path) -> None:
         network n(unused = 1) { input [3, 4, 4]; relu }
     """)
     assert sorted(d.code for d in result.warnings) == ["W0101", "W0102"]
+
+
+def test_primitive_keywords_can_name_statements(tmp_path: Path) -> None:
+    """timm names SE's sigmoid `gate`; WRN's authors name stages `group0`..."""
+    g = graph_of(tmp_path, """
+        network n {
+            input [8, 4, 4]
+            se: scale { global_avgpool; fc: conv(8, 1); gate: sigmoid }
+            group: skip { relu }
+        }
+    """)
+    assert {"se.gate", "group.0", "group.skip"} <= set(by_path(g))
+
+
+def test_multi_branch_weight_takes_no_arguments(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as exc:
+        graph_of(tmp_path, """
+            network n { input [8, 4, 4]; weight(init = 3) { branch { relu } branch { relu } } }
+        """)
+    assert [d.code for d in exc.value.diagnostics] == ["E0212"]

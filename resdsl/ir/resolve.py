@@ -262,6 +262,15 @@ class _DefinitionChecker:
                     "shortcut here",
                     "add the shortcut as one more `branch`, e.g. `branch { identity }`",
                 )
+            if stmt.args:
+                # Its weights are always one softmax logit per branch, starting at 0.
+                self._misplaced(
+                    stmt.args[0].span,
+                    "a multi-branch `weight` takes no arguments",
+                    "not used with branches",
+                    "its weights are softmax(w) over the branches with w starting at 0; "
+                    "drop the arguments",
+                )
         self._body(stmt.body, visible, in_weight=stmt.kind == "weight")
 
     def _misplaced(self, span: Span, message: str, label: str, help: str | None = None) -> None:

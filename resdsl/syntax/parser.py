@@ -404,6 +404,8 @@ class _ToAst(Transformer_NonRecursive[Any, Any]):
         return self._clause("transform", meta, c)
 
     def label(self, meta: Any, c: list[Any]) -> ast.Name:
+        if isinstance(c[0], Token):  # a primitive's keyword used as a name: `gate: sigmoid`
+            return ast.Name((str(c[0]),), _tok_span(self.source, c[0]))
         name: ast.Name = c[0]
         return name
 
