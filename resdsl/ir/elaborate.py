@@ -44,6 +44,9 @@ from resdsl.syntax import ast
 # Limits that keep a hostile spec from exhausting memory; docs/language.md lists them.
 MAX_NODES = 500_000
 MAX_REPEAT = 100_000
+# Bodies (of block calls, sequences, primitives, repeats) inside each other; elaboration
+# recurses once per level, so this also keeps it far from Python's recursion limit.
+MAX_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,7 @@ class Elaborator:
         self.graph = graph
         self.eval = Evaluator()
         self.group: _Group | None = None
+        self.depth = 0
 
     # ------------------------------------------------------------------ network
 
@@ -214,10 +218,22 @@ class Elaborator:
     # ------------------------------------------------------------------ statements
 
     def body(self, stmts: tuple[ast.Stmt, ...], x: Tensor, scope: _Scope, env: Env) -> Tensor:
-        local = dict(env)
-        for stmt in stmts:
-            x = self.stmt(stmt, x, scope, local)
-        return x
+        if self.depth >= MAX_DEPTH and stmts:
+            raise fail(
+                "E0004",
+                f"blocks, sequences and primitives are nested more than {MAX_DEPTH} levels deep",
+                stmts[0].span,
+                "too deep",
+                help="flatten the spec: call blocks one after another, not inside each other",
+            )
+        self.depth += 1
+        try:
+            local = dict(env)
+            for stmt in stmts:
+                x = self.stmt(stmt, x, scope, local)
+            return x
+        finally:
+            self.depth -= 1
 
     def stmt(self, stmt: ast.Stmt, x: Tensor, scope: _Scope, env: dict[str, Value]) -> Tensor:
         if isinstance(stmt, ast.Binding):

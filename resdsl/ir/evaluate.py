@@ -63,9 +63,14 @@ def _arith(node: ast.Binary, a: Value, b: Value) -> Value:
     # `**`: refuse before computing a result that would be enormous.
     if abs(x) > 1 and y > 0 and y * math.log2(abs(x)) > 63:
         raise fail("E0404", f"{x} ** {y} is too large", node.span, f"limit is {MAX_INT:,}")
+    if x == 0 and y < 0:
+        raise fail("E0405", "division by zero", node.span, f"0 ** {y:g} is 1 / 0 ** {-y:g}")
+    if x < 0 and not float(y).is_integer():
+        raise fail("E0408", f"({x:g}) ** {y:g} is not a real number", node.span,
+                   "a negative number to a fractional power")
     try:
         return _check(x**y, node)
-    except (OverflowError, ZeroDivisionError):
+    except OverflowError:
         raise fail("E0404", "number out of range", node.span, "here") from None
 
 
@@ -226,4 +231,4 @@ class Evaluator:
             return len(v)
         if not _number(v):
             raise fail("E0401", f"`{name}` takes a number, not {a_type(v)}", node.span)
-        return abs(v) if name == "abs" else int(v)  # type: ignore[arg-type]
+        return _check(abs(v) if name == "abs" else int(v), node)  # type: ignore[arg-type]

@@ -19,6 +19,9 @@ from resdsl.ir.primitives import PRIMITIVES
 from resdsl.syntax import ast
 from resdsl.syntax.loader import Program
 
+# Blocks calling blocks; the checks and elaboration recurse once per level.
+MAX_CALL_DEPTH = 100
+
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     # Above 0.6: typos match (`basci`, `strides`, `cc`), unrelated names do not (`basic` is
@@ -495,6 +498,7 @@ def _recursion(blocks: Blocks) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     state: dict[str, int] = {}  # 1 = on the stack, 2 = done
     reported: set[frozenset[str]] = set()
+    too_deep: list[bool] = []
 
     def visit(name: str, stack: list[tuple[str, ast.Call]]) -> None:
         state[name] = 1
@@ -516,6 +520,19 @@ def _recursion(blocks: Blocks) -> list[Diagnostic]:
                             call.span,
                             f"`{name}` calls `{target}` here",
                             help="a network is finite: unroll the recursion with `repeat`",
+                        )
+                    )
+            elif target not in state and len(stack) >= MAX_CALL_DEPTH:
+                if not too_deep:
+                    too_deep.append(True)
+                    out.append(
+                        error(
+                            "E0004",
+                            f"blocks call each other more than {MAX_CALL_DEPTH} levels deep",
+                            call.span,
+                            f"`{name}` calls `{target}` here, {len(stack) + 1} calls down",
+                            help="call the blocks one after another from one caller, not each "
+                            "inside the one before",
                         )
                     )
             elif target not in state:

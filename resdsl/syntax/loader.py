@@ -16,6 +16,9 @@ from resdsl.diagnostics import Diagnostic, Label, SpecError, error, fail
 from resdsl.syntax import ast
 from resdsl.syntax.parser import decode, parse
 
+# Files importing files; loading recurses once per level.
+MAX_IMPORT_DEPTH = 64
+
 
 @dataclass
 class Program:
@@ -111,6 +114,18 @@ class _Loader:
             cycle = [p for p, _ in chain] + [path]
             if target in cycle:
                 self.diagnostics.append(self._cycle(cycle[cycle.index(target) :], chain, use))
+                continue
+            if len(chain) >= MAX_IMPORT_DEPTH and target not in self.loaded:
+                self.diagnostics.append(
+                    error(
+                        "E0004",
+                        f"imports are nested more than {MAX_IMPORT_DEPTH} files deep",
+                        use.span,
+                        "one level too many",
+                        help="import the libraries side by side from one file, not each from "
+                        "the one before",
+                    )
+                )
                 continue
             try:
                 self.load(target, _display(target), (*chain, (path, use)))
