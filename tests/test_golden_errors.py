@@ -5,6 +5,10 @@ diagnostics (stderr) must equal NAME.txt and the exit code must be 1 (0 for a sp
 has warnings). A first line `# args: ...` adds command-line arguments. Files that other specs
 import live in subfolders. Set RESDSL_UPDATE_GOLDEN=1 to rewrite the .txt files after a
 deliberate change of wording, then review the diff.
+
+Two codes cannot be a committed spec: E0001 (the file cannot be read) and E0003 (the file is
+over 1 MiB). Their tests below make the situation on the fly and compare with
+tests/golden/errors/special/NAME.txt, which RESDSL_UPDATE_GOLDEN=1 rewrites too.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from resdsl.diagnostics.codes import CODES
 from tests.conftest import ROOT, run_cli
 
 GOLDEN = ROOT / "tests" / "golden" / "errors"
+SPECIAL = GOLDEN / "special"
 CASES = sorted(GOLDEN.glob("*.res"))
+_CODE_LINE = re.compile(r"^(?:error|warning)\[(\w+)\]", re.M)
 
 
 def _args(spec: Path) -> list[str]:
@@ -43,9 +49,61 @@ def test_golden(spec: Path) -> None:
     assert "Traceback" not in run.err
 
 
+def _compare_special(name: str, text: str) -> None:
+    expected_file = SPECIAL / f"{name}.txt"
+    if os.environ.get("RESDSL_UPDATE_GOLDEN"):
+        expected_file.write_text(text, encoding="utf-8")
+    assert text == expected_file.read_text(encoding="utf-8")
+
+
+def test_missing_file() -> None:
+    run = run_cli("check", "tests/golden/errors/no_such_spec.res")
+    assert run.code == 1
+    _compare_special("E0001_missing_file", run.err)
+
+
+def test_directory_instead_of_file() -> None:
+    run = run_cli("check", "tests/golden/errors/lib")
+    assert run.code == 1
+    _compare_special("E0001_directory", run.err)
+
+
+def test_missing_file_among_several() -> None:
+    """`check` goes on after a file it cannot read and reports the next one too."""
+    run = run_cli("check", "tests/golden/errors/no_such_spec.res", "specs/resnet20.res")
+    assert run.code == 1
+    assert run.err.startswith("error[E0001]: cannot read `tests/golden/errors/no_such_spec.res`")
+    assert "specs/resnet20.res: ok" in run.out
+
+
+def test_file_too_large(tmp_path: Path) -> None:
+    spec = tmp_path / "huge.res"
+    head = b"network net {\n    input [3, 32, 32]\n    conv(16, 3)\n}\n"
+    filler = b"# " + b"x" * 97 + b"\n"
+    spec.write_bytes(head + filler * (1_100_000 // len(filler)))
+    run = run_cli("check", str(spec))
+    assert run.code == 1
+    _compare_special("E0003_file_too_large", run.err.replace(str(spec), "huge.res"))
+
+
 def test_every_code_has_a_golden() -> None:
     covered: set[str] = set()
-    for txt in GOLDEN.glob("*.txt"):
-        covered |= set(re.findall(r"^(?:error|warning)\[(\w+)\]", txt.read_text("utf-8"), re.M))
+    for txt in [*GOLDEN.glob("*.txt"), *SPECIAL.glob("*.txt")]:
+        covered |= set(_CODE_LINE.findall(txt.read_text("utf-8")))
     missing = sorted(set(CODES) - covered)
     assert not missing, f"codes without a golden test: {missing}"
+    unknown = sorted(covered - set(CODES))
+    assert not unknown, f"goldens show codes that codes.py does not list: {unknown}"
+
+
+def test_goldens_are_paired() -> None:
+    """Every case has its expected output and every expected output its case."""
+    specs = {p.stem for p in GOLDEN.glob("*.res")}
+    texts = {p.stem for p in GOLDEN.glob("*.txt")}
+    assert specs == texts, f"unpaired: {sorted(specs ^ texts)}"
+    for spec in specs:
+        code = spec.split("_", 1)[0]
+        assert code in CODES, f"{spec}.res is not named after a code"
+        expected = (GOLDEN / f"{spec}.txt").read_text("utf-8")
+        assert code in _CODE_LINE.findall(expected), f"{spec}.res does not report {code}"
+
