@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 
 from resdsl.cli import main
-from resdsl.ir.elaborate import MAX_NODES, MAX_REPEAT
+from resdsl.ir.elaborate import MAX_DEPTH, MAX_NODES, MAX_REPEAT
 from resdsl.ir.evaluate import MAX_INT
 from resdsl.ir.ops import MAX_DIM, USER_OPS
 from resdsl.ir.primitives import PRIMITIVES
+from resdsl.ir.resolve import MAX_CALL_DEPTH
+from resdsl.syntax.loader import MAX_IMPORT_DEPTH
 from resdsl.syntax.parser import MAX_EXPR_DEPTH, MAX_FILE_BYTES, MAX_NESTING
 from tests.conftest import ROOT, SPECS
 
@@ -100,6 +102,9 @@ def test_documented_limits_match_the_source() -> None:
         "nodes in the elaborated network": f"{MAX_NODES:,}",
         "any dimension": f"{MAX_DIM:,}",
         "any integer value": f"{MAX_INT:,}",
+        "blocks calling blocks": f"{MAX_CALL_DEPTH} levels",
+        "bodies": f"{MAX_DEPTH} levels",
+        "files importing files": f"{MAX_IMPORT_DEPTH} levels",
     }
     for row, value in rows.items():
         line = next((ln for ln in limits.splitlines() if ln.startswith(f"| {row}")), None)
