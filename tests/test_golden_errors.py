@@ -9,6 +9,7 @@ deliberate change of wording, then review the diff.
 Two codes cannot be a committed spec: E0001 (the file cannot be read) and E0003 (the file is
 over 1 MiB). Their tests below make the situation on the fly and compare with
 tests/golden/errors/special/NAME.txt, which RESDSL_UPDATE_GOLDEN=1 rewrites too.
+docs/errors.md documents every code and shows the current output of one of its goldens.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tests.conftest import ROOT, run_cli
 GOLDEN = ROOT / "tests" / "golden" / "errors"
 SPECIAL = GOLDEN / "special"
 CASES = sorted(GOLDEN.glob("*.res"))
+ERROR_INDEX = ROOT / "docs" / "errors.md"
 _CODE_LINE = re.compile(r"^(?:error|warning)\[(\w+)\]", re.M)
 
 
@@ -107,3 +109,22 @@ def test_goldens_are_paired() -> None:
         expected = (GOLDEN / f"{spec}.txt").read_text("utf-8")
         assert code in _CODE_LINE.findall(expected), f"{spec}.res does not report {code}"
 
+
+def test_every_code_is_documented() -> None:
+    """docs/errors.md has a `## CODE: summary` section for every code, in the order of
+    codes.py, and each section shows a golden's current output for that code."""
+    text = ERROR_INDEX.read_text("utf-8")
+    sections = re.split(r"^## (?=[EW]\d{4}: )", text, flags=re.M)[1:]
+    documented = [section[:5] for section in sections]
+    missing = sorted(set(CODES) - set(documented))
+    assert not missing, f"codes without a `## CODE: ...` heading in docs/errors.md: {missing}"
+    assert documented == list(CODES), "docs/errors.md lists the codes out of order or twice"
+    goldens = {
+        p.read_text("utf-8") for p in [*GOLDEN.glob("*.txt"), *SPECIAL.glob("*.txt")]
+    }
+    for code, section in zip(documented, sections, strict=True):
+        assert section.startswith(f"{code}: {CODES[code]}\n"), f"{code}: heading differs"
+        shown = [b + "\n" for b in re.findall(r"^```text\n(.*?)\n```$", section, re.M | re.S)]
+        assert any(b in goldens and _CODE_LINE.findall(b)[:1] == [code] for b in shown), (
+            f"the {code} section of docs/errors.md shows no current golden output for {code}"
+        )
