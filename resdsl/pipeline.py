@@ -9,9 +9,9 @@ import gc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from resdsl.diagnostics import Diagnostic, SpecError, error
+from resdsl.diagnostics import Diagnostic, SpecError, error, fail
 from resdsl.ir.elaborate import Elaborator
-from resdsl.ir.evaluate import Evaluator
+from resdsl.ir.evaluate import FUNCTIONS, Evaluator
 from resdsl.ir.graph import Graph
 from resdsl.ir.ops import MAX_DIM, Shape, Value
 from resdsl.ir.resolve import check_program, did_you_mean
@@ -95,6 +95,34 @@ def select_network(program: Program, name: str | None) -> ast.Definition:
     )
 
 
+def _require_constant(expr: ast.Expr) -> None:
+    """A `-D` value is a constant expression: no variables, no `in`, only known functions."""
+    stack: list[ast.Expr] = [expr]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, ast.Var):
+            raise fail("E0202", f"`{e.name}` is not a value (strings need double quotes: "
+                       f'"{e.name}")', e.span)
+        if isinstance(e, ast.In):
+            raise fail("E0212", "`in` has no value on the command line", e.span)
+        if isinstance(e, ast.FuncCall):
+            if e.name not in FUNCTIONS:
+                raise fail("E0213", f"unknown function `{e.name}`", e.span)
+            stack.extend(a.value for a in e.args)
+        elif isinstance(e, ast.Attr):
+            stack.append(e.obj)
+        elif isinstance(e, ast.Index):
+            stack += [e.obj, e.index]
+        elif isinstance(e, ast.ListExpr):
+            stack.extend(e.items)
+        elif isinstance(e, ast.Unary):
+            stack.append(e.operand)
+        elif isinstance(e, ast.Binary):
+            stack += [e.left, e.right]
+        elif isinstance(e, ast.Cond):
+            stack += [e.then, e.test, e.orelse]
+
+
 def network_params(net: ast.Definition, defines: Mapping[str, str]) -> dict[str, Value]:
     """The network's parameters: defaults, overridden by `-D NAME=VALUE`."""
     names = [p.name for p in net.params]
@@ -111,6 +139,7 @@ def network_params(net: ast.Definition, defines: Mapping[str, str]) -> dict[str,
         if param.name in defines:
             try:
                 expr = parse_expression(defines[param.name], f"-D {param.name}")
+                _require_constant(expr)
                 values[param.name] = evaluate(expr, {}, None)
             except SpecError as exc:
                 reason = exc.diagnostics[0].message if exc.diagnostics else "invalid"

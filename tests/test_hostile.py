@@ -81,3 +81,9 @@ def test_hostile_inputs_are_diagnosed_quickly(tmp_path: Path, text: str, code: s
         assert rc == 0, err
     else:
         assert rc == 1 and f"[{code}]" in err, err
+
+
+def test_brackets_in_comments_and_strings_do_not_count_as_nesting(tmp_path: Path) -> None:
+    text = "# note (1\n" * 100 + 'use "' + "(" * 100 + '.res"\nnetwork n { input [3, 4, 4] }\n'
+    code, err = _check(tmp_path, text.encode())
+    assert code == 1 and "[E0004]" not in err and "[E0208]" in err, err

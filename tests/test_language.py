@@ -171,3 +171,18 @@ def test_multi_branch_weight_takes_no_arguments(tmp_path: Path) -> None:
             network n { input [8, 4, 4]; weight(init = 3) { branch { relu } branch { relu } } }
         """)
     assert [d.code for d in exc.value.diagnostics] == ["E0212"]
+
+
+def test_interpolated_names_stay_single_path_levels(tmp_path: Path) -> None:
+    with pytest.raises(SpecError) as exc:
+        graph_of(tmp_path, 'network n { input [3, 4, 4]; x{"a.b"}: conv(3, 1) }')
+    assert exc.value.diagnostics[0].code == "E0401"
+
+
+def test_define_values_are_constants(tmp_path: Path) -> None:
+    text = "network n(c = 4) { input [3, 8, 8]; x: conv(c, 3) }"
+    for bad in ("foo", "foo(100)", "10; relu", "[1", "in.c"):
+        with pytest.raises(UsageError):
+            graph_of(tmp_path, text, Options(defines={"c": bad}))
+    g = graph_of(tmp_path, text, Options(defines={"c": "max(3, 2 * 5)"}))
+    assert by_path(g)["x"].shape[0] == 10

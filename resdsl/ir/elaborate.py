@@ -15,6 +15,7 @@ Naming (the contract with PyTorch's state_dict keys):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -47,6 +48,8 @@ MAX_REPEAT = 100_000
 # Bodies (of block calls, sequences, primitives, repeats) inside each other; elaboration
 # recurses once per level, so this also keeps it far from Python's recursion limit.
 MAX_DEPTH = 100
+
+_NAME_TEXT = re.compile(r"[A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -274,6 +277,14 @@ class Elaborator:
                 raise fail(
                     "E0401",
                     f"a name can include integers and strings, not {a_type(value)}",
+                    part.span,
+                    f"this is {fmt_value(value)}",
+                )
+            if isinstance(value, str) and not _NAME_TEXT.fullmatch(value):
+                # A `.` would fake a level of the module path; PyTorch refuses such names.
+                raise fail(
+                    "E0401",
+                    f"a name may hold only letters, digits and `_`, not {fmt_value(value)}",
                     part.span,
                     f"this is {fmt_value(value)}",
                 )

@@ -5,6 +5,7 @@ overflow the Python stack.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -46,6 +47,8 @@ def _parser() -> Lark:
         parser="lalr",
         propagate_positions=True,
         maybe_placeholders=True,
+        # `expr` is a second entry point, for the values of `-D NAME=VALUE`.
+        start=["start", "expr"],
         # Lark keeps the built LALR tables in the temp folder, keyed by the grammar's hash:
         # building them costs about 0.25 s, loading them a few milliseconds.
         cache=True,
@@ -89,7 +92,7 @@ def parse(source: Source) -> ast.File:
     """Parse one source into its AST, or raise SpecError with a syntax diagnostic."""
     _check_nesting(source)
     try:
-        tree = _ToAst(source).transform(_parser().parse(source.text))
+        tree = _ToAst(source).transform(_parser().parse(source.text, start="start"))
     except UnexpectedInput as exc:
         raise SpecError([_syntax_error(source, exc)]) from None
     except VisitError as wrapped:
@@ -115,21 +118,27 @@ def parse(source: Source) -> ast.File:
 
 
 def parse_expression(text: str, origin: str) -> ast.Expr:
-    """Parse a lone expression, as given to `-D NAME=VALUE`."""
-    source = Source(origin, f"block _() {{ _ = {text}\n}}")
-    file = parse(source)
-    stmt = file.blocks[0].body[0]
-    assert isinstance(stmt, ast.Binding)
-    return stmt.value
+    """Parse a lone expression, as given to `-D NAME=VALUE`; nothing may follow it."""
+    source = Source(origin, text)
+    _check_nesting(source)
+    try:
+        expr: ast.Expr = _ToAst(source).transform(_parser().parse(text, start="expr"))
+    except UnexpectedInput as exc:
+        raise SpecError([_syntax_error(source, exc)]) from None
+    except VisitError as wrapped:
+        raise fail("E0004", "expression nested too deeply", None) from wrapped.orig_exc
+    return expr
 
 
 def _check_nesting(source: Source) -> None:
     """Brackets nested past MAX_NESTING are refused before parsing."""
     depth = 0
-    for i, ch in enumerate(source.text):
+    for match in _BRACKETS_OUTSIDE_TEXT.finditer(source.text):
+        ch = match.group()
         if ch in "([{":
             depth += 1
             if depth > MAX_NESTING:
+                i = match.start()
                 raise fail(
                     "E0004",
                     f"brackets nested more than {MAX_NESTING} levels deep",
@@ -139,10 +148,10 @@ def _check_nesting(source: Source) -> None:
                 )
         elif ch in ")]}":
             depth = max(0, depth - 1)
-        elif ch == "#":
-            nl = source.text.find("\n", i)
-            if nl < 0:
-                break
+
+
+# Comments and strings are matched whole, so that brackets inside them are not counted.
+_BRACKETS_OUTSIDE_TEXT = re.compile(r'#[^\n]*|"[^"\n]*"?|[()\[\]{}]')
 
 
 def _describe(token: Token) -> str:
@@ -182,6 +191,8 @@ def _expected(names: set[str]) -> str:
     pretty = sorted(set(pretty), key=lambda s: (not s.startswith("`"), s))
     if len(pretty) > 6:
         pretty = [*pretty[:6], "..."]
+    if not pretty:
+        return "nothing more"
     if len(pretty) == 1:
         return pretty[0]
     return ", ".join(pretty[:-1]) + " or " + pretty[-1]
