@@ -120,3 +120,25 @@ def test_cifar_depth_override() -> None:
     """ResNet-1202 is resnet20.res with `-D depth=1202` (models.md §1: 19,421,274)."""
     graph = build(str(SPECS / "resnet20.res"), Options(defines={"depth": "1202"})).graph
     assert totals(graph).params == 19_421_274
+
+
+# DenseNet-169/201/161 are densenet121.res with other network parameters (torchvision's
+# densenet.py builder arguments); published figures from torchvision's Weights.meta.
+DENSENET_VARIANTS = {
+    "densenet169": ({"blocks": "[6, 12, 32, 32]"}, 14_149_480, 3.360),
+    "densenet201": ({"blocks": "[6, 12, 48, 32]"}, 20_013_928, 4.291),
+    "densenet161": ({"growth": "48", "init": "96", "blocks": "[6, 12, 36, 24]"}, 28_681_000, 7.728),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DENSENET_VARIANTS))
+def test_densenet_variants_by_overrides(name: str) -> None:
+    defines, params, gmacs = DENSENET_VARIANTS[name]
+    graph = build(str(SPECS / "densenet121.res"), Options(defines=defines)).graph
+    model = getattr(torchvision.models, name)()
+    ref = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert state_shapes(graph) == ref
+    t = totals(graph)
+    assert t.params == sum(p.numel() for p in model.parameters()) == params
+    assert t.macs == reference_macs(model, (3, 224, 224))
+    assert round(t.macs / 1e9, 3) == gmacs
