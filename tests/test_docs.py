@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from resdsl.cli import main
-from resdsl.ir.elaborate import MAX_DEPTH, MAX_NODES, MAX_REPEAT
+from resdsl.ir.elaborate import MAX_DEPTH, MAX_NODES, MAX_REPEAT, MAX_STEPS
 from resdsl.ir.evaluate import MAX_INT
 from resdsl.ir.ops import MAX_DIM, USER_OPS
 from resdsl.ir.primitives import PRIMITIVES
@@ -100,6 +100,7 @@ def test_documented_limits_match_the_source() -> None:
         "expression nesting": f"{MAX_EXPR_DEPTH} levels",
         "repeat count": f"{MAX_REPEAT:,}",
         "nodes in the elaborated network": f"{MAX_NODES:,}",
+        "statements run while elaborating": f"{MAX_STEPS:,}",
         "any dimension": f"{MAX_DIM:,}",
         "any integer value": f"{MAX_INT:,}",
         "blocks calling blocks": f"{MAX_CALL_DEPTH} levels",

@@ -48,6 +48,9 @@ MAX_REPEAT = 100_000
 # Bodies (of block calls, sequences, primitives, repeats) inside each other; elaboration
 # recurses once per level, so this also keeps it far from Python's recursion limit.
 MAX_DEPTH = 100
+# Statements run while elaborating (ten per node, with room to spare): a repeat of statements
+# that create no node, such as guarded-off ones, cannot run forever.
+MAX_STEPS = 5_000_000
 
 _NAME_TEXT = re.compile(r"[A-Za-z0-9_]*")
 
@@ -160,6 +163,7 @@ class Elaborator:
         self.eval = Evaluator()
         self.group: _Group | None = None
         self.depth = 0
+        self.steps = 0  # statements run so far; bounded by MAX_STEPS
 
     # ------------------------------------------------------------------ network
 
@@ -230,6 +234,9 @@ class Elaborator:
                 help="flatten the spec: call blocks one after another, not inside each other",
             )
         self.depth += 1
+        self.steps += len(stmts)
+        if self.steps > MAX_STEPS:
+            raise self._too_long(stmts[0].span)
         try:
             local = dict(env)
             for stmt in stmts:
@@ -356,7 +363,7 @@ class Elaborator:
             name = self.name(stmt.label, env, x)
             outer = self.child(scope, name, f"repeat ×{count}", stmt.label.span)
         kind = _iteration_kind(stmt)
-        start = len(self.graph)
+        start, start_steps = len(self.graph), self.steps
         for i in range(count):
             env_i = dict(env)
             if stmt.var is not None:
@@ -370,12 +377,16 @@ class Elaborator:
                 finally:
                     outer.trail.pop()
             if i == 0:
-                self._check_projected_size(start, count, stmt)
+                self._check_projected_size(start, start_steps, count, stmt)
         return x
 
-    def _check_projected_size(self, start: int, count: int, stmt: ast.RepeatStmt) -> None:
-        """Refuse a repeat whose first iteration shows it would pass MAX_NODES, before
-        spending the time to build it."""
+    def _check_projected_size(
+        self, start: int, start_steps: int, count: int, stmt: ast.RepeatStmt
+    ) -> None:
+        """Refuse a repeat whose first iteration shows it would pass MAX_NODES or MAX_STEPS,
+        before spending the time to run it."""
+        if start_steps + (self.steps - start_steps) * count > MAX_STEPS:
+            raise self._too_long(stmt.count.span)
         projected = start + (len(self.graph) - start) * count
         if projected > MAX_NODES:
             raise fail(
@@ -386,6 +397,17 @@ class Elaborator:
                 f"{count:,} repetitions",
                 help="check the repeat counts",
             )
+
+    @staticmethod
+    def _too_long(span: Span) -> SpecError:
+        # Statements that create nothing (guarded off, bindings) still take time to run.
+        return fail(
+            "E0503",
+            f"the spec runs more than {MAX_STEPS:,} statements",
+            span,
+            "the limit is reached here",
+            help="check the repeat counts",
+        )
 
     # ------------------------------------------------------------------ binding
 
