@@ -91,3 +91,13 @@ def test_brackets_in_comments_and_strings_do_not_count_as_nesting(tmp_path: Path
     text = "# note (1\n" * 100 + 'use "' + "(" * 100 + '.res"\nnetwork n { input [3, 4, 4] }\n'
     code, err = _check(tmp_path, text.encode())
     assert code == 1 and "[E0004]" not in err and "[E0208]" in err, err
+
+
+def test_an_error_flood_stops_at_a_hundred(tmp_path: Path) -> None:
+    """Each "did you mean" scans every name; without a cap a flood would be quadratic."""
+    blocks = "".join(f"block b{i}() {{ relu }}\n" for i in range(300))
+    calls = "; ".join(f"x{i}" for i in range(3000))
+    code, err = _check(tmp_path, (blocks + f"network n {{ input [3, 4, 4]; {calls} }}").encode())
+    assert code == 1 and err.count("error[E0201]") == 100
+    assert "resdsl stopped after 100 errors" in err
+    assert max(len(line) for line in err.splitlines()) < 140  # long lines are windowed

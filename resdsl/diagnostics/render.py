@@ -15,6 +15,23 @@ def _expand(line: str, column: int) -> tuple[str, int]:
     return line.expandtabs(4), len(prefix)
 
 
+# Longer source lines are shown as a window around the marked span.
+MAX_SHOWN = 120
+
+
+def _window(line: str, start: int, end: int) -> tuple[str, int, int]:
+    """Cut a long line to MAX_SHOWN characters around [start, end); returns the cut line and
+    the span's new columns. A cut is marked with `...`."""
+    if len(line) <= MAX_SHOWN:
+        return line, start, end
+    end = min(end, start + MAX_SHOWN // 2)
+    left = max(0, min(start - MAX_SHOWN // 3, len(line) - MAX_SHOWN))
+    right = left + MAX_SHOWN
+    head = "..." if left > 0 else ""
+    tail = "..." if right < len(line) else ""
+    return head + line[left:right] + tail, start - left + len(head), end - left + len(head)
+
+
 def _snippet(label: Label, marker: str, gutter: int, header: str) -> list[str]:
     span = label.span
     text = span.source.line(span.line)
@@ -23,6 +40,7 @@ def _snippet(label: Label, marker: str, gutter: int, header: str) -> list[str]:
         _, end = _expand(text, span.end_column)
     else:
         end = len(shown)
+    shown, start, end = _window(shown, start, end)
     width = max(1, end - start)
     pad = " " * gutter
     out = [

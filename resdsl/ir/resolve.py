@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from resdsl.diagnostics import Diagnostic, Label, Span, error, warning
 from resdsl.ir.evaluate import FUNCTIONS, IN_ATTRIBUTES
@@ -465,9 +465,48 @@ class _DefinitionChecker:
         self.out.append(error("E0202", message, e.span, label, help=hint, secondary=secondary))
 
 
+# Reporting stops after this many errors: a flood helps nobody, and each "did you mean"
+# compares against every name, so an unbounded flood would take quadratic time.
+MAX_ERRORS = 100
+
+
+class _Full(Exception):
+    pass
+
+
+class _Bounded(list[Diagnostic]):
+    """The diagnostics of the static checks, refusing errors past MAX_ERRORS."""
+
+    errors = 0
+
+    def append(self, d: Diagnostic) -> None:
+        if d.is_error:
+            if self.errors >= MAX_ERRORS:
+                raise _Full
+            self.errors += 1
+        super().append(d)
+
+    def __iadd__(self, ds: Iterable[Diagnostic]) -> _Bounded:  # type: ignore[override, misc]
+        for d in ds:
+            self.append(d)
+        return self
+
+
 def check_program(program: Program) -> tuple[list[Diagnostic], Blocks]:
     """All static checks. Returns the diagnostics (errors and warnings) and the block table."""
-    out: list[Diagnostic] = []
+    out = _Bounded()
+    try:
+        blocks = _check_program(program, out)
+    except _Full:
+        # Only errors fill the list, so the build stops here and the empty table is unused.
+        last = out[-1]
+        note = f"resdsl stopped after {MAX_ERRORS} errors; fix these and run it again"
+        out[-1] = replace(last, notes=(*last.notes, note))
+        return list(out), Blocks()
+    return list(out), blocks
+
+
+def _check_program(program: Program, out: list[Diagnostic]) -> Blocks:
     blocks = collect_blocks(program, out)
     main = program.main
     for file in program.files:
@@ -490,7 +529,7 @@ def check_program(program: Program) -> tuple[list[Diagnostic], Blocks]:
     if not any(d.code == "E0201" for d in out):
         # An unknown call may be a misspelt use of a block or import: no warning about those.
         out += _unused_definitions(program, blocks)
-    return out, blocks
+    return blocks
 
 
 def _recursion(blocks: Blocks) -> list[Diagnostic]:
