@@ -240,6 +240,8 @@ class _DefinitionChecker:
                     clause.span,
                     f"`{stmt.kind}` takes no `{clause.keyword}` clause",
                     f"`{clause.keyword}` belongs to " + ", ".join(f"`{t}`" for t in takers),
+                    f"remove the clause, or use one of those primitives; `{stmt.kind}` is "
+                    f"{PRIMITIVES[stmt.kind].summary}",
                 )
             self._label(clause.label, visible)
             if clause.call is not None:
