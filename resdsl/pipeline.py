@@ -105,22 +105,9 @@ def _require_constant(expr: ast.Expr) -> None:
                        f'"{e.name}")', e.span)
         if isinstance(e, ast.In):
             raise fail("E0212", "`in` has no value on the command line", e.span)
-        if isinstance(e, ast.FuncCall):
-            if e.name not in FUNCTIONS:
-                raise fail("E0213", f"unknown function `{e.name}`", e.span)
-            stack.extend(a.value for a in e.args)
-        elif isinstance(e, ast.Attr):
-            stack.append(e.obj)
-        elif isinstance(e, ast.Index):
-            stack += [e.obj, e.index]
-        elif isinstance(e, ast.ListExpr):
-            stack.extend(e.items)
-        elif isinstance(e, ast.Unary):
-            stack.append(e.operand)
-        elif isinstance(e, ast.Binary):
-            stack += [e.left, e.right]
-        elif isinstance(e, ast.Cond):
-            stack += [e.then, e.test, e.orelse]
+        if isinstance(e, ast.FuncCall) and e.name not in FUNCTIONS:
+            raise fail("E0213", f"unknown function `{e.name}`", e.span)
+        stack.extend(ast.children(e))
 
 
 def network_params(net: ast.Definition, defines: Mapping[str, str]) -> dict[str, Value]:

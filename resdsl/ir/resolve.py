@@ -405,35 +405,23 @@ class _DefinitionChecker:
                             help=_in_attribute(e.name) if isinstance(e.obj, ast.In) else None,
                         )
                     )
-                stack.append(e.obj)
-            elif isinstance(e, ast.FuncCall):
-                if e.name not in FUNCTIONS:
-                    hint = (
-                        f"`{e.name}` is an op: name a layer with `:` (`x: {e.name}(...)`), "
-                        "`=` binds a value"
-                        if e.name in USER_OPS or e.name in self.blocks.by_name
-                        else did_you_mean(e.name, FUNCTIONS)
-                        or (
-                            "use `a // b` for floor division, or `int(x)`"
-                            if e.name in ("floor", "round", "trunc")
-                            else "functions are " + ", ".join(f"`{f}`" for f in FUNCTIONS)
-                        )
+            elif isinstance(e, ast.FuncCall) and e.name not in FUNCTIONS:
+                hint = (
+                    f"`{e.name}` is an op: name a layer with `:` (`x: {e.name}(...)`), "
+                    "`=` binds a value"
+                    if e.name in USER_OPS or e.name in self.blocks.by_name
+                    else did_you_mean(e.name, FUNCTIONS)
+                    or (
+                        "use `a // b` for floor division, or `int(x)`"
+                        if e.name in ("floor", "round", "trunc")
+                        else "functions are " + ", ".join(f"`{f}`" for f in FUNCTIONS)
                     )
-                    self.out.append(
-                        error("E0213", f"unknown function `{e.name}`", e.name_span, "here",
-                              help=hint)
-                    )
-                stack.extend(a.value for a in e.args)
-            elif isinstance(e, ast.Index):
-                stack += [e.obj, e.index]
-            elif isinstance(e, ast.ListExpr):
-                stack.extend(e.items)
-            elif isinstance(e, ast.Unary):
-                stack.append(e.operand)
-            elif isinstance(e, ast.Binary):
-                stack += [e.left, e.right]
-            elif isinstance(e, ast.Cond):
-                stack += [e.then, e.test, e.orelse]
+                )
+                self.out.append(
+                    error("E0213", f"unknown function `{e.name}`", e.name_span, "here",
+                          help=hint)
+                )
+            stack.extend(ast.children(e))
 
     def _var(self, e: ast.Var, visible: Visible) -> None:
         d = visible.get(e.name)

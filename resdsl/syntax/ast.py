@@ -89,6 +89,25 @@ class FuncCall:
 
 Expr = Literal | Var | In | Attr | Index | ListExpr | Unary | Binary | Cond | FuncCall
 
+
+def children(e: Expr) -> tuple[Expr, ...]:
+    """The direct sub-expressions of `e`, for passes that walk expressions."""
+    if isinstance(e, Attr):
+        return (e.obj,)
+    if isinstance(e, Index):
+        return (e.obj, e.index)
+    if isinstance(e, ListExpr):
+        return e.items
+    if isinstance(e, Unary):
+        return (e.operand,)
+    if isinstance(e, Binary):
+        return (e.left, e.right)
+    if isinstance(e, Cond):
+        return (e.then, e.test, e.orelse)
+    if isinstance(e, FuncCall):
+        return tuple(a.value for a in e.args)
+    return ()
+
 # ---------------------------------------------------------------- statements
 
 
