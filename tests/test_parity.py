@@ -34,6 +34,12 @@ REFERENCES: dict[str, tuple[Callable[[], Any], int, float]] = {
     "resnext50_32x4d": (lambda: torchvision.models.resnext50_32x4d(), 25_028_904, 4.230),
     "densenet121": (lambda: torchvision.models.densenet121(), 7_978_856, 2.834),
     "dpn92": (lambda: timm.create_model("dpn92", pretrained=False), 37_668_392, 6.502),
+    # Params: torchvision `Weights.meta` (wide_resnet50_2) and timm 1.0.31 instantiated
+    # (shared/reference/models.md §3, §4c, §8); GMACs as DESIGN.md §7 states them (SE's 1x1
+    # convs are conv MACs too).
+    "wide_resnet50_2": (lambda: torchvision.models.wide_resnet50_2(), 68_883_240, 11.398),
+    "seresnet50": (lambda: timm.create_model("seresnet50", pretrained=False), 28_088_024, 4.092),
+    "resnetv2_50": (lambda: timm.create_model("resnetv2_50", pretrained=False), 25_549_352, 4.089),
 }
 
 
