@@ -1,3 +1,11 @@
-"""resdsl: a declarative language and compiler for residual-family networks."""
+"""resdsl: a declarative language and compiler for residual-family networks.
+
+`resdsl.load(path, **params)` is the Python entry point (see `resdsl.api`). Importing resdsl
+imports neither torch nor onnx.
+"""
 
 __version__ = "0.1.0"
+
+from resdsl.api import Network, load  # noqa: E402
+
+__all__ = ["Network", "__version__", "load"]

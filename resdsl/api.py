@@ -1,0 +1,167 @@
+"""The Python API: one entry point, `load()`, and the `Network` it returns.
+
+    net = resdsl.load("specs/resnet50.res", classes=10)
+    net.counts().params             # parameters and MACs, without torch
+    model = net.to_torch(seed=0)    # an nn.Module with torchvision's state_dict keys
+
+Nothing here imports torch at module level: `import resdsl` stays light, and the torch backend
+is imported when a method needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from resdsl.ir.graph import Graph
+from resdsl.ir.ops import Shape, Value, fmt_value
+from resdsl.passes.counts import Counts, Row, rollup, state_shapes, totals
+from resdsl.pipeline import Options, Result, build
+
+_log = logging.getLogger("resdsl")
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from resdsl.weights import LoadReport
+
+
+@dataclass(frozen=True)
+class Network:
+    """A checked network: its graph, its parameters and its backends."""
+
+    path: str
+    result: Result
+
+    @property
+    def name(self) -> str:
+        return self.result.network.name
+
+    @property
+    def graph(self) -> Graph:
+        return self.result.graph
+
+    @property
+    def params(self) -> Mapping[str, Value]:
+        """The network parameters, defaults and overrides applied."""
+        return self.result.params
+
+    @property
+    def input_shape(self) -> Shape:
+        return self.graph.node(0).shape
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.graph.node(self.graph.output or 0).shape
+
+    def counts(self) -> Counts:
+        """Total parameters and multiply-accumulates (conv and linear layers)."""
+        return totals(self.graph)
+
+    def info(self, depth: int = 2) -> list[Row]:
+        """Parameters, MACs and output shape per module, `depth` levels deep."""
+        return rollup(self.graph, depth)
+
+    def state_shapes(self) -> dict[str, Shape]:
+        """Every state_dict key with its shape, in module order."""
+        return state_shapes(self.graph)
+
+    def init_state(
+        self, seed: int = 0, *, zero_init_residual: bool = False
+    ) -> dict[str, np.ndarray]:
+        """The initial weights every backend starts from (numpy; deterministic in `seed`)."""
+        from resdsl.weights import initial_state
+
+        return initial_state(self.graph, seed, zero_init_residual=zero_init_residual)
+
+    def state(
+        self,
+        seed: int = 0,
+        *,
+        weights: str | Mapping[str, Any] | None = None,
+        strict: bool = True,
+        replace_head: bool = False,
+        zero_init_residual: bool = False,
+        max_params: int | None = None,
+    ) -> tuple[dict[str, np.ndarray], LoadReport | None]:
+        """Every state_dict key's value: `init_state(seed)`, overlaid with `weights` (a
+        `.pth`/`.safetensors` path or a state_dict) when given, and the report of that load.
+
+        Refused (SpecError E0701) before anything is allocated when the network holds more
+        than `max_params` values (default 2·10⁹)."""
+        from resdsl.backends.torch_module import check_size
+        from resdsl.weights import load_state
+
+        check_size(self.graph, max_params)
+        state = self.init_state(seed, zero_init_residual=zero_init_residual)
+        if weights is None:
+            return state, None
+        loaded, report = load_state(self.graph, weights, strict=strict,
+                                    replace_head=replace_head)
+        state.update(loaded)
+        return state, report
+
+    def to_torch(
+        self,
+        seed: int = 0,
+        *,
+        weights: str | Mapping[str, Any] | None = None,
+        strict: bool = True,
+        replace_head: bool = False,
+        zero_init_residual: bool = False,
+        max_params: int | None = None,
+    ) -> torch.nn.Module:
+        """An `nn.Module` with the spec's module tree (its state_dict keys) and a generated
+        forward, holding `state(...)`'s weights. In training mode, like torchvision's
+        constructors."""
+        from resdsl.backends.torch_module import build_module, require_torch
+
+        require_torch()
+        state, report = self.state(seed, weights=weights, strict=strict,
+                                   replace_head=replace_head,
+                                   zero_init_residual=zero_init_residual, max_params=max_params)
+        if report is not None and report.reinitialised:
+            _log.warning("%s", report.summary())
+        return build_module(self.graph, state)
+
+    def to_python(self) -> str:
+        """Standalone Python source of the model: imports only torch."""
+        from resdsl.backends.torch_source import generate
+
+        return generate(self.graph).source
+
+
+    def describe_params(self) -> str:
+        return ", ".join(f"{k}={fmt_value(v)}" for k, v in self.params.items())
+
+
+def load(
+    path: str,
+    *,
+    network: str | None = None,
+    input_shape: Shape | str | None = None,
+    **params: Any,
+) -> Network:
+    """Parse, check and elaborate the spec at `path`.
+
+    `params` override the network's parameters, like `-D NAME=VALUE`, with Python values:
+    `classes=10`, `blocks=[6, 12, 32, 32]`, `mode="sum"`.
+    `input_shape` is `(C, H, W)` or `"3x224x224"`. Raises `SpecError` for a bad spec.
+    """
+    from resdsl.pipeline import parse_input_shape
+
+    defines = {name: _as_text(value) for name, value in params.items()}
+    shape = parse_input_shape(input_shape) if isinstance(input_shape, str) else input_shape
+    return Network(path, build(path, Options(defines, shape, network)))
+
+
+def _as_text(value: Any) -> str:
+    """A Python value as the spec text `-D` takes (lists become spec lists)."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_as_text(v) for v in value) + "]"
+    if value is None or not isinstance(value, (bool, int, float, str)):
+        raise TypeError(f"a network parameter is a number, bool, string or list, not {value!r}")
+    return fmt_value(value)

@@ -1,0 +1,247 @@
+"""The PyTorch lowering table: for every op of `ir/ops.py`, the module it owns (if any) and
+the line of forward code it runs.
+
+The generated code is what a person would write by hand: stateful ops are `nn` modules named
+by the spec (their state_dict keys), everything else is a `torch`/`F` call in the forward.
+Each lowering returns `Code`: a format string whose `{out}` is the output variable and whose
+other fields are *holes*, the numbers of the layer (channels, strides, slice bounds). Holes
+let structurally identical blocks share one generated class with those numbers as
+constructor parameters (`torch_source.py`).
+
+`tests/test_torch_backend.py` fails when an op in `OPS` has no entry here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from resdsl.ir.graph import Node
+from resdsl.ir.ops import Conv, Shape, Value, float_arg, int_arg, pair_arg
+
+HoleValue = int | float | tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Code:
+    """A format string; `{out}` is the output variable, other fields are holes."""
+
+    text: str
+    holes: Mapping[str, HoleValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ctx:
+    node: Node
+    ins: tuple[Shape, ...]
+    # The input variables, in input order.
+    x: tuple[str, ...]
+    # The expression for this node's own module or parameter (`self.conv1`), if it has one.
+    attr: str
+    # True when the first input dies here and may be overwritten: the output variable is x[0].
+    inplace: bool
+
+
+@dataclass(frozen=True)
+class Lowered:
+    # What `attr` is built from in `__init__`: an nn module or an nn.Parameter; None when the
+    # op owns no state.
+    init: Code | None
+    forward: Code
+
+
+@dataclass(frozen=True)
+class Lowering:
+    emit: Callable[[Ctx], Lowered]
+    # Has an in-place form that overwrites its first input (saves an activation's memory).
+    inplace: bool = False
+    # Its output is a fresh tensor that autograd does not need to keep as it is, so a later
+    # op may overwrite it in place. False for views and aliases (identity, slice, flatten,
+    # dropout in eval) and for ops whose backward reads their own output (relu, sigmoid, tanh).
+    overwritable: bool = True
+
+
+def _lit(value: Value) -> str:
+    """A Python literal; square pairs print as one number (`3`, not `(3, 3)`)."""
+    if isinstance(value, tuple):
+        if len(value) == 2 and value[0] == value[1]:
+            return _lit(value[0])
+        return "(" + ", ".join(_lit(v) for v in value) + ("," if len(value) == 1 else "") + ")"
+    return repr(value)
+
+
+def lit(value: Value) -> str:
+    return _lit(value)
+
+
+def _pair(value: tuple[int, int]) -> HoleValue:
+    return value[0] if value[0] == value[1] else value
+
+
+def _forward(text: str, **holes: HoleValue) -> Lowered:
+    return Lowered(None, Code(text, holes))
+
+
+# ------------------------------------------------------------------ layers
+
+
+def _conv(c: Ctx) -> Lowered:
+    a = c.node.args
+    groups, dilation = int_arg(a, "groups"), _pair(pair_arg(a, "dilation"))
+    extra = ", dilation={dilation}" if dilation != 1 else ""
+    extra += ", groups={groups}" if groups != 1 else ""
+    holes: dict[str, HoleValue] = {
+        "in_channels": c.ins[0][0],
+        "out_channels": c.node.shape[0],
+        "kernel_size": _pair(pair_arg(a, "kernel")),
+        "stride": _pair(pair_arg(a, "stride")),
+        "padding": _pair(Conv.padding(a)),
+        "dilation": dilation,
+        "groups": groups,
+    }
+    init = Code(
+        "nn.Conv2d({in_channels}, {out_channels}, kernel_size={kernel_size}, stride={stride}, "
+        "padding={padding}" + extra + f", bias={bool(a['bias'])})",
+        holes,
+    )
+    return Lowered(init, Code(f"{{out}} = {c.attr}({c.x[0]})"))
+
+
+def _bn(c: Ctx) -> Lowered:
+    kind = "BatchNorm2d" if len(c.ins[0]) == 3 else "BatchNorm1d"
+    eps, momentum = float_arg(c.node.args, "eps"), float_arg(c.node.args, "momentum")
+    extra = (", eps={eps}" if eps != 1e-5 else "") + (
+        ", momentum={momentum}" if momentum != 0.1 else ""
+    )
+    init = Code(f"nn.{kind}({{num_features}}{extra})",
+                {"num_features": c.ins[0][0], "eps": eps, "momentum": momentum})
+    return Lowered(init, Code(f"{{out}} = {c.attr}({c.x[0]})"))
+
+
+def _linear(c: Ctx) -> Lowered:
+    bias = bool(c.node.args["bias"])
+    init = Code(f"nn.Linear({{in_features}}, {{out_features}}, bias={bias})",
+                {"in_features": c.ins[0][0], "out_features": c.node.shape[0]})
+    return Lowered(init, Code(f"{{out}} = {c.attr}({c.x[0]})"))
+
+
+# ------------------------------------------------------------------ stateless ops
+
+
+def _pool(fn: str) -> Callable[[Ctx], Lowered]:
+    def emit(c: Ctx) -> Lowered:
+        a = c.node.args
+        kernel = _pair(pair_arg(a, "kernel"))
+        stride = _pair(pair_arg(a, "stride")) if a["stride"] is not None else kernel
+        ceil = ", ceil_mode=True" if a["ceil_mode"] else ""
+        return _forward(
+            f"{{out}} = F.{fn}({c.x[0]}, {{kernel}}, {{stride}}, {{padding}}{ceil})",
+            kernel=kernel, stride=stride, padding=_pair(pair_arg(a, "padding")),
+        )
+
+    return emit
+
+
+def _unary(fn: str) -> Lowering:
+    return Lowering(lambda c: _forward(f"{{out}} = {fn}({c.x[0]})"), overwritable=False)
+
+
+def _relu(c: Ctx) -> Lowered:
+    return _forward(f"{{out}} = torch.relu_({c.x[0]})" if c.inplace
+                    else f"{{out}} = torch.relu({c.x[0]})")
+
+
+def _dropout(c: Ctx) -> Lowered:
+    return _forward(f"{{out}} = F.dropout({c.x[0]}, {{p}}, self.training)",
+                    p=float_arg(c.node.args, "p"))
+
+
+def _slice(c: Ctx) -> Lowered:
+    start = int_arg(c.node.args, "start")
+    end = c.node.args["end"]
+    stop = c.ins[0][0] if end is None else end
+    assert isinstance(stop, int)
+    return _forward(f"{{out}} = {c.x[0]}[:, {{start}}:{{stop}}]", start=start, stop=stop)
+
+
+def _zeropad(c: Ctx) -> Lowered:
+    # Option A (He et al. 2015): subsample by the stride, then append zero channels.
+    s = int_arg(c.node.args, "stride")
+    sub = f"{c.x[0]}[:, :, ::{{stride}}, ::{{stride}}]" if s != 1 else c.x[0]
+    return _forward(f"{{out}} = F.pad({sub}, (0, 0, 0, 0, 0, {{extra}}))",
+                    stride=s, extra=c.node.shape[0] - c.ins[0][0])
+
+
+# ------------------------------------------------------------------ primitive merges
+
+
+def _add(c: Ctx) -> Lowered:
+    if c.inplace:
+        return _forward("{out} += " + " + ".join(c.x[1:]))
+    return _forward("{out} = " + " + ".join(c.x))
+
+
+def _alpha(c: Ctx) -> Lowered:
+    init = Code("nn.Parameter(torch.empty({shape}))", {"shape": c.node.shape[:1] + (1,) * (
+        len(c.node.shape) - 1) if c.node.args["per_channel"] else (1,)})
+    return Lowered(init, Code(f"{{out}} = {c.attr} * {c.x[0]}"))
+
+
+def _weighted_sum(c: Ctx) -> Lowered:
+    init = Code("nn.Parameter(torch.empty({branches}))", {"branches": (len(c.x),)})
+    terms = " + ".join(f"w[{i}] * {x}" for i, x in enumerate(c.x))
+    return Lowered(init, Code(f"w = torch.softmax({c.attr}, 0)\n{{out}} = {terms}"))
+
+
+def _highway(c: Ctx) -> Lowered:
+    t, h, x = c.x
+    return _forward(f"{{out}} = {t} * {h} + (1 - {t}) * {x}")
+
+
+def _dual(c: Ctx) -> Lowered:
+    s, f = c.x
+    return _forward(
+        f"{{out}} = torch.cat([{s}[:, :{{r}}] + {f}[:, :{{r}}], {s}[:, {{r}}:], "
+        f"{f}[:, {{r}}:]], 1)",
+        r=int_arg(c.node.args, "r"),
+    )
+
+
+def _group_sum(c: Ctx) -> Lowered:
+    # The g branches' outputs sit side by side on the channel axis; sum them.
+    return _forward(f"{{out}} = {c.x[0]}.unflatten(1, ({{groups}}, -1)).sum(1)",
+                    groups=int_arg(c.node.args, "groups"))
+
+
+def _input(c: Ctx) -> Lowered:
+    raise AssertionError("the input is the forward's argument, not a statement")
+
+
+LOWERINGS: dict[str, Lowering] = {
+    "conv": Lowering(_conv),
+    "bn": Lowering(_bn),
+    "linear": Lowering(_linear),
+    "maxpool": Lowering(_pool("max_pool2d")),
+    "avgpool": Lowering(_pool("avg_pool2d")),
+    "global_avgpool": Lowering(lambda c: _forward(f"{{out}} = F.adaptive_avg_pool2d({c.x[0]}, 1)")),
+    "flatten": Lowering(lambda c: _forward(f"{{out}} = torch.flatten({c.x[0]}, 1)"),
+                        overwritable=False),
+    "relu": Lowering(_relu, inplace=True, overwritable=False),
+    "sigmoid": _unary("torch.sigmoid"),
+    "tanh": _unary("torch.tanh"),
+    "silu": Lowering(lambda c: _forward(f"{{out}} = F.silu({c.x[0]})")),
+    "gelu": Lowering(lambda c: _forward(f"{{out}} = F.gelu({c.x[0]})")),
+    "identity": Lowering(lambda c: _forward(f"{{out}} = {c.x[0]}"), overwritable=False),
+    "dropout": Lowering(_dropout, overwritable=False),
+    "slice": Lowering(_slice, overwritable=False),
+    "zeropad": Lowering(_zeropad),
+    "input": Lowering(_input, overwritable=False),
+    "add": Lowering(_add, inplace=True),
+    "mul": Lowering(lambda c: _forward(f"{{out}} = {c.x[0]} * {c.x[1]}")),
+    "concat": Lowering(lambda c: _forward(f"{{out}} = torch.cat([{', '.join(c.x)}], 1)")),
+    "alpha": Lowering(_alpha),
+    "weighted_sum": Lowering(_weighted_sum),
+    "highway": Lowering(_highway),
+    "dual": Lowering(_dual),
+    "group_sum": Lowering(_group_sum),
+}

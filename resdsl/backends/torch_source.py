@@ -1,0 +1,614 @@
+"""Graph → standalone PyTorch source: an `nn.Module` tree named by the spec, with a generated
+forward. The same source is what `resdsl compile --to python` writes and what
+`to_torch()` executes, so the two cannot drift apart.
+
+How the graph becomes classes:
+- every stateful node (conv, bn, linear) is a leaf module at its path; `alpha` and a
+  multi-branch `weight` are bare `nn.Parameter`s on their parent module;
+- every proper prefix of those paths is a module. A prefix whose nodes form a
+  single-entry, single-exit region (a block call, a sequence, a repeat) gets a forward of its
+  own and is called like a function, as torchvision's blocks are; a pure chain of numbered
+  children becomes an `nn.Sequential`; any other prefix is a plain container;
+- structurally identical regions share one class; the numbers that differ between them
+  (channels, strides, slice bounds) become its constructor parameters.
+
+Variables are reused once their value is dead and ReLUs and residual adds run in place when
+that is safe, so peak memory matches hand-written code.
+
+Nothing here imports torch: the source can be generated on a machine without it.
+"""
+
+from __future__ import annotations
+
+import keyword
+import string
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from resdsl import __version__
+from resdsl.backends.torch_lowering import LOWERINGS, Code, Ctx, HoleValue, lit
+from resdsl.diagnostics import fail
+from resdsl.ir.graph import Graph, Node
+from resdsl.ir.ops import OPS, Shape, State, fmt_shape
+from resdsl.ir.primitives import PRIMITIVES
+from resdsl.passes.counts import totals
+
+# Attributes every nn.Module has (torch 2.x `dir(nn.Module())`): a spec name among them
+# would overwrite a method. tests/test_torch_backend.py checks this list against torch.
+MODULE_ATTRS = frozenset(
+    """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu
+    cuda double dump_patches eval extra_repr float forward get_buffer get_extra_state
+    get_parameter get_submodule half ipu load_state_dict modules mtia named_buffers
+    named_children named_modules named_parameters parameters register_backward_hook
+    register_buffer register_forward_hook register_forward_pre_hook register_full_backward_hook
+    register_full_backward_pre_hook register_load_state_dict_post_hook
+    register_load_state_dict_pre_hook register_module register_parameter
+    register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state
+    set_submodule share_memory state_dict to to_empty train training type xpu zero_grad""".split()
+)
+_CHANNEL_HINTS = ("in_channels", "num_features", "in_features")
+_FIXED_KINDS = frozenset({"sequence", "iteration", *PRIMITIVES})
+
+
+@dataclass(frozen=True)
+class Generated:
+    source: str
+    class_name: str
+
+
+@dataclass
+class _Region:
+    """A module path whose nodes have one input and one output: it gets a forward."""
+
+    path: str
+    entry: int
+    exit: int
+    sequential: bool = False
+
+
+@dataclass
+class _Line:
+    """One line of generated code: text with `{h0}`, `{h1}`... holes, their values and the
+    names the holes would take as constructor parameters."""
+
+    text: str
+    values: list[HoleValue] = field(default_factory=list)
+    hints: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Draft:
+    """One region's class body before classes are shared."""
+
+    region: _Region
+    kind: str
+    init: list[_Line]
+    forward: list[_Line]
+    entry_channels: int
+
+    def signature(self) -> tuple[object, ...]:
+        return (self.kind, tuple(ln.text for ln in self.init),
+                tuple(ln.text for ln in self.forward))
+
+    def values(self) -> list[HoleValue]:
+        return [v for ln in self.init + self.forward for v in ln.values]
+
+    def hints(self) -> list[str]:
+        return [h for ln in self.init + self.forward for h in ln.hints]
+
+
+@dataclass
+class _Class:
+    name: str
+    drafts: list[_Draft]
+    # Per hole position: the constructor parameter it reads, or None for a constant.
+    params: list[str | None]
+    param_names: list[str]
+    forward_params: set[str]
+
+    def ctor(self, draft: _Draft) -> _Line:
+        """`Bottleneck(in_channels=64, ...)` for one of its regions, as a line of holes."""
+        values = draft.values()
+        first: dict[str, HoleValue] = {}
+        for name, value in zip(self.params, values, strict=True):
+            if name is not None and name not in first:
+                first[name] = value
+        if not self.param_names:
+            return _Line(f"{self.name}()")
+        args = ", ".join(f"{n}={{h{i}}}" for i, n in enumerate(self.param_names))
+        return _Line(f"{self.name}({args})", [first[n] for n in self.param_names],
+                     list(self.param_names))
+
+
+class _Generator:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.nodes = list(graph.nodes())
+        self.uses: dict[int, int] = defaultdict(int)
+        self.user_nodes: dict[int, set[int]] = defaultdict(set)
+        for node in self.nodes:
+            for i in node.inputs:
+                self.uses[i] += 1
+                self.user_nodes[i].add(node.id)
+        self.state: dict[int, tuple[State, ...]] = {}
+        for node in self.nodes:
+            st = OPS[node.op].state(self._ins(node), node.args, node.shape)
+            if st:
+                self.state[node.id] = st
+        self._check_names()
+        self.modules, self.children = self._module_tree()
+        self.leaf_by_path = {self.graph.node(n).path: self.graph.node(n) for n in self.state}
+        self.regions = self._find_regions()
+        self.owner = {n.id: self._owner(n) for n in self.nodes}
+        self.items = self._items()
+        for region in self.regions.values():
+            region.sequential = self._is_chain(region)
+        self.classes: list[_Class] = []
+        self.class_names: set[str] = {"F"}
+
+    # ------------------------------------------------------------------ structure
+
+    def _ins(self, node: Node) -> tuple[Shape, ...]:
+        return tuple(self.graph.node(i).shape for i in node.inputs)
+
+    def _check_names(self) -> None:
+        for nid in self.state:
+            node = self.graph.node(nid)
+            for part in node.path.split("."):
+                if part in MODULE_ATTRS:
+                    raise fail(
+                        "E0701",
+                        f"`{part}` cannot name a module in PyTorch: nn.Module has an "
+                        f"attribute `{part}`",
+                        node.span,
+                        f"`{node.path}` would shadow nn.Module.{part}",
+                        help="rename the statement (its name becomes a module name and a "
+                        "state_dict key)",
+                    )
+
+    def _module_tree(self) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """Module paths → "leaf" | "param" | "container", and each module's children in
+        order of first appearance."""
+        modules: dict[str, str] = {"": "container"}
+        children: dict[str, list[str]] = defaultdict(list)
+        for nid, states in self.state.items():
+            path = self.graph.node(nid).path
+            modules[path] = "param" if states[0].name == "" else "leaf"
+            parts = path.split(".")
+            for k in range(len(parts)):
+                prefix, child = ".".join(parts[:k]), ".".join(parts[: k + 1])
+                if child not in children[prefix]:
+                    children[prefix].append(child)
+                if k + 1 < len(parts):
+                    modules.setdefault(child, "container")
+        return modules, children
+
+    def _find_regions(self) -> dict[str, _Region]:
+        members: dict[str, list[int]] = defaultdict(list)
+        containers = {p for p, k in self.modules.items() if k == "container" and p}
+        for node in self.nodes:
+            for prefix in _prefixes(node.path):
+                if prefix in containers:
+                    members[prefix].append(node.id)
+        out = self.graph.output
+        regions = {"": _Region("", 0, out if out is not None else 0)}
+        for path, ids in members.items():
+            inside = set(ids)
+            entries = {i for nid in ids for i in self.graph.node(nid).inputs if i not in inside}
+            exits = [nid for nid in ids
+                     if nid == out or any(u not in inside for u in self.user_nodes[nid])]
+            if len(entries) == 1 and len(exits) == 1:
+                regions[path] = _Region(path, entries.pop(), exits[0])
+        return regions
+
+    def _owner(self, node: Node) -> str:
+        """The deepest region strictly above the node."""
+        for prefix in reversed(_prefixes(node.path)):
+            if prefix in self.regions:
+                return prefix
+        return ""
+
+    def _items(self) -> dict[str, list[tuple[str, Node]]]:
+        """Each region's forward items in graph order: its own nodes ("node") and the calls
+        of the regions directly below it (by path, placed at their first node)."""
+        items: dict[str, list[tuple[str, Node]]] = defaultdict(list)
+        placed: set[str] = set()
+        for node in self.nodes:
+            if node.op == "input":
+                continue
+            owner = self.owner[node.id]
+            items[owner].append(("node", node))
+            below = owner
+            chain = [""] + _prefixes(owner) if owner else []
+            for prefix in reversed(chain):
+                if prefix not in self.regions:
+                    continue
+                if below in placed:
+                    break
+                placed.add(below)
+                items[prefix].append((below, self.graph.node(self.regions[below].exit)))
+                below = prefix
+        return items
+
+    def _is_chain(self, region: _Region) -> bool:
+        """Children `0..n-1`, each a leaf or a region, feeding each other in order, and no
+        stateless node of its own (a relu between the children would be lost)."""
+        kids = self.children.get(region.path, [])
+        if not region.path or not kids:
+            return False
+        if any(kind == "node" and node.id not in self.state
+               for kind, node in self.items[region.path]):
+            return False
+        prev = region.entry
+        for i, kid in enumerate(kids):
+            if kid.rsplit(".", 1)[-1] != str(i):
+                return False
+            if self.modules[kid] == "leaf":
+                node = self.leaf_by_path[kid]
+                entry, exit_ = node.inputs, node.id
+            elif kid in self.regions:
+                entry, exit_ = (self.regions[kid].entry,), self.regions[kid].exit
+            else:
+                return False
+            if entry != (prev,):
+                return False
+            prev = exit_
+        return prev == region.exit
+
+    # ------------------------------------------------------------------ emission
+
+    def generate(self) -> Generated:
+        # Deepest regions first: a class's children are named before the class.
+        order = sorted((p for p in self.regions if p), key=lambda p: -p.count("."))
+        ctor: dict[str, _Line] = {}
+        for depth in sorted({p.count(".") for p in order}, reverse=True):
+            level = [p for p in order if p.count(".") == depth]
+            level_drafts: list[_Draft] = []
+            for path in level:
+                region = self.regions[path]
+                if region.sequential:
+                    continue
+                level_drafts.append(self._draft(region, ctor))
+            self._share(level_drafts, ctor)
+            for path in level:
+                region = self.regions[path]
+                if region.sequential:
+                    ctor[path] = self._sequential(region, ctor)
+        root = self._draft(self.regions[""], ctor)
+        root_name = self._class_name(_camel(self.graph.name) or "Network")
+        root_class = _Class(root_name, [root], [None] * len(root.values()), [], set())
+        self.classes.append(root_class)
+        return Generated(self._render(), root_name)
+
+    def _draft(self, region: _Region, ctor: dict[str, _Line]) -> _Draft:
+        init: list[_Line] = []
+        self._init_lines(region.path, "self", init, ctor)
+        forward = self._forward(region)
+        scope = self.graph.scopes.get(region.path)
+        kind = scope.kind if scope else "network"
+        entry_c = self.graph.node(region.entry).shape[0]
+        return _Draft(region, kind, init, forward, entry_c)
+
+    def _attr(self, base: str, name: str) -> str:
+        if name.isidentifier() and not keyword.iskeyword(name):
+            return f"{base}.{name}"
+        return f'getattr({base}, "{name}")'
+
+    def _rel_attr(self, region: str, path: str) -> str:
+        rel = path[len(region) + 1:] if region else path
+        expr = "self"
+        parent = region
+        for part in rel.split("."):
+            child = f"{parent}.{part}" if parent else part
+            if parent in self.regions and self.regions[parent].sequential and parent != region:
+                expr = f"{expr}[{part}]"
+            else:
+                expr = self._attr(expr, part)
+            parent = child
+        return expr
+
+    def _init_lines(self, path: str, base: str, out: list[_Line],
+                    ctor: dict[str, _Line]) -> None:
+        for kid in self.children.get(path, []):
+            name = kid.rsplit(".", 1)[-1]
+            target = self._attr(base, name)
+            kind = self.modules[kid]
+            if kind in ("leaf", "param"):
+                line = self._leaf_ctor(kid)
+            elif kid in self.regions:
+                line = ctor[kid]
+            else:
+                line = _Line("nn.Module()")
+            hint = name if name.isidentifier() else f"m{name}"
+            if target.startswith("getattr("):
+                owner = target[len("getattr("):].split(",")[0]
+                text = f'{owner}.add_module("{name}", {line.text})'
+            else:
+                text = f"{target} = {line.text}"
+            out.append(_Line(text, list(line.values), [_join(hint, h) for h in line.hints]))
+            if kind == "container" and kid not in self.regions:
+                self._init_lines(kid, target, out, ctor)
+
+    def _leaf_ctor(self, path: str) -> _Line:
+        node = self.leaf_by_path[path]
+        lowered = LOWERINGS[node.op].emit(Ctx(node, self._ins(node), ("x",) * len(node.inputs),
+                                              "self", False))
+        assert lowered.init is not None
+        return _holes(lowered.init, "", prefix="")
+
+    def _sequential(self, region: _Region, ctor: dict[str, _Line]) -> _Line:
+        parts: list[str] = []
+        values: list[HoleValue] = []
+        hints: list[str] = []
+        for kid in self.children[region.path]:
+            line = self._leaf_ctor(kid) if self.modules[kid] == "leaf" else ctor[kid]
+            offset = len(values)
+            parts.append(_shift(line.text, offset))
+            values += line.values
+            name = kid.rsplit(".", 1)[-1]
+            hints += [_join(f"m{name}", h) for h in line.hints]
+        body = "".join(f"\n    {p}," for p in parts)
+        return _Line(f"nn.Sequential({body}\n)", values, hints)
+
+    def _forward(self, region: _Region) -> list[_Line]:
+        """The region's forward body: its own nodes and calls of its child regions, in graph
+        order. A variable is reused once its value is dead, and a relu or an add overwrites
+        its first input when nothing else reads it, as hand-written blocks do."""
+        items = self.items[region.path]
+
+        def inputs(item: tuple[str, Node]) -> tuple[int, ...]:
+            kind, node = item
+            return node.inputs if kind == "node" else (self.regions[kind].entry,)
+
+        last_use: dict[int, int] = {}
+        for k, item in enumerate(items):
+            for i in inputs(item):
+                last_use[i] = k
+        last_use[region.exit] = len(items)
+        var: dict[int, str] = {region.entry: "x"}
+        free: list[str] = []
+        lines: list[_Line] = []
+        for k, item in enumerate(items):
+            kind, node = item
+            ins = inputs(item)
+            names = tuple(var[i] for i in ins)
+            dying = [i for i in dict.fromkeys(ins) if last_use.get(i) == k]
+            first = ins[0]
+            inplace = (kind == "node" and LOWERINGS[node.op].inplace and first in dying
+                       and self.uses[first] == 1 and first != region.entry
+                       and LOWERINGS[self.graph.node(first).op].overwritable)
+            free += [var[i] for i in dying if not (inplace and i == first)]
+            if inplace or first in dying:
+                out = var[first]
+                if out in free:
+                    free.remove(out)
+            elif free:
+                out = free.pop(0)
+            else:
+                out = f"x{len(set(var.values()))}"
+            var[node.id] = out
+            if kind == "node":
+                attr = self._rel_attr(region.path, node.path) if node.id in self.state else ""
+                lowered = LOWERINGS[node.op].emit(
+                    Ctx(node, self._ins(node), names, attr, inplace))
+                rel = node.path[len(region.path) + 1:] if region.path else node.path
+                lines.append(_holes(lowered.forward, out, prefix=_ident(rel)))
+            else:
+                lines.append(_Line(f"{out} = {self._rel_attr(region.path, kind)}({names[0]})"))
+        lines.append(_Line(f"return {var[region.exit]}"))
+        return lines
+
+    # ------------------------------------------------------------------ sharing
+
+    def _share(self, drafts: Sequence[_Draft], ctor: dict[str, _Line]) -> None:
+        groups: dict[tuple[object, ...], list[_Draft]] = {}
+        for d in drafts:
+            groups.setdefault(d.signature(), []).append(d)
+        for members in groups.values():
+            cls = self._make_class(members)
+            self.classes.append(cls)
+            for d in members:
+                ctor[d.region.path] = cls.ctor(d)
+
+    def _make_class(self, drafts: list[_Draft]) -> _Class:
+        first = drafts[0]
+        vectors = list(zip(*(d.values() for d in drafts), strict=True))
+        hints = first.hints()
+        entry_vector = tuple(d.entry_channels for d in drafts)
+        params: list[str | None] = []
+        by_vector: dict[tuple[HoleValue, ...], str] = {}
+        taken = {"self", "x", "w"} | set(_child_names(first)) | MODULE_ATTRS
+        n_init = sum(len(ln.values) for ln in first.init)
+        forward_params: set[str] = set()
+        for pos, (vector, hint) in enumerate(zip(vectors, hints, strict=True)):
+            if len(set(vector)) == 1:
+                params.append(None)
+                continue
+            name = by_vector.get(vector)
+            if name is None:
+                name = (
+                    "in_channels"
+                    if vector == entry_vector and hint.endswith(_CHANNEL_HINTS)
+                    else _ident(hint)
+                )
+                base, k = name, 2
+                while name in taken:
+                    name, k = f"{base}_{k}", k + 1
+                taken.add(name)
+                by_vector[vector] = name
+            params.append(name)
+            if pos >= n_init:
+                forward_params.add(name)
+        names = list(dict.fromkeys(p for p in params if p is not None))
+        base = _class_base(first, self.graph)
+        return _Class(self._class_name(base), drafts, params, names, forward_params)
+
+    def _class_name(self, base: str) -> str:
+        name, k = base, 2
+        while name in self.class_names:
+            name, k = f"{base}{k}", k + 1
+        self.class_names.add(name)
+        return name
+
+    # ------------------------------------------------------------------ rendering
+
+    def _render(self) -> str:
+        g = self.graph
+        t = totals(g)
+        root = self.classes[-1]
+        out_shape = g.node(g.output or 0).shape
+        head = [
+            f'"""{g.name}: generated by resdsl {__version__}. Do not edit; edit the spec.',
+            "",
+            f"Input {fmt_shape(g.node(0).shape)} → output {fmt_shape(out_shape)}; "
+            f"{t.params:,} parameters, {t.macs:,} multiply-accumulates.",
+            "This file needs only PyTorch:",
+            "",
+            f"    model = {root.name}()",
+            "    model.load_state_dict(state_dict)",
+            '"""',
+            "",
+            "from __future__ import annotations",
+            "",
+            "import torch",
+            "import torch.nn.functional as F",
+            "from torch import nn",
+            "",
+            f'__all__ = ["{root.name}"]',
+        ]
+        body = [self._render_class(c) for c in self.classes]
+        return "\n".join(head) + "\n\n\n" + "\n\n\n".join(body) + "\n"
+
+    def _render_class(self, cls: _Class) -> str:
+        d = cls.drafts[0]
+        values = d.values()
+        position = 0
+
+        def fill(line: _Line, in_forward: bool) -> str:
+            nonlocal position
+            holes: dict[str, str] = {}
+            for i in range(len(line.values)):
+                name = cls.params[position]
+                if name is None:
+                    holes[f"h{i}"] = lit(values[position])
+                else:
+                    holes[f"h{i}"] = f"self.{name}" if in_forward else name
+                position += 1
+            return line.text.format(**holes)
+
+        init = [fill(ln, False) for ln in d.init]
+        forward = [fill(ln, True) for ln in d.forward]
+        params = ", ".join(f"{n}: {_type_name(values[cls.params.index(n)])}"
+                           for n in cls.param_names)
+        lines = [f"class {cls.name}(nn.Module):", f'    """{_describe(cls, self.graph)}"""', ""]
+        lines.append(f"    def __init__(self{', ' if params else ''}{params}) -> None:")
+        lines.append("        super().__init__()")
+        for name in sorted(cls.forward_params, key=cls.param_names.index):
+            lines.append(f"        self.{name} = {name}")
+        for text in init:
+            lines += ["        " + t for t in text.split("\n")]
+        lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:"]
+        for text in forward:
+            lines += ["        " + t for t in text.split("\n")]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _holes(code: Code, out: str, prefix: str) -> _Line:
+    """Fill `{out}` and number the holes that the text uses, in order of appearance."""
+    fields = [f for _, f, _, _ in string.Formatter().parse(code.text) if f]
+    mapping: dict[str, str] = {"out": out}
+    values: list[HoleValue] = []
+    hints: list[str] = []
+    for f in fields:
+        if f in mapping:
+            continue
+        mapping[f] = f"{{h{len(values)}}}"
+        values.append(code.holes[f])
+        hints.append(_join(prefix, f))
+    return _Line(code.text.format(**mapping), values, hints)
+
+
+def _shift(text: str, offset: int) -> str:
+    """Renumber `{hN}` holes by `offset` (for a line nested in another)."""
+    fields = [f for _, f, _, _ in string.Formatter().parse(text) if f]
+    return text.format(**{f: f"{{h{int(f[1:]) + offset}}}" for f in fields})
+
+
+def _prefixes(path: str) -> list[str]:
+    """The proper prefixes of a module path, shortest first: `a.b.c` → [`a`, `a.b`]."""
+    parts = path.split(".")
+    return [".".join(parts[:k]) for k in range(1, len(parts))]
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}_{name}" if prefix else name
+
+
+def _ident(text: str) -> str:
+    out = "".join(c if c.isalnum() or c == "_" else "_" for c in text)
+    return out if out and not out[0].isdigit() else f"m{out}"
+
+
+def _camel(text: str) -> str:
+    parts = [p for p in text.split("_") if p]
+    out = ""
+    for p in parts:
+        if out and p[0].isdigit():
+            out += "_" + p
+        else:
+            out += p[0].upper() + p[1:]
+    return out
+
+
+def _class_base(draft: _Draft, graph: Graph) -> str:
+    kind, path = draft.kind, draft.region.path
+    last = path.rsplit(".", 1)[-1]
+    if kind not in _FIXED_KINDS and not kind.startswith("repeat"):
+        return _camel(kind) or "Block"
+    if last[:1].isalpha():
+        return _camel(last)
+    parent = path.rsplit(".", 2)[-2] if path.count(".") else ""
+    return (_camel(parent) if parent[:1].isalpha() else "Block") + "Item"
+
+
+def _child_names(draft: _Draft) -> Iterable[str]:
+    for ln in draft.init:
+        head = ln.text.split(" = ", 1)[0]
+        if head.startswith("self."):
+            yield head[5:].split(".")[0]
+
+
+def _child_region(parent: str, owner: str, regions: dict[str, _Region]) -> str | None:
+    """The region directly below `parent` on the way down to `owner`."""
+    if owner == parent:
+        return None
+    parts = owner.split(".")
+    start = parent.count(".") + 1 if parent else 0
+    for k in range(start + 1, len(parts) + 1):
+        prefix = ".".join(parts[:k])
+        if prefix in regions:
+            return prefix
+    return None
+
+
+def _type_name(value: HoleValue) -> str:
+    if isinstance(value, tuple):
+        return "tuple[int, ...]"
+    return type(value).__name__
+
+
+def _describe(cls: _Class, graph: Graph) -> str:
+    paths = [d.region.path or graph.name for d in cls.drafts]
+    kind = cls.drafts[0].kind
+    what = f"The network `{graph.name}`" if kind == "network" else f"`{kind}`"
+    shown = ", ".join(paths[:4]) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
+    return f"{what}: {shown}." if kind != "network" else f"{what}."
+
+
+def generate(graph: Graph) -> Generated:
+    """The standalone PyTorch source of `graph`; its `class_name` builds the network."""
+    return _Generator(graph).generate()
