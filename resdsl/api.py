@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from resdsl.diagnostics import SpecError, error
 from resdsl.ir.graph import Graph
 from resdsl.ir.ops import Shape, Value, fmt_value
-from resdsl.passes.counts import Counts, Row, rollup, state_shapes, totals
+from resdsl.passes.counts import Counts, Row, rollup, state_shapes, state_values, totals
 from resdsl.pipeline import Options, Result, build
 
 _log = logging.getLogger("resdsl")
@@ -92,7 +93,6 @@ class Network:
 
         Refused (SpecError E0701) before anything is allocated when the network holds more
         than `max_params` values (default 2·10⁹)."""
-        from resdsl.backends.torch_module import check_size
         from resdsl.weights import load_state
 
         check_size(self.graph, max_params)
@@ -119,6 +119,8 @@ class Network:
         constructors."""
         from resdsl.backends.torch_module import build_module, require_torch
 
+        # The size limit first: refusing a huge network must not wait for torch to import.
+        check_size(self.graph, max_params)
         require_torch()
         state, report = self.state(seed, weights=weights, strict=strict,
                                    replace_head=replace_head,
@@ -134,8 +136,52 @@ class Network:
         return generate(self.graph).source
 
 
+    @property
+    def files(self) -> list[str]:
+        """The spec and every file it imports."""
+        return [f.source.path for f in self.result.program.files]
+
+    def save_python(self, path: str) -> None:
+        """Write `to_python()` to `path`, atomically."""
+        from resdsl.outputs import check_output, write_atomic
+
+        check_output(path, self.files)
+        source = self.to_python().encode("utf-8")
+        write_atomic(path, lambda f: f.writelines([source]))
+
+    def save_exported(self, path: str, model: torch.nn.Module) -> None:
+        """Write a `torch.export` archive of `model` (eval mode, dynamic batch) to `path`,
+        atomically; `torch.export.load(path)` reads it back without resdsl."""
+        from resdsl.backends.torch_module import export, require_torch
+        from resdsl.outputs import check_output, write_atomic
+
+        torch = require_torch()
+        check_output(path, self.files)
+        program = export(model, self.input_shape)
+        write_atomic(path, lambda f: torch.export.save(program, f))
+
     def describe_params(self) -> str:
         return ", ".join(f"{k}={fmt_value(v)}" for k, v in self.params.items())
+
+
+# Parameters and buffers a network may hold before anything is allocated for it, unless the
+# caller raises the limit: 2·10⁹ float32 values are 8 GB, more than a laptop has to spare.
+MAX_PARAMS = 2_000_000_000
+
+
+def check_size(graph: Graph, max_params: int | None = None) -> None:
+    """Refuse (E0701) a network whose state is larger than the limit, from the graph alone."""
+    limit = MAX_PARAMS if max_params is None else max_params
+    size = state_values(graph)
+    if size > limit:
+        raise SpecError([error(
+            "E0701",
+            f"the network has {size:,} parameters and buffers, above the limit of {limit:,}",
+            None,
+            help="check the widths and repeat counts; to build it anyway, raise the limit "
+            "with `--max-params N` (`max_params=` in the API)",
+            notes=(f"{size * 4 / 1e9:,.1f} GB as float32",),
+        )])
 
 
 def load(

@@ -13,12 +13,15 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from resdsl import __version__
+from resdsl.api import Network
 from resdsl.diagnostics import Diagnostic, SpecError, render_all_text, render_json
 from resdsl.ir.ops import fmt_shape
+from resdsl.outputs import check_output
 from resdsl.passes.counts import rollup, totals
 from resdsl.pipeline import Options, Result, UsageError, build, parse_input_shape
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+TARGETS = {"python": ".py", "torch": ".pt2"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,6 +52,30 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--depth", type=int, default=2,
                       help="levels of the module hierarchy to show (default 2)")
     common(info)
+    comp = sub.add_parser("compile", help="compile a spec to Python source or a PyTorch program")
+    comp.add_argument("spec", metavar="SPEC")
+    comp.add_argument("--to", dest="target", choices=TARGETS, required=True,
+                      help="python: standalone PyTorch source (.py); torch: a torch.export "
+                      "archive with the weights (.pt2)")
+    comp.add_argument("-o", dest="output", metavar="OUT",
+                      help="the output file (default: the network's name with the target's "
+                      "extension, in the current folder)")
+    comp.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
+    comp.add_argument("--weights", metavar="FILE",
+                      help="a .pth/.pt or .safetensors state_dict to load")
+    comp.add_argument("--no-strict", dest="strict", action="store_false",
+                      help="with --weights: keep the initial value of missing keys and ignore "
+                      "unexpected ones")
+    comp.add_argument("--replace-head", action="store_true",
+                      help="with --weights: re-initialise the classifier when its shape differs "
+                      "(fine-tuning with -D classes=N)")
+    comp.add_argument("--zero-init-residual", action="store_true",
+                      help="start the last BN of every residual branch at 0 (torchvision's "
+                      "zero_init_residual)")
+    comp.add_argument("--max-params", type=int, metavar="N",
+                      help="refuse networks with more parameters and buffers than N "
+                      "(default 2,000,000,000)")
+    common(comp)
     return p
 
 
@@ -161,6 +188,42 @@ def _info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.target == "python" and args.weights:
+        raise UsageError("--to python writes code, not weights: load them in the program "
+                         "(`model.load_state_dict(...)`), or use --to torch to bake them in")
+    if args.seed < 0:
+        raise UsageError("--seed must not be negative")
+    try:
+        net = Network(args.spec, build(args.spec, _options(args)))
+        output = args.output or net.name + TARGETS[args.target]
+        check_output(output, net.files)
+        if args.target == "python":
+            net.save_python(output)
+            what = "standalone PyTorch source"
+        else:
+            model = net.to_torch(args.seed, weights=args.weights, strict=args.strict,
+                                 replace_head=args.replace_head,
+                                 zero_init_residual=args.zero_init_residual,
+                                 max_params=args.max_params)
+            net.save_exported(output, model)
+            what = "torch.export archive"
+    except SpecError as exc:
+        if args.format == "json":
+            out.write(render_json(exc.diagnostics))
+        _report(exc.diagnostics, args.format, err)
+        return EXIT_SPEC
+    _report(net.result.warnings, args.format, err)
+    t = net.counts()
+    if args.format == "json":
+        doc = {"network": net.name, "spec": args.spec, "target": args.target,
+               "output": output, "params": t.params, "macs": t.macs}
+        out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    else:
+        out.write(f"wrote {output}: {what} of {net.name} ({t.params:,} parameters)\n")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
          err: TextIO | None = None) -> int:
     out = out or sys.stdout
@@ -169,6 +232,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         args = _parser().parse_args(argv)
         if args.command == "check":
             return _check(args, out, err)
+        if args.command == "compile":
+            return _compile(args, out, err)
         return _info(args, out, err)
     except UsageError as exc:
         err.write(f"resdsl: error: {exc}\n")

@@ -36,17 +36,20 @@ from resdsl.passes.counts import totals
 
 # Attributes every nn.Module has (torch 2.x `dir(nn.Module())`): a spec name among them
 # would overwrite a method. tests/test_torch_backend.py checks this list against torch.
-MODULE_ATTRS = frozenset(
-    """T_destination add_module apply bfloat16 buffers call_super_init children compile cpu
-    cuda double dump_patches eval extra_repr float forward get_buffer get_extra_state
-    get_parameter get_submodule half ipu load_state_dict modules mtia named_buffers
-    named_children named_modules named_parameters parameters register_backward_hook
-    register_buffer register_forward_hook register_forward_pre_hook register_full_backward_hook
-    register_full_backward_pre_hook register_load_state_dict_post_hook
-    register_load_state_dict_pre_hook register_module register_parameter
-    register_state_dict_post_hook register_state_dict_pre_hook requires_grad_ set_extra_state
-    set_submodule share_memory state_dict to to_empty train training type xpu zero_grad""".split()
-)
+MODULE_ATTRS = frozenset({
+    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init",
+    "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr",
+    "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule",
+    "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children",
+    "named_modules", "named_parameters", "parameters", "register_backward_hook",
+    "register_buffer", "register_forward_hook", "register_forward_pre_hook",
+    "register_full_backward_hook", "register_full_backward_pre_hook",
+    "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
+    "register_module", "register_parameter", "register_state_dict_post_hook",
+    "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule",
+    "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu",
+    "zero_grad",
+})
 _CHANNEL_HINTS = ("in_channels", "num_features", "in_features")
 _FIXED_KINDS = frozenset({"sequence", "iteration", *PRIMITIVES})
 
@@ -158,7 +161,7 @@ class _Generator:
             for part in node.path.split("."):
                 if part in MODULE_ATTRS:
                     raise fail(
-                        "E0701",
+                        "E0703",
                         f"`{part}` cannot name a module in PyTorch: nn.Module has an "
                         f"attribute `{part}`",
                         node.span,
@@ -220,7 +223,7 @@ class _Generator:
             owner = self.owner[node.id]
             items[owner].append(("node", node))
             below = owner
-            chain = [""] + _prefixes(owner) if owner else []
+            chain = ["", *_prefixes(owner)] if owner else []
             for prefix in reversed(chain):
                 if prefix not in self.regions:
                     continue

@@ -49,6 +49,14 @@ def totals(graph: Graph) -> Counts:
     return Counts(params, macs)
 
 
+def state_values(graph: Graph) -> int:
+    """Values in every parameter and buffer: what building the network allocates."""
+    total = 0
+    for node in graph.nodes():
+        total += sum(s.size for s in OPS[node.op].state(_ins(graph, node), node.args, node.shape))
+    return total
+
+
 def state_shapes(graph: Graph) -> dict[str, Shape]:
     """Every state_dict key the network has (parameters and buffers) with its shape."""
     out: dict[str, Shape] = {}
