@@ -6,6 +6,8 @@ imports neither torch nor onnx.
 
 __version__ = "0.1.0"
 
-from resdsl.api import Network, load  # noqa: E402
+from resdsl.api import Network, load
+from resdsl.diagnostics import SpecError
+from resdsl.pipeline import UsageError
 
-__all__ = ["Network", "__version__", "load"]
+__all__ = ["Network", "SpecError", "UsageError", "__version__", "load"]
