@@ -168,8 +168,8 @@ def _zeropad(c: Ctx) -> Lowered:
     # Option A (He et al. 2015): subsample by the stride, then append zero channels.
     s = int_arg(c.node.args, "stride")
     sub = f"{c.x[0]}[:, :, ::{{stride}}, ::{{stride}}]" if s != 1 else c.x[0]
-    return _forward(f"{{out}} = F.pad({sub}, (0, 0, 0, 0, 0, {{extra}}))",
-                    stride=s, extra=c.node.shape[0] - c.ins[0][0])
+    return _forward(f"{{out}} = F.pad({sub}, (0, 0, 0, 0, 0, {{channels}}))",
+                    stride=s, channels=c.node.shape[0] - c.ins[0][0])
 
 
 # ------------------------------------------------------------------ primitive merges

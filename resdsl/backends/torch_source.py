@@ -51,6 +51,7 @@ MODULE_ATTRS = frozenset({
     "zero_grad",
 })
 _CHANNEL_HINTS = ("in_channels", "num_features", "in_features")
+_CHANNEL_KEYS = (*_CHANNEL_HINTS, "out_channels", "out_features")
 _FIXED_KINDS = frozenset({"sequence", "iteration", *PRIMITIVES})
 
 
@@ -396,7 +397,9 @@ class _Generator:
                 lowered = LOWERINGS[node.op].emit(
                     Ctx(node, self._ins(node), names, attr, inplace))
                 rel = node.path[len(region.path) + 1:] if region.path else node.path
-                lines.append(_holes(lowered.forward, out, prefix=_ident(rel)))
+                # An unnamed node's holes are named after its op (`zeropad_channels`).
+                prefix = node.op if rel.rsplit(".", 1)[-1].isdigit() else _ident(rel)
+                lines.append(_holes(lowered.forward, out, prefix=prefix))
             else:
                 lines.append(_Line(f"{out} = {self._rel_attr(region.path, kind)}({names[0]})"))
         lines.append(_Line(f"return {var[region.exit]}"))
@@ -420,7 +423,9 @@ class _Generator:
         hints = first.hints()
         entry_vector = tuple(d.entry_channels for d in drafts)
         params: list[str | None] = []
-        by_vector: dict[tuple[HoleValue, ...], str] = {}
+        # Holes with equal values in every instance share a parameter when they mean the
+        # same kind of number: a channel count with a channel count, a stride with a stride.
+        by_vector: dict[tuple[str, tuple[HoleValue, ...]], str] = {}
         taken = {"self", "x", "w"} | set(_child_names(first)) | MODULE_ATTRS
         n_init = sum(len(ln.values) for ln in first.init)
         forward_params: set[str] = set()
@@ -428,7 +433,9 @@ class _Generator:
             if len(set(vector)) == 1:
                 params.append(None)
                 continue
-            name = by_vector.get(vector)
+            key = hint.rsplit("_", 1)[-1] if "_" in hint else hint
+            meaning = "<channels>" if hint.endswith(_CHANNEL_KEYS) else key
+            name = by_vector.get((meaning, vector))
             if name is None:
                 name = (
                     "in_channels"
@@ -439,7 +446,7 @@ class _Generator:
                 while name in taken:
                     name, k = f"{base}_{k}", k + 1
                 taken.add(name)
-                by_vector[vector] = name
+                by_vector[(meaning, vector)] = name
             params.append(name)
             if pos >= n_init:
                 forward_params.add(name)
