@@ -14,6 +14,7 @@ from typing import TextIO
 
 from resdsl import __version__
 from resdsl.api import Network
+from resdsl.backends.torch_module import build_module
 from resdsl.diagnostics import Diagnostic, SpecError, render_all_text, render_json
 from resdsl.ir.ops import fmt_shape
 from resdsl.outputs import check_output
@@ -194,6 +195,7 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                          "(`model.load_state_dict(...)`), or use --to torch to bake them in")
     if args.seed < 0:
         raise UsageError("--seed must not be negative")
+    report = None
     try:
         net = Network(args.spec, build(args.spec, _options(args)))
         output = args.output or net.name + TARGETS[args.target]
@@ -202,11 +204,11 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             net.save_python(output)
             what = "standalone PyTorch source"
         else:
-            model = net.to_torch(args.seed, weights=args.weights, strict=args.strict,
-                                 replace_head=args.replace_head,
-                                 zero_init_residual=args.zero_init_residual,
-                                 max_params=args.max_params)
-            net.save_exported(output, model)
+            state, report = net.state(args.seed, weights=args.weights, strict=args.strict,
+                                      replace_head=args.replace_head,
+                                      zero_init_residual=args.zero_init_residual,
+                                      max_params=args.max_params)
+            net.save_exported(output, build_module(net.graph, state))
             what = "torch.export archive"
     except SpecError as exc:
         if args.format == "json":
@@ -217,10 +219,13 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     t = net.counts()
     if args.format == "json":
         doc = {"network": net.name, "spec": args.spec, "target": args.target,
-               "output": output, "params": t.params, "macs": t.macs}
+               "output": output, "params": t.params, "macs": t.macs,
+               "weights": None if report is None else report.summary()}
         out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     else:
         out.write(f"wrote {output}: {what} of {net.name} ({t.params:,} parameters)\n")
+        if report is not None:
+            out.write(report.summary() + "\n")
     return EXIT_OK
 
 
