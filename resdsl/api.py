@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from resdsl.diagnostics import SpecError, error
+from resdsl.diagnostics import Span, SpecError, error
 from resdsl.ir.graph import Graph
 from resdsl.ir.ops import Shape, Value, fmt_value
 from resdsl.passes.counts import Counts, Row, rollup, state_shapes, state_values, totals
@@ -95,7 +95,7 @@ class Network:
         than `max_params` values (default 2·10⁹)."""
         from resdsl.weights import load_state
 
-        check_size(self.graph, max_params)
+        check_size(self.graph, max_params, self.result.network.name_span)
         state = self.init_state(seed, zero_init_residual=zero_init_residual)
         if weights is None:
             return state, None
@@ -120,7 +120,7 @@ class Network:
         from resdsl.backends.torch_module import build_module, require_torch
 
         # The size limit first: refusing a huge network must not wait for torch to import.
-        check_size(self.graph, max_params)
+        check_size(self.graph, max_params, self.result.network.name_span)
         require_torch()
         state, report = self.state(seed, weights=weights, strict=strict,
                                    replace_head=replace_head,
@@ -169,15 +169,17 @@ class Network:
 MAX_PARAMS = 2_000_000_000
 
 
-def check_size(graph: Graph, max_params: int | None = None) -> None:
-    """Refuse (E0701) a network whose state is larger than the limit, from the graph alone."""
+def check_size(graph: Graph, max_params: int | None = None, span: Span | None = None) -> None:
+    """Refuse (E0701) a network whose state is larger than the limit, from the graph alone;
+    `span` is where the network is defined."""
     limit = MAX_PARAMS if max_params is None else max_params
     size = state_values(graph)
     if size > limit:
         raise SpecError([error(
             "E0701",
             f"the network has {size:,} parameters and buffers, above the limit of {limit:,}",
-            None,
+            span,
+            f"{size:,} parameters and buffers",
             help="check the widths and repeat counts; to build it anyway, raise the limit "
             "with `--max-params N` (`max_params=` in the API)",
             notes=(f"{size * 4 / 1e9:,.1f} GB as float32",),

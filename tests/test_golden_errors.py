@@ -9,6 +9,10 @@ deliberate change of wording, then review the diff.
 Two codes cannot be a committed spec: E0001 (the file cannot be read) and E0003 (the file is
 over 1 MiB). Their tests below make the situation on the fly and compare with
 tests/golden/errors/special/NAME.txt, which RESDSL_UPDATE_GOLDEN=1 rewrites too.
+The E06xx codes are about weights files, not specs: tests/test_weights.py makes each bad
+file on the fly and compares with tests/golden/weights/NAME.txt; they count here too. The
+E07xx codes come from `resdsl compile`: tests/golden/compile/NAME.res is compiled with its
+`# args:` (E0702, PyTorch missing, is made on the fly in tests/test_torch_backend.py).
 docs/errors.md documents every code and shows the current output of one of its goldens.
 """
 
@@ -26,6 +30,10 @@ from tests.conftest import ROOT, run_cli
 
 GOLDEN = ROOT / "tests" / "golden" / "errors"
 SPECIAL = GOLDEN / "special"
+WEIGHTS = ROOT / "tests" / "golden" / "weights"
+# Mistakes only `resdsl compile` finds: each NAME.res is compiled with its `# args:`.
+COMPILE = ROOT / "tests" / "golden" / "compile"
+COMPILE_CASES = sorted(COMPILE.glob("*.res"))
 CASES = sorted(GOLDEN.glob("*.res"))
 ERROR_INDEX = ROOT / "docs" / "errors.md"
 _CODE_LINE = re.compile(r"^(?:error|warning)\[(\w+)\]", re.M)
@@ -49,6 +57,19 @@ def test_golden(spec: Path) -> None:
     only_warnings = all(kind == "warning" for kind, _ in codes)
     assert run.code == (0 if only_warnings else 1)
     assert "Traceback" not in run.err
+
+
+@pytest.mark.parametrize("spec", COMPILE_CASES, ids=[c.stem for c in COMPILE_CASES])
+def test_compile_golden(spec: Path) -> None:
+    pytest.importorskip("torch")
+    rel = spec.relative_to(ROOT).as_posix()
+    run = run_cli("compile", rel, *_args(spec))
+    expected_file = spec.with_suffix(".txt")
+    if os.environ.get("RESDSL_UPDATE_GOLDEN"):
+        expected_file.write_text(run.err, encoding="utf-8")
+    assert run.err == expected_file.read_text(encoding="utf-8")
+    assert run.code == 1 and "Traceback" not in run.err
+    assert not list(COMPILE.glob("never_written*"))
 
 
 def _compare_special(name: str, text: str) -> None:
@@ -90,7 +111,8 @@ def test_file_too_large(tmp_path: Path) -> None:
 
 def test_every_code_has_a_golden() -> None:
     covered: set[str] = set()
-    for txt in [*GOLDEN.glob("*.txt"), *SPECIAL.glob("*.txt")]:
+    for txt in [*GOLDEN.glob("*.txt"), *SPECIAL.glob("*.txt"), *WEIGHTS.glob("*.txt"),
+                *COMPILE.glob("*.txt")]:
         covered |= set(_CODE_LINE.findall(txt.read_text("utf-8")))
     missing = sorted(set(CODES) - covered)
     assert not missing, f"codes without a golden test: {missing}"
@@ -120,7 +142,9 @@ def test_every_code_is_documented() -> None:
     assert not missing, f"codes without a `## CODE: ...` heading in docs/errors.md: {missing}"
     assert documented == list(CODES), "docs/errors.md lists the codes out of order or twice"
     goldens = {
-        p.read_text("utf-8") for p in [*GOLDEN.glob("*.txt"), *SPECIAL.glob("*.txt")]
+        p.read_text("utf-8")
+        for p in [*GOLDEN.glob("*.txt"), *SPECIAL.glob("*.txt"), *WEIGHTS.glob("*.txt"),
+                *COMPILE.glob("*.txt")]
     }
     for code, section in zip(documented, sections, strict=True):
         assert section.startswith(f"{code}: {CODES[code]}\n"), f"{code}: heading differs"

@@ -31,7 +31,7 @@ def require_torch() -> Any:
             "this needs PyTorch, which is not installed",
             None,
             help="install it with `pip install resdsl[torch]` (or `pip install torch`); "
-            "`check`, `info` and `--to onnx` work without it",
+            "`check` and `info` work without it",
         )]) from None
     return torch
 

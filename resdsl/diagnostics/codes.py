@@ -1,7 +1,8 @@
 """The index of diagnostic codes, grouped by the stage that reports them.
 
 `docs/errors.md` documents each code with an example and its fix, and
-`tests/golden/errors/` holds a bad spec and its expected message for each one;
+`tests/golden/errors/` holds a bad spec and its expected message for each one (the E06xx
+weights codes: `tests/golden/weights/`, made by `tests/test_weights.py`);
 `tests/test_golden_errors.py` fails if a code here has no golden test.
 """
 
@@ -59,6 +60,17 @@ CODES: dict[str, str] = {
     "E0501": "a network has no input",
     "E0502": "a network has more than one input, or statements before it",
     "E0503": "the network is too large",
+    # E06xx: weights (a checkpoint file or state_dict, not the spec)
+    "E0601": "the weights file cannot be read",
+    "E0602": "the weights file is not a valid checkpoint",
+    "E0603": "the checkpoint's keys do not match the network",
+    "E0604": "the checkpoint's shapes do not match the network",
+    "E0605": "a checkpoint tensor has the wrong dtype",
+    "E0606": "reading the checkpoint needs PyTorch",
+    # E07xx: backends
+    "E0701": "the network is too large to build",
+    "E0702": "the PyTorch backend needs PyTorch",
+    "E0703": "a module name is reserved by PyTorch",
     # W01xx: warnings
     "W0101": "a block is never used",
     "W0102": "a parameter or binding is never used",
