@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from resdsl.diagnostics.codes import CODES
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, Run, run_cli
 
 GOLDEN = ROOT / "tests" / "golden" / "errors"
 SPECIAL = GOLDEN / "special"
@@ -44,31 +44,30 @@ def _args(spec: Path) -> list[str]:
     return shlex.split(first[len("# args:") :]) if first.startswith("# args:") else []
 
 
-@pytest.mark.parametrize("spec", CASES, ids=[c.stem for c in CASES])
-def test_golden(spec: Path) -> None:
-    rel = spec.relative_to(ROOT).as_posix()
-    run = run_cli("check", rel, *_args(spec))
+def _run_golden(command: str, spec: Path) -> Run:
+    """`resdsl COMMAND SPEC ARGS...`, its stderr compared with SPEC's .txt."""
+    run = run_cli(command, spec.relative_to(ROOT).as_posix(), *_args(spec))
     expected_file = spec.with_suffix(".txt")
     if os.environ.get("RESDSL_UPDATE_GOLDEN"):
         expected_file.write_text(run.err, encoding="utf-8")
     assert run.err == expected_file.read_text(encoding="utf-8")
+    assert "Traceback" not in run.err
+    return run
+
+
+@pytest.mark.parametrize("spec", CASES, ids=[c.stem for c in CASES])
+def test_golden(spec: Path) -> None:
+    run = _run_golden("check", spec)
     codes = set(re.findall(r"^(error|warning)\[(\w+)\]", run.err, re.M))
     assert codes, "a golden spec must produce a diagnostic"
     only_warnings = all(kind == "warning" for kind, _ in codes)
     assert run.code == (0 if only_warnings else 1)
-    assert "Traceback" not in run.err
 
 
 @pytest.mark.parametrize("spec", COMPILE_CASES, ids=[c.stem for c in COMPILE_CASES])
 def test_compile_golden(spec: Path) -> None:
     pytest.importorskip("torch")
-    rel = spec.relative_to(ROOT).as_posix()
-    run = run_cli("compile", rel, *_args(spec))
-    expected_file = spec.with_suffix(".txt")
-    if os.environ.get("RESDSL_UPDATE_GOLDEN"):
-        expected_file.write_text(run.err, encoding="utf-8")
-    assert run.err == expected_file.read_text(encoding="utf-8")
-    assert run.code == 1 and "Traceback" not in run.err
+    assert _run_golden("compile", spec).code == 1
     assert not list(COMPILE.glob("never_written*"))
 
 
