@@ -25,8 +25,11 @@ _log = logging.getLogger("resdsl")
 
 if TYPE_CHECKING:
     import numpy as np
+    import onnx
     import torch
 
+    from resdsl.backends.dot_draw import Drawing
+    from resdsl.backends.onnx_export import OnnxResult
     from resdsl.weights import LoadReport
 
 
@@ -135,6 +138,52 @@ class Network:
 
         return generate(self.graph).source
 
+    def to_onnx(
+        self,
+        seed: int = 0,
+        *,
+        weights: str | Mapping[str, Any] | None = None,
+        strict: bool = True,
+        replace_head: bool = False,
+        zero_init_residual: bool = False,
+        max_params: int | None = None,
+        opset: int | None = None,
+        fold_bn: bool = False,
+    ) -> onnx.ModelProto:
+        """The ONNX model (an `onnx.ModelProto`), emitted from the graph without torch,
+        holding `state(...)`'s weights: the same `seed` gives `to_torch(seed)`'s. `opset`
+        13-21 (default 17); `fold_bn` folds each BN that follows a conv into it."""
+        from resdsl.backends.onnx_export import compile_network
+
+        model, _, _ = compile_network(
+            self, seed, weights=weights, strict=strict, replace_head=replace_head,
+            zero_init_residual=zero_init_residual, max_params=max_params, opset=opset,
+            fold_bn=fold_bn)
+        return model.proto
+
+    def save_onnx(
+        self,
+        path: str,
+        seed: int = 0,
+        *,
+        weights: str | Mapping[str, Any] | None = None,
+        strict: bool = True,
+        replace_head: bool = False,
+        zero_init_residual: bool = False,
+        max_params: int | None = None,
+        opset: int | None = None,
+        fold_bn: bool = False,
+        verify: bool = False,
+    ) -> OnnxResult:
+        """Write `to_onnx(...)` to `path` atomically (weights over 2 GB go to `path.data`);
+        `verify=True` checks the file and runs it in ONNX Runtime (against the PyTorch
+        backend when torch is installed) before it is put in place."""
+        from resdsl.backends.onnx_export import save
+
+        return save(self, path, seed, weights=weights, strict=strict,
+                    replace_head=replace_head, zero_init_residual=zero_init_residual,
+                    max_params=max_params, opset=opset, fold_bn=fold_bn, verify=verify)
+
 
     @property
     def files(self) -> list[str]:
@@ -159,6 +208,39 @@ class Network:
         check_output(path, self.files)
         program = export(model, self.input_shape)
         write_atomic(path, lambda f: torch.export.save(program, f))
+
+    def draw(
+        self,
+        path: str | None = None,
+        *,
+        format: str | None = None,
+        depth: str = "blocks",
+        expand: bool = False,
+        lr: bool = False,
+        shapes: bool = True,
+    ) -> Drawing:
+        """The network's diagram, as `resdsl draw` draws it: `depth` "stages", "blocks" or
+        "layers"; `expand` draws every copy of repeated blocks; `lr` left to right; `shapes`
+        C×H×W on edges. `format` is svg (default), png, pdf or dot (the DOT text); with a
+        `path`, its suffix chooses the format and the file is written atomically. Rendering
+        uses Graphviz's `dot` when it is on PATH, else graphviz-pure (`resdsl[draw]`)."""
+        from resdsl.backends.dot_draw import draw_graph, format_for
+        from resdsl.backends.dot_source import DEPTHS, Settings
+
+        if depth not in DEPTHS:
+            raise ValueError(f"depth must be one of {', '.join(DEPTHS)}, not {depth!r}")
+        settings = Settings(depth, expand, lr, shapes)  # type: ignore[arg-type]
+        drawing = draw_graph(self.graph, settings, format_for(path, format))
+        if path is not None:
+            drawing.save(path, tuple(self.files))
+        return drawing
+
+    def _repr_svg_(self) -> str | None:
+        """Jupyter shows a Network as its diagram (None, so its text, without Graphviz)."""
+        try:
+            return self.draw(format="svg")._repr_svg_()
+        except SpecError:
+            return None
 
     def describe_params(self) -> str:
         return ", ".join(f"{k}={fmt_value(v)}" for k, v in self.params.items())

@@ -22,7 +22,7 @@ from resdsl.passes.counts import rollup, totals
 from resdsl.pipeline import Options, Result, UsageError, build, parse_input_shape
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
-TARGETS = {"python": ".py", "torch": ".pt2"}
+TARGETS = {"python": ".py", "torch": ".pt2", "onnx": ".onnx"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,11 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--depth", type=int, default=2,
                       help="levels of the module hierarchy to show (default 2)")
     common(info)
-    comp = sub.add_parser("compile", help="compile a spec to Python source or a PyTorch program")
+    comp = sub.add_parser("compile", help="compile a spec to Python source, a PyTorch program "
+                          "or an ONNX model")
     comp.add_argument("spec", metavar="SPEC")
     comp.add_argument("--to", dest="target", choices=TARGETS, required=True,
                       help="python: standalone PyTorch source (.py); torch: a torch.export "
-                      "archive with the weights (.pt2)")
+                      "archive with the weights (.pt2); onnx: an ONNX model with the weights "
+                      "(.onnx), emitted without torch")
     comp.add_argument("-o", dest="output", metavar="OUT",
                       help="the output file (default: the network's name with the target's "
                       "extension, in the current folder)")
@@ -76,7 +78,18 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--max-params", type=int, metavar="N",
                       help="refuse networks with more parameters and buffers than N "
                       "(default 2,000,000,000)")
+    comp.add_argument("--opset", type=int, metavar="N",
+                      help="with --to onnx: the ONNX opset, 13 to 21 (default 17)")
+    comp.add_argument("--fold-bn", action="store_true",
+                      help="with --to onnx: fold each BatchNorm that follows a conv into it")
+    comp.add_argument("--verify", action="store_true",
+                      help="with --to onnx: check the file and run it in ONNX Runtime on a "
+                      "random input, against the PyTorch backend when torch is installed")
     common(comp)
+    _draw_parser(sub)
+    from resdsl.bench_cmd import add_parser as add_bench
+
+    add_bench(sub, common)
     return p
 
 
@@ -195,7 +208,19 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                          "(`model.load_state_dict(...)`), or use --to torch to bake them in")
     if args.seed < 0:
         raise UsageError("--seed must not be negative")
+    if args.target != "onnx":
+        for flag, given in (("--opset", args.opset is not None), ("--fold-bn", args.fold_bn),
+                            ("--verify", args.verify)):
+            if given:
+                raise UsageError(f"{flag} applies to --to onnx only")
+    else:
+        from resdsl.backends.onnx_model import check_opset
+
+        check_opset(args.opset)
     report = None
+    extra: list[str] = []
+    detail = ""
+    verification: dict[str, object] | None = None
     try:
         net = Network(args.spec, build(args.spec, _options(args)))
         output = args.output or net.name + TARGETS[args.target]
@@ -203,6 +228,21 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.target == "python":
             net.save_python(output)
             what = "standalone PyTorch source"
+        elif args.target == "onnx":
+            result = net.save_onnx(output, args.seed, weights=args.weights,
+                                   strict=args.strict, replace_head=args.replace_head,
+                                   zero_init_residual=args.zero_init_residual,
+                                   max_params=args.max_params, opset=args.opset,
+                                   fold_bn=args.fold_bn, verify=args.verify)
+            report = result.report
+            what = "ONNX model"
+            detail = (f"; opset {result.model.opset}, {result.model.nodes} nodes, "
+                      f"{result.size / 1e6:,.1f} MB")
+            if len(result.paths) > 1:
+                extra.append(f"weights in {result.paths[1]} (external data)")
+            if result.verification is not None:
+                extra.append(result.verification.summary())
+                verification = result.verification.as_json()
         else:
             state, report = net.state(args.seed, weights=args.weights, strict=args.strict,
                                       replace_head=args.replace_head,
@@ -221,12 +261,63 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         doc = {"network": net.name, "spec": args.spec, "target": args.target,
                "output": output, "params": t.params, "macs": t.macs,
                "weights": None if report is None else report.summary()}
+        if args.target == "onnx":
+            doc["verify"] = verification
         out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     else:
-        out.write(f"wrote {output}: {what} of {net.name} ({t.params:,} parameters)\n")
+        out.write(f"wrote {output}: {what} of {net.name} ({t.params:,} parameters{detail})\n")
         if report is not None:
             out.write(report.summary() + "\n")
+        for line in extra:
+            out.write(line + "\n")
     return EXIT_OK
+
+
+def _draw_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
+    draw = sub.add_parser("draw", help="draw the network's diagram with Graphviz")
+    draw.add_argument("spec", metavar="SPEC")
+    draw.add_argument("-o", dest="output", metavar="OUT",
+                      help="the output file (default: the network's name with the format's "
+                      "suffix, in the current folder)")
+    draw.add_argument("--format", choices=("svg", "png", "pdf", "dot"),
+                      help="svg (default), png, pdf (needs Graphviz's dot), or dot for the "
+                      "DOT text; without it, the suffix of -o decides")
+    draw.add_argument("--depth", choices=("stages", "blocks", "layers"), default="blocks",
+                      help="stages: one box per stage; blocks (default): each block with "
+                      "its primitive; layers: every op")
+    draw.add_argument("--expand", action="store_true",
+                      help="draw every copy of consecutive identical blocks instead of "
+                      "folding them into one labelled ×N")
+    draw.add_argument("--lr", action="store_true", help="left to right instead of top down")
+    draw.add_argument("--no-shapes", dest="shapes", action="store_false",
+                      help="no C×H×W on the edges")
+    draw.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VALUE",
+                      help="override a network parameter, e.g. -D classes=10")
+    draw.add_argument("--input", dest="input_shape", metavar="CxHxW",
+                      help="override the input shape, e.g. 3x32x32")
+    draw.add_argument("--network", metavar="NAME",
+                      help="the network to use when a spec defines several")
+
+
+def _draw(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resdsl.backends.dot_draw import draw_file
+    from resdsl.backends.dot_source import Settings
+
+    settings = Settings(args.depth, args.expand, args.lr, args.shapes)
+    note = " ".join(f"-D {d}" for d in args.defines)
+    try:
+        report = draw_file(args.spec, _options(args), settings, args.format, args.output, note)
+    except SpecError as exc:
+        _report(exc.diagnostics, "text", err)
+        return EXIT_SPEC
+    if report.output is not None:
+        how = f" (rendered by {report.renderer})" if report.renderer else ""
+        what = (f"up to the error, {report.params:,} parameters so far" if report.failed
+                else f"{report.params:,} parameters")
+        out.write(f"wrote {report.output}: diagram of {report.network} at {args.depth} depth, "
+                  f"{what}{how}\n")
+    _report(report.diagnostics, "text", err)
+    return EXIT_SPEC if report.failed else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
@@ -239,6 +330,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             return _check(args, out, err)
         if args.command == "compile":
             return _compile(args, out, err)
+        if args.command == "draw":
+            return _draw(args, out, err)
+        if args.command == "bench":
+            from resdsl.bench_cmd import bench
+
+            return bench(args, _options(args), out, err)
         return _info(args, out, err)
     except UsageError as exc:
         err.write(f"resdsl: error: {exc}\n")

@@ -71,6 +71,15 @@ CODES: dict[str, str] = {
     "E0701": "the network is too large to build",
     "E0702": "the PyTorch backend needs PyTorch",
     "E0703": "a module name is reserved by PyTorch",
+    # E071x: the ONNX backend (`resdsl compile --to onnx`, `resdsl bench`)
+    "E0711": "the ONNX backend needs the onnx package",
+    "E0712": "running the model needs ONNX Runtime",
+    "E0713": "the ONNX model fails verification",
+    # E072x: the diagram (`resdsl draw`, `Network.draw()`)
+    "E0721": "drawing needs Graphviz, which is not installed",
+    "E0722": "the renderer cannot write this format",
+    "E0723": "the renderer failed",
+    "E0724": "the diagram is too large to render",
     # W01xx: warnings
     "W0101": "a block is never used",
     "W0102": "a parameter or binding is never used",

@@ -11,6 +11,9 @@ Naming (the contract with PyTorch's state_dict keys):
 - an unnamed op takes its position in the enclosing scope, as in `nn.Sequential`;
 - an unnamed block call, sequence, repeat or primitive is transparent: what it creates is
   named directly in the enclosing scope.
+
+Named or not, every block call, primitive, repeat (and iteration), sequence and clause is also
+recorded as a `Frame` of the graph, so the spec's structure survives the lowering.
 """
 
 from __future__ import annotations
@@ -256,8 +259,10 @@ class Elaborator:
         if isinstance(stmt, ast.SeqStmt):
             if stmt.guard is not None and not self._guard(stmt.guard, env, x):
                 return x
-            child = self.child(scope, self.name(stmt.label, env, x), "sequence", stmt.label.span)
-            return self.body(stmt.body, x, child, env)
+            name = self.name(stmt.label, env, x)
+            child = self.child(scope, name, "sequence", stmt.label.span)
+            fid = self.graph.open_frame("sequence", name, child.path, stmt.span, {}, x.node)
+            return self.closed(fid, self.body(stmt.body, x, child, env))
         if isinstance(stmt, ast.RepeatStmt):
             return self.repeat(stmt, x, scope, env)
         if isinstance(stmt, ast.PrimitiveStmt):
@@ -330,12 +335,21 @@ class Elaborator:
         block = self.blocks.by_name[call.target]
         env_b = self.bind_block(block, call, env, x)
         if name is not None:
-            return self.body(block.body, x, self.child(scope, name, block.name, label_span), env_b)
+            child = self.child(scope, name, block.name, label_span)
+            fid = self.graph.open_frame("block", block.name, child.path, span, env_b, x.node)
+            return self.closed(fid, self.body(block.body, x, child, env_b))
         scope.trail.append((call.span, block.name, 0))
         try:
-            return self.body(block.body, x, scope, env_b)
+            fid = self.graph.open_frame("block", block.name, None, span, env_b, x.node)
+            return self.closed(fid, self.body(block.body, x, scope, env_b))
         finally:
             scope.trail.pop()
+
+    def closed(self, fid: int, y: Tensor) -> Tensor:
+        """Close frame `fid` with its result `y`. A frame is opened just before its statements
+        run and closed here when they succeed, so an error leaves it open."""
+        self.graph.close_frame(fid, y.node)
+        return y
 
     def repeat(self, stmt: ast.RepeatStmt, x: Tensor, scope: _Scope, env: Env) -> Tensor:
         count = self.eval(stmt.count, env, x.shape)
@@ -362,6 +376,8 @@ class Elaborator:
         if stmt.label is not None:
             name = self.name(stmt.label, env, x)
             outer = self.child(scope, name, f"repeat ×{count}", stmt.label.span)
+        fid = self.graph.open_frame("repeat", "repeat", outer.path if stmt.label else None,
+                                    stmt.span, {"count": count}, x.node)
         kind = _iteration_kind(stmt)
         start, start_steps = len(self.graph), self.steps
         for i in range(count):
@@ -369,16 +385,21 @@ class Elaborator:
             if stmt.var is not None:
                 env_i[stmt.var] = i
             if stmt.label is not None:
-                x = self.body(stmt.body, x, self.child(outer, str(i), kind, stmt.span), env_i)
+                inner = self.child(outer, str(i), kind, stmt.span)
+                it = self.graph.open_frame("iteration", "iteration", inner.path, stmt.span,
+                                           {"index": i}, x.node)
+                x = self.closed(it, self.body(stmt.body, x, inner, env_i))
             else:
                 outer.trail.append((stmt.span, "repeat", i))
                 try:
-                    x = self.body(stmt.body, x, outer, env_i)
+                    it = self.graph.open_frame("iteration", "iteration", None, stmt.span,
+                                               {"index": i}, x.node)
+                    x = self.closed(it, self.body(stmt.body, x, outer, env_i))
                 finally:
                     outer.trail.pop()
             if i == 0:
                 self._check_projected_size(start, start_steps, count, stmt)
-        return x
+        return self.closed(fid, x)
 
     def _check_projected_size(
         self, start: int, start_steps: int, count: int, stmt: ast.RepeatStmt
@@ -504,29 +525,41 @@ class Elaborator:
                 "grouped convolution",
             )
         args = self.bind(PRIMITIVES[stmt.kind].args, stmt.args, stmt.kind, env, x)
+        path = None
         if stmt.label is not None:
             name = self.name(stmt.label, env, x)
             scope = self.child(scope, name, stmt.kind, stmt.label.span)
+            path = scope.path
         lower = getattr(self, f"_{stmt.kind}")
+        fid = self.graph.open_frame("primitive", stmt.kind, path, stmt.span, args, x.node)
         y: Tensor = lower(stmt, args, x, scope, env)
-        return y
+        return self.closed(fid, y)
 
     def clause(
-        self, clause: ast.Clause | None, x: Tensor, scope: _Scope, env: Env
+        self,
+        clause: ast.Clause | None,
+        x: Tensor,
+        scope: _Scope,
+        env: Env,
+        role: str = "shortcut",
     ) -> Tensor | None:
-        """Run a `shortcut` or `transform` clause; None when absent or guarded off."""
+        """Run a `shortcut` or `transform` clause (`role`); None when absent or guarded off."""
         if clause is None:
             return None
         if clause.guard is not None and not self._guard(clause.guard, env, x):
             return None
         if clause.call is not None:
-            return self.call(clause.call, clause.label, x, scope, env, clause.span)
+            fid = self.graph.open_frame("clause", role, None, clause.span, {}, x.node)
+            return self.closed(fid, self.call(clause.call, clause.label, x, scope, env,
+                                              clause.span))
         assert clause.body is not None
-        inner = scope
+        inner, path = scope, None
         if clause.label is not None:
             name = self.name(clause.label, env, x)
             inner = self.child(scope, name, "sequence", clause.label.span)
-        return self.body(clause.body, x, inner, env)
+            path = inner.path
+        fid = self.graph.open_frame("clause", role, path, clause.span, {}, x.node)
+        return self.closed(fid, self.body(clause.body, x, inner, env))
 
     def _skip(
         self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
@@ -573,10 +606,12 @@ class Elaborator:
                 local[sub.name] = self.eval(sub.value, local, x.shape)
                 continue
             assert isinstance(sub, ast.PrimitiveStmt)
-            inner = scope
+            inner, path = scope, None
             if sub.label is not None:
                 inner = self.child(scope, self.name(sub.label, local, x), "branch", sub.label.span)
-            outs.append((self.body(sub.body, x, inner, local), sub))
+                path = inner.path
+            fid = self.graph.open_frame("primitive", "branch", path, sub.span, {}, x.node)
+            outs.append((self.closed(fid, self.body(sub.body, x, inner, local)), sub))
         first, first_stmt = outs[0]
         for out, sub in outs[1:]:
             if out.shape != first.shape:
@@ -667,7 +702,7 @@ class Elaborator:
                 "a plain layer before the gate",
             )
         if stmt.transform is not None:
-            t = self.clause(stmt.transform, x, scope, env)
+            t = self.clause(stmt.transform, x, scope, env, "transform")
             assert t is not None
             last = self.graph.node(t.node)
             if last.op not in ("conv", "linear") or not last.args["bias"] or t.node < before:
@@ -680,7 +715,8 @@ class Elaborator:
                 )
             self.graph.set_init(t.node, {"bias": bias})
         else:
-            t = self._derive_transform(stmt, before, x, scope, bias)
+            fid = self.graph.open_frame("clause", "transform", None, stmt.span, {}, x.node)
+            t = self.closed(fid, self._derive_transform(stmt, before, x, scope, bias))
         if t.shape != x.shape:
             raise fail(
                 "E0305",

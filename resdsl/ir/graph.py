@@ -4,12 +4,19 @@ One node per op. Each node records its op, its resolved arguments, its output sh
 hierarchical name (`layer2.0.conv2`, the module path backends use) and the span of the
 statement it came from. Edges keep their input position (`index`), so `concat(a, b)` and
 `add(x, x)` are represented faithfully (a multigraph allows the repeated edge).
+
+Beside the module hierarchy (`scopes`, named levels only), the graph keeps the spec's structure
+as elaboration ran it: `frames`, one per block call, primitive, repeat, repeat iteration, named
+sequence and shortcut/transform clause, named or not, each with the contiguous range of node
+ids it created. Backends that follow the spec rather than the lowered ops (the diagram: stages,
+`group`'s branch count, folding of identical blocks) read them; the others can ignore them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import networkx as nx
 
@@ -41,6 +48,39 @@ class Scope:
     span: Span | None
 
 
+FrameKind = Literal["block", "primitive", "repeat", "iteration", "sequence", "clause"]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A region of the spec's structure, as elaboration ran it, named or not.
+
+    `kind` and `name`: a block call (`"block"`, the block's name), a primitive (`"primitive"`,
+    `"skip"`, `"group"`, ...; `"branch"` for a branch of a multi-branch `weight`), a repeat
+    (`"repeat"`) and each of its iterations (`"iteration"`), a named sequence (`"sequence"`,
+    its name) or a primitive's clause (`"clause"`, `"shortcut"` or `"transform"`; a gate's
+    derived transform too). `path` is its module path when the statement is named, None when
+    it is transparent. `args` are its bound arguments: a block's parameters, a primitive's
+    arguments (`group`'s `groups` and `merge`), a repeat's `count`, an iteration's `index`.
+
+    It reads node `input` and created the nodes `start` up to `end` (exclusive) and frames
+    nested in it; `output` is its result. `end` and `output` are None while it is open: when
+    elaboration stopped inside it with an error.
+    """
+
+    id: int
+    parent: int | None
+    kind: FrameKind
+    name: str
+    path: str | None
+    span: Span | None
+    args: Mapping[str, Value]
+    input: int
+    start: int
+    end: int | None = None
+    output: int | None = None
+
+
 class Graph:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -48,6 +88,9 @@ class Graph:
         self._nodes: dict[int, Node] = {}
         self.scopes: dict[str, Scope] = {}
         self.output: int | None = None
+        # The spec's structure in the order elaboration opened it (parents before children).
+        self.frames: list[Frame] = []
+        self._open: list[int] = []
 
     def __len__(self) -> int:
         return len(self._nodes)
@@ -81,6 +124,29 @@ class Graph:
 
     def add_scope(self, scope: Scope) -> None:
         self.scopes[scope.path] = scope
+
+    def open_frame(
+        self,
+        kind: FrameKind,
+        name: str,
+        path: str | None,
+        span: Span | None,
+        args: Mapping[str, Value],
+        input: int,
+    ) -> int:
+        """Start a region of the spec's structure, nested in the innermost open one."""
+        fid = len(self.frames)
+        parent = self._open[-1] if self._open else None
+        self.frames.append(Frame(fid, parent, kind, name, path, span, args, input,
+                                 len(self._nodes)))
+        self._open.append(fid)
+        return fid
+
+    def close_frame(self, fid: int, output: int) -> None:
+        """End the innermost open region: its nodes are those created since it opened."""
+        assert self._open and self._open[-1] == fid, "frames close innermost first"
+        self._open.pop()
+        self.frames[fid] = replace(self.frames[fid], end=len(self._nodes), output=output)
 
     def node(self, nid: int) -> Node:
         return self._nodes[nid]

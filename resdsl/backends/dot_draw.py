@@ -1,0 +1,177 @@
+"""`resdsl draw` and `Network.draw()`: a spec → its diagram, rendered and written.
+
+`draw_graph` turns a checked graph into a `Drawing` (the DOT text, and the rendered bytes
+unless the format is `dot`). `draw_file` is the command: it builds the spec and, when
+elaboration stops at an error, draws the graph made up to that point with the failing place
+highlighted, then reports the error as `check` does. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from resdsl.backends.dot_render import FORMATS, choose, find_renderers, render
+from resdsl.backends.dot_source import Settings, element_count, generate
+from resdsl.diagnostics import Diagnostic, SpecError, error
+from resdsl.ir.elaborate import Elaborator
+from resdsl.ir.graph import Graph
+from resdsl.ir.resolve import check_program
+from resdsl.outputs import check_output, write_atomic
+from resdsl.passes.counts import totals
+from resdsl.pipeline import Options, build, network_params, select_network
+from resdsl.syntax.loader import load_program
+
+# Every format `resdsl draw` writes: the renderers' and the DOT text itself.
+ALL_FORMATS = (*FORMATS, "dot")
+# File suffixes that choose a format when `--format` is not given.
+SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
+# Nodes and edges a diagram may have to be rendered: Graphviz's layout is superlinear, and
+# a diagram this large is unreadable anyway.
+MAX_ELEMENTS = 20_000
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """A diagram: its DOT text, and `data` in `format` (the DOT text itself for "dot")."""
+
+    dot: str
+    format: str
+    data: bytes
+    # The program that rendered it (`graphviz-pure 0.2.2`); None for the DOT text.
+    renderer: str | None = None
+
+    def save(self, path: str, inputs: tuple[str, ...] = ()) -> None:
+        """Write `data` to `path` atomically, never over one of `inputs` (the spec files)."""
+        check_output(path, inputs)
+        data = self.data
+
+        def write(f: BinaryIO) -> None:
+            f.write(data)
+
+        write_atomic(path, write)
+
+    def _repr_svg_(self) -> str | None:
+        return self.data.decode("utf-8") if self.format == "svg" else None
+
+
+def draw_graph(
+    graph: Graph,
+    settings: Settings | None = None,
+    fmt: str = "svg",
+    *,
+    note: str = "",
+    failure: Diagnostic | None = None,
+    renderer: str | None = None,
+) -> Drawing:
+    """Draw `graph` and render it to `fmt` (svg, png, pdf, or dot for the DOT text), with
+    the preferred renderer, or the one named `renderer` ("dot", "graphviz-pure")."""
+    if fmt not in ALL_FORMATS:
+        raise ValueError(f"format must be one of {', '.join(ALL_FORMATS)}, not {fmt!r}")
+    dot = generate(graph, settings, note=note, failure=failure)
+    if fmt == "dot":
+        return Drawing(dot, fmt, dot.encode("utf-8"))
+    size = element_count(dot)
+    if size > MAX_ELEMENTS:
+        raise SpecError([error(
+            "E0724",
+            f"the diagram has {size:,} nodes and edges, above the limit of {MAX_ELEMENTS:,} "
+            "that can be rendered",
+            None,
+            help="draw less: `--depth blocks` or `--depth stages`, and without `--expand`; "
+            "`--format dot` writes the DOT text of any size",
+        )])
+    found = find_renderers()
+    program = choose(fmt, [r for r in found if renderer is None or r.name == renderer])
+    return Drawing(dot, fmt, render(dot, fmt, program), program.describe())
+
+
+def format_for(output: str | None, fmt: str | None) -> str:
+    """`--format`, else the output's suffix, else svg."""
+    if fmt is not None:
+        return fmt
+    if output is not None:
+        return SUFFIXES.get(Path(output).suffix.lower(), "svg")
+    return "svg"
+
+
+@dataclass
+class Report:
+    """What `draw_file` did: the file it wrote (if any) and every diagnostic to show."""
+
+    network: str
+    output: str | None = None
+    renderer: str | None = None
+    params: int = 0
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    # The spec has an error: the diagram (if written) stops there.
+    failed: bool = False
+
+
+def draw_file(
+    spec: str,
+    options: Options,
+    settings: Settings,
+    fmt: str | None = None,
+    output: str | None = None,
+    note: str = "",
+) -> Report:
+    """`resdsl draw`: build `spec`, draw it and write it to `output` (default: the network's
+    name with the format's suffix). A spec that fails while it is elaborated is drawn up to
+    the error; a spec that fails before (syntax, names) is not drawn. Raises SpecError only
+    when the drawing itself cannot be made (no renderer, a failing renderer)."""
+    fmt = format_for(output, fmt)
+    try:
+        result = build(spec, options)
+    except SpecError as exc:
+        return _draw_partial(spec, options, settings, fmt, output, note, exc)
+    graph = result.graph
+    target = output or f"{graph.name}.{fmt}"
+    files = tuple(f.source.path for f in result.program.files)
+    check_output(target, files)
+    drawing = draw_graph(graph, settings, fmt, note=note)
+    drawing.save(target, files)
+    return Report(graph.name, target, drawing.renderer, totals(graph).params,
+                  list(result.warnings))
+
+
+def _draw_partial(spec: str, options: Options, settings: Settings, fmt: str,
+                  output: str | None, note: str, exc: SpecError) -> Report:
+    graph, files = partial_graph(spec, options)
+    failure = next((d for d in exc.diagnostics if d.is_error), None)
+    if graph is None or failure is None or len(graph) == 0:
+        return Report(graph.name if graph else "", diagnostics=list(exc.diagnostics),
+                      failed=True)
+    target = output or f"{graph.name}.{fmt}"
+    report = Report(graph.name, diagnostics=list(exc.diagnostics), failed=True)
+    check_output(target, files)
+    try:
+        drawing = draw_graph(graph, settings, fmt, note=note, failure=failure)
+    except SpecError as render_error:
+        report.diagnostics += render_error.diagnostics
+        return report
+    drawing.save(target, files)
+    report.output, report.renderer = target, drawing.renderer
+    report.params = totals(graph).params
+    return report
+
+
+def partial_graph(spec: str, options: Options) -> tuple[Graph | None, tuple[str, ...]]:
+    """The graph elaboration made before it stopped at an error (the pipeline's steps, with
+    the graph kept); None when the spec fails before elaboration (syntax, names)."""
+    try:
+        program = load_program(spec)
+        diagnostics, blocks = check_program(program)
+        if any(d.is_error for d in diagnostics):
+            return None, ()
+        net = select_network(program, options.network)
+        params = network_params(net, options.defines)
+    except SpecError:
+        return None, ()
+    files = tuple(f.source.path for f in program.files)
+    graph = Graph(net.name)
+    with contextlib.suppress(SpecError):  # the graph stops where the error is
+        Elaborator(blocks, graph).network(net, params, options.input_shape)
+    return graph, files

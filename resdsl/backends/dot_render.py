@@ -1,0 +1,128 @@
+"""DOT text → SVG, PNG or PDF with Graphviz, choosing the renderer.
+
+The `dot` program is used when it is on PATH (a system Graphviz). Otherwise the
+`graphviz-pure` program (a static build of Graphviz 16.1.0 in a PyPI wheel, installed by
+`pip install resdsl[draw]`; it writes SVG and PNG, not PDF), found on PATH or beside the
+running interpreter, so a virtual environment that is not activated still finds its own.
+Renderers run as subprocesses with the DOT text on stdin; a missing, unsuitable or failing
+renderer is a diagnostic (E0721–E0723), never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass
+
+from resdsl.diagnostics import SpecError, error
+
+FORMATS = ("svg", "png", "pdf")
+# A renderer that takes longer than this is stopped (E0723).
+TIMEOUT_S = 300
+# PNGs at screen resolution (Graphviz's default is 72 dpi, small for 9-point labels).
+PNG_DPI = 96
+
+
+@dataclass(frozen=True)
+class Renderer:
+    name: str
+    path: str
+    formats: tuple[str, ...]
+
+    def describe(self) -> str:
+        """`dot 2.43.0`, `graphviz-pure 0.2.2`: the program and its version."""
+        try:
+            run = subprocess.run([self.path, "-V"], capture_output=True, timeout=30,
+                                 check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return self.name
+        found = re.search(rb"version (\S+)", run.stderr + run.stdout)
+        return f"{self.name} {found[1].decode('ascii', 'replace')}" if found else self.name
+
+
+def _beside_python(program: str) -> str | None:
+    """`program` in the interpreter's scripts folder (a venv's bin/), whether or not that
+    folder is on PATH."""
+    folders = [sysconfig.get_path("scripts"), os.path.dirname(sys.executable)]
+    for folder in folders:
+        for name in (program, program + ".exe"):
+            candidate = os.path.join(folder, name)
+            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                return candidate
+    return None
+
+
+def find_renderers() -> list[Renderer]:
+    """The renderers on this machine, in order of preference."""
+    found = []
+    dot = shutil.which("dot")
+    if dot is not None:
+        found.append(Renderer("dot", dot, FORMATS))
+    pure = shutil.which("graphviz-pure") or _beside_python("graphviz-pure")
+    if pure is not None:
+        found.append(Renderer("graphviz-pure", pure, ("svg", "png")))
+    return found
+
+
+def choose(fmt: str, renderers: list[Renderer] | None = None) -> Renderer:
+    """The first renderer that writes `fmt`; E0721 when there is none, E0722 when none of
+    those installed writes that format."""
+    renderers = find_renderers() if renderers is None else renderers
+    for renderer in renderers:
+        if fmt in renderer.formats:
+            return renderer
+    if not renderers:
+        raise SpecError([error(
+            "E0721",
+            "drawing needs Graphviz, which is not installed",
+            None,
+            help="install it with `pip install resdsl[draw]` (the graphviz-pure program: no "
+            "system package needed), or install Graphviz; `--format dot` writes the DOT text "
+            "without it",
+        )])
+    names = ", ".join(r.name for r in renderers)
+    raise SpecError([error(
+        "E0722",
+        f"{names} cannot write {fmt.upper()}",
+        None,
+        help=f"install Graphviz (its `dot` program) for {fmt.upper()}, or choose "
+        f"{' or '.join(f for f in FORMATS if any(f in r.formats for r in renderers))}",
+    )])
+
+
+def render(dot: str, fmt: str, renderer: Renderer) -> bytes:
+    """Run `renderer` on `dot`; its output in format `fmt` (E0723 when it fails)."""
+    command = [renderer.path, "-q", f"-T{fmt}"]
+    if fmt == "png":
+        command.append(f"-Gdpi={PNG_DPI}")
+    try:
+        run = subprocess.run(command, input=dot.encode("utf-8"), capture_output=True,
+                             timeout=TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise SpecError([error(
+            "E0723",
+            f"`{renderer.name}` did not finish rendering the diagram in {TIMEOUT_S} s",
+            None,
+            help="draw less: `--depth blocks` or `--depth stages`, and without `--expand`",
+        )]) from None
+    except OSError as exc:
+        raise SpecError([error(
+            "E0723", f"`{renderer.name}` could not be run: {exc.strerror or exc}", None,
+            help=f"check the program at {renderer.path}",
+        )]) from None
+    if run.returncode != 0 or not run.stdout:
+        lines = run.stderr.decode("utf-8", "replace").strip().splitlines()
+        notes = tuple(f"{renderer.name}: {line}" for line in lines[:5])
+        raise SpecError([error(
+            "E0723",
+            f"`{renderer.name}` failed to render the diagram (exit status {run.returncode})",
+            None,
+            notes=notes,
+            help="`--format dot` writes the DOT text; please report the spec if it is a "
+            "resdsl diagram that Graphviz rejects",
+        )])
+    return run.stdout
