@@ -116,7 +116,8 @@ def test_documented_limits_match_the_source() -> None:
 # ------------------------------------------------------------------ README
 
 QUICK_START = (
-    "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/resdsl info specs/dpn92.res",
+    "python3 -m venv .venv && .venv/bin/pip install -e '.[draw]' && .venv/bin/resdsl info "
+    "specs/dpn92.res && .venv/bin/resdsl draw specs/dpn92.res",
     "./scripts/test",
 )
 
