@@ -1,0 +1,207 @@
+"""Forward latency of the generated PyTorch module against the reference implementation.
+
+What: `resdsl.load(spec).to_torch()` against the reference module (torchvision's resnet50
+and densenet121, timm's dpn92) holding the same weights: the reference is built by its own
+constructor and its state_dict is copied into ours, so both compute the same numbers (the
+script prints the largest output difference as a check). Eval mode, under
+`torch.inference_mode()`, float32, NCHW, at batch 1 and batch 16, 224×224.
+
+How: both models live in this process with the same `torch.set_num_threads(n)` (default 1:
+on a small shared machine one thread is the steady setting). For each network and batch
+size: W=3 warm-up forwards of each (with `--compile`, the first one compiles), then N rounds
+of one timed forward of each (N=15 at batch 16; 60 below batch 8, where a forward is short
+and a blip of machine load weighs more), interleaved, the order alternating every round (AB, BA, AB,
+...) so that a drift in machine load hits both alike. Each forward is timed with
+`time.perf_counter` (wall, the bar) and `time.process_time` (this process's CPU time,
+which other people's load on a shared machine disturbs less). Prints the median wall
+milliseconds of each and the ratio ours / reference of the medians, and beside it, for
+reference, the same ratio of CPU medians and the ratio of the minima.
+
+`--compile` runs the same comparison with both models wrapped in `torch.compile`
+(`dynamic=False`, so each batch size gets its own static graph; `--backend` picks the
+backend, inductor by default; inductor's first compile of a network takes minutes).
+
+Bar (DESIGN.md §8): median(ours) / median(reference) ≤ 1.03 for every row.
+
+Run: `.venv/bin/python bench/torch_latency.py [--compile] [--quick] [--repeats N]`
+(about 5 minutes on 2 cores with the defaults). It prints; it asserts nothing about timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+import torchvision
+
+import resdsl
+
+ROOT = Path(__file__).resolve().parent.parent
+BAR_RATIO = 1.03
+
+
+@dataclass(frozen=True)
+class Network:
+    spec: str
+    reference: str
+    build: Callable[[], torch.nn.Module]
+
+
+NETWORKS: dict[str, Network] = {
+    "resnet50": Network("specs/resnet50.res", "torchvision resnet50",
+                        lambda: torchvision.models.resnet50()),
+    "densenet121": Network("specs/densenet121.res", "torchvision densenet121",
+                           lambda: torchvision.models.densenet121()),
+    "dpn92": Network("specs/dpn92.res", "timm dpn92",
+                     lambda: timm.create_model("dpn92", pretrained=False)),
+    # Not in the default set: a small network for a quick look and for the tests.
+    "resnet18": Network("specs/resnet18.res", "torchvision resnet18",
+                        lambda: torchvision.models.resnet18()),
+}
+DEFAULT_NETWORKS = ("resnet50", "densenet121", "dpn92")
+
+
+@dataclass(frozen=True)
+class Row:
+    network: str
+    batch: int
+    ours: list[float]
+    ref: list[float]
+    ours_cpu: list[float]
+    ref_cpu: list[float]
+    max_diff: float
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ours) / statistics.median(self.ref)
+
+    @property
+    def cpu_ratio(self) -> float:
+        return statistics.median(self.ours_cpu) / statistics.median(self.ref_cpu)
+
+
+def build_pair(name: str, size: int) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """Ours and the reference, in eval mode, with the reference's weights in both."""
+    network = NETWORKS[name]
+    ref = network.build().eval()
+    spec = str(ROOT / network.spec)
+    ours = resdsl.load(spec, input_shape=(3, size, size)).to_torch(seed=0).eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    return ours, ref
+
+
+def timed(model: Callable[[torch.Tensor], Any], x: torch.Tensor,
+          wall: list[float], cpu: list[float]) -> None:
+    c0, t0 = time.process_time(), time.perf_counter()
+    model(x)
+    wall.append(time.perf_counter() - t0)
+    cpu.append(time.process_time() - c0)
+
+
+def measure(
+    name: str, batch: int, ours: Callable[[torch.Tensor], Any],
+    ref: Callable[[torch.Tensor], Any], size: int, warmup: int, repeats: int,
+) -> Row:
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(batch))
+    with torch.inference_mode():
+        max_diff = float((ours(x) - ref(x)).abs().max())
+        for _ in range(warmup):
+            ours(x)
+            ref(x)
+        row = Row(name, batch, [], [], [], [], max_diff)
+        for i in range(repeats):
+            if i % 2 == 0:
+                timed(ours, x, row.ours, row.ours_cpu)
+                timed(ref, x, row.ref, row.ref_cpu)
+            else:
+                timed(ref, x, row.ref, row.ref_cpu)
+                timed(ours, x, row.ours, row.ours_cpu)
+    return row
+
+
+def report(row: Row) -> None:
+    ours_ms, ref_ms = statistics.median(row.ours) * 1e3, statistics.median(row.ref) * 1e3
+    verdict = "meets" if row.ratio <= BAR_RATIO else "MISSES"
+    min_ratio = min(row.ours) / min(row.ref)
+    print(
+        f"  {row.network:<12} {row.batch:>5} {ours_ms:>10.2f} {ref_ms:>10.2f} {row.ratio:>7.3f}"
+        f"  {row.cpu_ratio:>9.3f} {min_ratio:>9.3f}  {row.max_diff:>9.1e}  {verdict}",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--networks", default=",".join(DEFAULT_NETWORKS),
+                        help=f"comma-separated, from {', '.join(NETWORKS)} "
+                        f"(default {','.join(DEFAULT_NETWORKS)})")
+    parser.add_argument("--batches", default="1,16", help="batch sizes (default 1,16)")
+    parser.add_argument("--size", type=int, default=224, help="input height and width")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed forwards of each model (default 15, 60 below batch 8; "
+                        "3 with --quick)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="untimed forwards of each first (default 3, 1 with --quick)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile both models")
+    parser.add_argument("--backend", default="inductor", help="torch.compile backend")
+    parser.add_argument("--quick", action="store_true", help="a short run: 1 warm-up, 3 repeats")
+    args = parser.parse_args()
+    names = [n for n in args.networks.split(",") if n]
+    unknown = [n for n in names if n not in NETWORKS]
+    if unknown:
+        parser.error(f"unknown network {', '.join(unknown)}; choose from {', '.join(NETWORKS)}")
+    batches = [int(b) for b in args.batches.split(",") if b]
+
+    def repeats_for(batch: int) -> int:
+        if args.repeats is not None:
+            return int(args.repeats)
+        return 3 if args.quick else (60 if batch < 8 else 15)
+
+    warmup: int = args.warmup if args.warmup is not None else (1 if args.quick else 3)
+
+    torch.set_num_threads(args.threads)
+    mode = f"torch.compile(backend={args.backend!r}, dynamic=False)" if args.compile else "eager"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s) for both, {mode}, "
+          f"{args.size}x{args.size}, eval + inference_mode")
+    counts = ", ".join(f"{repeats_for(b)} at batch {b}" for b in batches)
+    print(f"{warmup} warm-up + interleaved timed forwards of each ({counts}); medians (ms)")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print()
+    print(f"  {'network':<12} {'batch':>5} {'ours ms':>10} {'ref ms':>10} {'ratio':>7}"
+          f"  {'cpu ratio':>9} {'min ratio':>9}  {'max|diff|':>9}  bar <= {BAR_RATIO}")
+    rows: list[Row] = []
+    for name in names:
+        ours, ref = build_pair(name, args.size)
+        run_ours: Callable[[torch.Tensor], Any] = ours
+        run_ref: Callable[[torch.Tensor], Any] = ref
+        if args.compile:
+            run_ours = torch.compile(ours, backend=args.backend, dynamic=False)
+            run_ref = torch.compile(ref, backend=args.backend, dynamic=False)
+        for b in batches:
+            row = measure(name, b, run_ours, run_ref, args.size, warmup, repeats_for(b))
+            report(row)
+            rows.append(row)
+        del ours, ref, run_ours, run_ref
+        if args.compile:
+            torch._dynamo.reset()
+    print()
+    print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    worst = max(rows, key=lambda r: r.ratio)
+    verdict = "meets" if worst.ratio <= BAR_RATIO else "MISSES"
+    print(f"worst ratio {worst.ratio:.3f} ({worst.network}, batch {worst.batch}); "
+          f"bar <= {BAR_RATIO}: {verdict} the bar")
+    print("(ratio = median wall ours / median wall reference, the bar; cpu ratio: the same of "
+          "CPU times; min ratio: of the fastest runs)")
+
+
+if __name__ == "__main__":
+    main()
