@@ -404,15 +404,23 @@ def test_deepcopy_is_independent() -> None:
         assert a.data_ptr() != b.data_ptr(), k
 
 
-@pytest.mark.xfail(
-    strict=True, raises=pickle.PicklingError,
-    reason="the generated classes live in a module made by exec (resdsl_generated_<name>) "
-    "that is not importable, so pickle cannot name them; use state_dict(), or write the "
-    "source out (`resdsl compile --to python`) and import it",
-)
-def test_pickle_module() -> None:
+def test_pickle_module(tmp_path: Path) -> None:
+    """A built module pickles (and torch.save-s) as its generated source and its state, so it
+    unpickles in a fresh process; frozen parameters stay frozen."""
     model = resdsl.load(str(SPECS / "resnet20.res")).to_torch(seed=0)
-    pickle.dumps(model)
+    model.get_parameter("conv1.weight").requires_grad_(False)
+    copy_ = pickle.loads(pickle.dumps(model))
+    assert not copy_.get_parameter("conv1.weight").requires_grad and copy_.training
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = model.eval()(x)
+        assert torch.equal(copy_.eval()(x), expected)
+    torch.save({"model": model, "x": x, "y": expected}, tmp_path / "m.pt")
+    code = ("import torch; d = torch.load('m.pt', weights_only=False); "
+            "assert torch.equal(d['model'](d['x']), d['y'])")
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
 
 
 def test_pickle_module_from_written_source(tmp_path: Path,

@@ -7,7 +7,10 @@ overlaid with a checkpoint when one is given) are then assigned without a copy.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import linecache
+import sys
 import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -39,14 +42,46 @@ def require_torch() -> Any:
 def module_class(graph: Graph) -> type[torch.nn.Module]:
     """Execute the generated source and return its network class."""
     generated = generate(graph)
-    filename = f"<resdsl {graph.name}>"
+    return _load_source(generated.source, generated.class_name)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_source(source: str, class_name: str) -> type[torch.nn.Module]:
+    """Run the source as a module named after its hash, registered in `sys.modules`, so
+    that pickle can name its classes; the root class pickles as (source, state), so a model
+    also unpickles in a process that never built it (resdsl must be importable there)."""
+    digest = hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+    name = f"resdsl_generated_{digest}"
+    filename = f"<resdsl {name}>"
     # Tracebacks and torch.compile's messages can show the generated lines.
-    linecache.cache[filename] = (len(generated.source), None,
-                                 generated.source.splitlines(True), filename)
-    module = types.ModuleType(f"resdsl_generated_{graph.name}")
-    exec(compile(generated.source, filename, "exec"), module.__dict__)
-    cls: type[torch.nn.Module] = module.__dict__[generated.class_name]
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    module = types.ModuleType(name)
+    exec(compile(source, filename, "exec"), module.__dict__)
+    sys.modules[name] = module
+    cls: type[torch.nn.Module] = module.__dict__[class_name]
+
+    def reduce(self: torch.nn.Module) -> tuple[Any, ...]:
+        # keep_vars: the Parameter objects themselves, so requires_grad survives.
+        return (_rebuild, (source, class_name, self.state_dict(keep_vars=True), self.training))
+
+    cls.__reduce__ = reduce  # type: ignore[assignment,method-assign]
     return cls
+
+
+def _rebuild(source: str, class_name: str, state: Mapping[str, Any],
+             training: bool) -> torch.nn.Module:
+    """Unpickle a network: its class from its source, then its state."""
+    torch = require_torch()
+    with torch.device("meta"):
+        model = _load_source(source, class_name)()
+    # load_state_dict(assign=True) gives the tensors the new module's requires_grad (True):
+    # note the frozen layers first, and freeze them again.
+    frozen = {k for k, v in state.items() if isinstance(v, torch.nn.Parameter)
+              and not v.requires_grad}
+    model.load_state_dict(state, strict=True, assign=True)
+    for key, param in model.named_parameters():
+        param.requires_grad_(key not in frozen)
+    return model.train(training)
 
 
 def build_module(graph: Graph, state: Mapping[str, np.ndarray]) -> torch.nn.Module:
