@@ -1,0 +1,348 @@
+"""The ONNX lowering table: for every op of `ir/ops.py`, the ONNX nodes it becomes.
+
+It mirrors the PyTorch table (`torch_lowering.LOWERINGS`): one entry per op, and
+`tests/test_onnx_backend.py` fails when an op in `OPS` has none. An emitter gets a `Ctx`
+(the graph node, its input shapes and input value names, the opset) and adds nodes through
+it. This module is plain Python: it imports neither onnx nor numpy's heavier parts, and
+`onnx_model.py` turns what it records into protobufs.
+
+Naming: the node that makes an op's output is named after the op's module path
+(`layer2.0.conv2`); the helper nodes an op needs besides (the `Split`s of a dual unit) are
+`PATH/OpType`. Values are named after the node that makes them (`layer2.0.conv2`),
+initializers after their state_dict key (`layer2.0.conv2.weight`), and the constants an op
+needs (slice bounds, shapes) `PATH/what`. Ops that compute nothing at inference (identity,
+dropout, a flatten of a flat tensor) emit no node: their output is their input's value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from resdsl.ir.graph import Node
+from resdsl.ir.ops import Conv, Shape, float_arg, int_arg, pair_arg
+
+AttrValue = int | float | str | Sequence[int] | Sequence[float]
+
+# The opsets the emitters are written for. 17 (IR version 8) is read by every current
+# runtime: ONNX Runtime ≥ 1.13, TensorRT ≥ 8.6, OpenVINO ≥ 2023.0.
+MIN_OPSET = 13
+MAX_OPSET = 21
+DEFAULT_OPSET = 17
+
+
+@dataclass(frozen=True)
+class ONode:
+    """One ONNX node, before it is a protobuf."""
+
+    op_type: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    name: str
+    attrs: Mapping[str, AttrValue] = field(default_factory=dict)
+
+
+@dataclass
+class Ctx:
+    """What an emitter sees and the nodes it adds."""
+
+    node: Node
+    ins: tuple[Shape, ...]
+    # The input value names, in input order.
+    x: tuple[str, ...]
+    # The name the op's result must have.
+    out: str
+    opset: int
+    state: Mapping[str, np.ndarray]
+    # `--fold-bn`: the bn this conv's output goes to, folded into the conv (conv only).
+    fold: Node | None = None
+    nodes: list[ONode] = field(default_factory=list)
+    # Initializers by name: state tensors (by state_dict key) and constants.
+    tensors: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return self.node.path
+
+    def param(self, suffix: str, value: np.ndarray | None = None) -> str:
+        """The initializer of this node's state entry `suffix` ("" for the node's own path):
+        named by its state_dict key, holding `value` or the state's tensor."""
+        key = f"{self.path}.{suffix}" if suffix else self.path
+        self.tensors[key] = self.state[key] if value is None else value
+        return key
+
+    def const(self, what: str, value: np.ndarray) -> str:
+        """A constant input (slice bounds, a shape, a scalar): `PATH/what`."""
+        name = f"{self.path}/{what}"
+        self.tensors[name] = value
+        return name
+
+    def helper(self, op_type: str, inputs: Sequence[str], n_out: int = 1,
+               **attrs: AttrValue) -> tuple[str, ...]:
+        """A node besides the op's own, named `PATH/OpType` (numbered when there are
+        several), with outputs `PATH/OpType:i`; returns the output names."""
+        same = sum(1 for n in self.nodes if n.op_type == op_type)
+        name = f"{self.path}/{op_type}" + (f"_{same}" if same else "")
+        outs = tuple(f"{name}:{i}" for i in range(n_out))
+        self.nodes.append(ONode(op_type, tuple(inputs), outs, name, attrs))
+        return outs
+
+    def emit(self, op_type: str, inputs: Sequence[str], **attrs: AttrValue) -> None:
+        """The node that makes the op's result: named after the op's path."""
+        self.nodes.append(ONode(op_type, tuple(inputs), (self.out,), self.path, attrs))
+
+
+Emitter = Callable[[Ctx], None]
+
+
+def _i64(values: Sequence[int]) -> np.ndarray:
+    return np.array(values, dtype=np.int64)
+
+
+# ------------------------------------------------------------------ layers
+
+
+def _conv(c: Ctx) -> None:
+    a = c.node.args
+    (ph, pw) = Conv.padding(a)
+    attrs: dict[str, AttrValue] = {
+        "kernel_shape": list(pair_arg(a, "kernel")),
+        "strides": list(pair_arg(a, "stride")),
+        "pads": [ph, pw, ph, pw],
+        "dilations": list(pair_arg(a, "dilation")),
+        "group": int_arg(a, "groups"),
+    }
+    if c.fold is None:
+        inputs = [c.x[0], c.param("weight")]
+        if a["bias"]:
+            inputs.append(c.param("bias"))
+        c.emit("Conv", inputs, **attrs)
+        return
+    # W' = W·s, b' = (b − mean)·s + β with s = γ / sqrt(var + eps), in float64.
+    bn = c.fold.path
+    eps = float_arg(c.fold.args, "eps")
+    gamma, beta = c.state[f"{bn}.weight"], c.state[f"{bn}.bias"]
+    mean, var = c.state[f"{bn}.running_mean"], c.state[f"{bn}.running_var"]
+    scale = gamma.astype(np.float64) / np.sqrt(var.astype(np.float64) + eps)
+    weight = c.state[f"{c.path}.weight"].astype(np.float64) * scale[:, None, None, None]
+    bias = c.state[f"{c.path}.bias"].astype(np.float64) if a["bias"] else 0.0
+    folded_bias = (bias - mean) * scale + beta
+    inputs = [c.x[0], c.param("weight", weight.astype(np.float32)),
+              c.param("bias", np.asarray(folded_bias, dtype=np.float32))]
+    c.emit("Conv", inputs, **attrs)
+
+
+def _bn(c: Ctx) -> None:
+    inputs = [c.x[0], c.param("weight"), c.param("bias"), c.param("running_mean"),
+              c.param("running_var")]
+    c.emit("BatchNormalization", inputs, epsilon=float_arg(c.node.args, "eps"))
+
+
+def _linear(c: Ctx) -> None:
+    inputs = [c.x[0], c.param("weight")]
+    if c.node.args["bias"]:
+        inputs.append(c.param("bias"))
+    c.emit("Gemm", inputs, transB=1)
+
+
+# ------------------------------------------------------------------ stateless ops
+
+
+def _pool(op_type: str) -> Emitter:
+    def emit(c: Ctx) -> None:
+        a = c.node.args
+        kernel = pair_arg(a, "kernel")
+        stride = pair_arg(a, "stride") if a["stride"] is not None else kernel
+        pad = pair_arg(a, "padding")
+        x = c.x[0]
+        begin = list(pad)
+        end = list(pad)
+        attrs: dict[str, AttrValue] = {"kernel_shape": list(kernel), "strides": list(stride)}
+        if a["ceil_mode"]:
+            # PyTorch's ceil mode (a last, partial window, but never one that starts in the
+            # padding) as explicit end padding in floor mode, which every runtime and ONNX's
+            # shape inference agree on: the end padding that makes floor mode give the
+            # output size. It is less than the kernel.
+            size = c.ins[0][1:]
+            end = [max(0, (o - 1) * s + k - n - p)
+                   for o, s, k, n, p in zip(c.node.shape[1:], stride, kernel, size, pad,
+                                            strict=True)]
+            if op_type == "AveragePool" and any(pad):
+                # PyTorch divides by the window clipped to the symmetrically padded input:
+                # it counts `padding` zeros but not the extra end. So: pad with zeros
+                # first, then average over what is there (count_include_pad=0, the default).
+                ph, pw = pad
+                (x,) = c.helper("Pad", [x, c.const("pads", _i64([0, 0, ph, pw,
+                                                                 0, 0, ph, pw]))])
+                end = [max(0, (o - 1) * s + k - n - 2 * p)
+                       for o, s, k, n, p in zip(c.node.shape[1:], stride, kernel, size, pad,
+                                                strict=True)]
+                begin = [0, 0]
+        elif op_type == "AveragePool" and any(pad):
+            attrs["count_include_pad"] = 1  # PyTorch's default
+        attrs["pads"] = [*begin, *end]
+        c.emit(op_type, [x], **attrs)
+
+    return emit
+
+
+def _unary(op_type: str) -> Emitter:
+    return lambda c: c.emit(op_type, [c.x[0]])
+
+
+def _silu(c: Ctx) -> None:
+    (sig,) = c.helper("Sigmoid", [c.x[0]])
+    c.emit("Mul", [c.x[0], sig])
+
+
+def _gelu(c: Ctx) -> None:
+    """PyTorch's exact GELU, x·Φ(x): the Gelu op from opset 20, before it the erf form
+    0.5·x·(1 + erf(x/√2)), which runtimes fuse back into one kernel."""
+    if c.opset >= 20:
+        c.emit("Gelu", [c.x[0]])
+        return
+    (d,) = c.helper("Div", [c.x[0], c.const("sqrt2", np.array(np.sqrt(2.0), np.float32))])
+    (e,) = c.helper("Erf", [d])
+    (s,) = c.helper("Add", [e, c.const("one", np.array(1.0, np.float32))])
+    (m,) = c.helper("Mul", [c.x[0], s])
+    c.emit("Mul", [m, c.const("half", np.array(0.5, np.float32))])
+
+
+def _flatten(c: Ctx) -> None:
+    c.emit("Flatten", [c.x[0]], axis=1)
+
+
+def _slice(c: Ctx) -> None:
+    start = int_arg(c.node.args, "start")
+    end = c.node.args["end"]
+    stop = c.ins[0][0] if end is None else end
+    assert isinstance(stop, int)
+    c.emit("Slice", [c.x[0], c.const("starts", _i64([start])), c.const("ends", _i64([stop])),
+                     c.const("axes", _i64([1]))])
+
+
+def _zeropad(c: Ctx) -> None:
+    # Option A: every stride-th row and column, then zero channels appended.
+    s = int_arg(c.node.args, "stride")
+    extra = c.node.shape[0] - c.ins[0][0]
+    _, h, w = c.ins[0]
+    x = c.x[0]
+    if s != 1:
+        inputs = [x, c.const("starts", _i64([0, 0])), c.const("ends", _i64([h, w])),
+                  c.const("axes", _i64([2, 3])), c.const("steps", _i64([s, s]))]
+        if extra == 0:
+            c.emit("Slice", inputs)
+            return
+        (x,) = c.helper("Slice", inputs)
+    c.emit("Pad", [x, c.const("pads", _i64([0, 0, 0, 0, 0, extra, 0, 0]))])
+
+
+# ------------------------------------------------------------------ primitive merges
+
+
+def _add(c: Ctx) -> None:
+    if len(c.x) == 2:
+        c.emit("Add", list(c.x))
+    else:
+        c.emit("Sum", list(c.x))
+
+
+def _alpha(c: Ctx) -> None:
+    c.emit("Mul", [c.param(""), c.x[0]])
+
+
+def _weighted_sum(c: Ctx) -> None:
+    """Σ softmax(w)_i · B_i: the weights split into one scalar per branch."""
+    n = len(c.x)
+    (w,) = c.helper("Softmax", [c.param("")], axis=0)
+    parts = c.helper("Split", [w, c.const("split", _i64([1] * n))], n_out=n, axis=0)
+    terms = [c.helper("Mul", [p, x])[0] for p, x in zip(parts, c.x, strict=True)]
+    c.emit("Sum", terms)
+
+
+def _highway(c: Ctx) -> None:
+    """y = T·H + (1 − T)·x, as the PyTorch backend computes it."""
+    t, h, x = c.x
+    (th,) = c.helper("Mul", [t, h])
+    (carry,) = c.helper("Sub", [c.const("one", np.array(1.0, np.float32)), t])
+    (cx,) = c.helper("Mul", [carry, x])
+    c.emit("Add", [th, cx])
+
+
+def _dual(c: Ctx) -> None:
+    """[S[:R] + F[:R], S[R:], F[R:]]: each side split at R channels (a side with only R
+    channels is not split), the first parts added, the rest concatenated."""
+    r = int_arg(c.node.args, "r")
+    heads: list[str] = []
+    tails: list[str] = []
+    for x, shape in zip(c.x, c.ins, strict=True):
+        if shape[0] == r:
+            heads.append(x)
+            continue
+        head, tail = c.helper("Split", [x, c.const(f"split{len(heads)}",
+                                                   _i64([r, shape[0] - r]))], n_out=2, axis=1)
+        heads.append(head)
+        tails.append(tail)
+    if not tails:
+        c.emit("Add", heads)
+        return
+    (added,) = c.helper("Add", heads)
+    c.emit("Concat", [added, *tails], axis=1)
+
+
+def _group_sum(c: Ctx) -> None:
+    """g·C channels → C: reshape to (N, g, C, ...) and sum over g."""
+    g = int_arg(c.node.args, "groups")
+    shape = c.ins[0]
+    (r,) = c.helper("Reshape", [c.x[0], c.const("shape", _i64([0, g, shape[0] // g,
+                                                                *shape[1:]]))])
+    c.emit("ReduceSum", [r, c.const("axes", _i64([1]))], keepdims=0)
+
+
+def _input(c: Ctx) -> None:
+    raise AssertionError("the input is the graph's input, not a node")
+
+
+def is_alias(node: Node, ins: Sequence[Shape]) -> bool:
+    """Whether the op computes nothing at inference, so that its output is its input's
+    value and it emits no node: identity, dropout (eval), a flatten of a flat tensor, a
+    zeropad that neither subsamples nor pads."""
+    if node.op in ("identity", "dropout"):
+        return True
+    if node.op == "flatten":
+        return len(ins[0]) == 1
+    if node.op == "zeropad":
+        return node.shape == ins[0]
+    return False
+
+
+EMITTERS: dict[str, Emitter] = {
+    "conv": _conv,
+    "bn": _bn,
+    "linear": _linear,
+    "maxpool": _pool("MaxPool"),
+    "avgpool": _pool("AveragePool"),
+    "global_avgpool": _unary("GlobalAveragePool"),
+    "flatten": _flatten,
+    "relu": _unary("Relu"),
+    "sigmoid": _unary("Sigmoid"),
+    "tanh": _unary("Tanh"),
+    "silu": _silu,
+    "gelu": _gelu,
+    # Aliases (see is_alias); Identity only when the network is nothing but its input.
+    "identity": _unary("Identity"),
+    "dropout": _unary("Identity"),
+    "slice": _slice,
+    "zeropad": _zeropad,
+    "input": _input,
+    "add": _add,
+    "mul": lambda c: c.emit("Mul", [c.x[0], c.x[1]]),
+    "concat": lambda c: c.emit("Concat", list(c.x), axis=1),
+    "alpha": _alpha,
+    "weighted_sum": _weighted_sum,
+    "highway": _highway,
+    "dual": _dual,
+    "group_sum": _group_sum,
+}

@@ -1,0 +1,328 @@
+"""The checked graph → an ONNX model, emitted directly with `onnx.helper` (no torch, no
+tracing), and its file.
+
+- One node per op of the graph, from the lowering table (`onnx_lowering.EMITTERS`); node
+  names are module paths and each node's `doc_string` is its spec location (`file:line`),
+  so a Netron view leads back to the spec.
+- The weights are `Network.state()`: the one seeded initialiser every backend shares (the
+  same `seed` gives the PyTorch module's weights), overlaid with a checkpoint. Initializers
+  are named by their state_dict keys; `num_batches_tracked` counters are training state and
+  are left out.
+- An explicit IR version (the lowest that holds the opset), one input `input` and one
+  output `output` with a symbolic batch axis `batch`, and metadata: the network, resdsl's
+  version, the parameter count, the network parameters (`-D` values applied).
+- The same graph, state and options give the same bytes: everything is emitted in graph
+  order and nothing depends on time, hashes or the working folder.
+- Over 2 GB of weights, the tensors go to `FILE.data` beside the model (external data).
+
+onnx is imported when a function here runs, never at module level by the rest of resdsl.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from resdsl.backends.onnx_lowering import (
+    DEFAULT_OPSET,
+    EMITTERS,
+    MAX_OPSET,
+    MIN_OPSET,
+    Ctx,
+    ONode,
+    is_alias,
+)
+from resdsl.diagnostics import SpecError, error
+from resdsl.ir.graph import Graph, Node
+from resdsl.pipeline import UsageError
+
+if TYPE_CHECKING:
+    import onnx
+
+INPUT = "input"
+OUTPUT = "output"
+BATCH = "batch"
+# Above this many bytes of initializers the model keeps its weights in an external data
+# file: a protobuf message cannot exceed 2 GiB.
+EXTERNAL_DATA_BYTES = 2_000_000_000
+# Tensors smaller than this stay inside the model even with external data.
+_EXTERNAL_MIN = 1024
+
+
+def require_onnx() -> Any:
+    """Import onnx, or explain how to install it (E0711)."""
+    try:
+        import onnx
+    except ImportError:
+        raise SpecError([error(
+            "E0711",
+            "this needs the onnx package, which is not installed",
+            None,
+            help="install it with `pip install resdsl[onnx]` (or `pip install onnx`); "
+            "the ONNX backend does not need PyTorch",
+        )]) from None
+    return onnx
+
+
+def require_onnxruntime(what: str) -> Any:
+    """Import onnxruntime, or explain how to install it (E0712)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise SpecError([error(
+            "E0712",
+            f"{what} needs ONNX Runtime, which is not installed",
+            None,
+            help="install it with `pip install resdsl[onnx]` (or `pip install onnxruntime`)",
+        )]) from None
+    return onnxruntime
+
+
+def check_opset(opset: int | None) -> int:
+    if opset is None:
+        return DEFAULT_OPSET
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise UsageError(f"--opset {opset}: resdsl emits opsets {MIN_OPSET} to {MAX_OPSET} "
+                         f"(default {DEFAULT_OPSET})")
+    return opset
+
+
+@dataclass(frozen=True)
+class Emitted:
+    """The model before it is a protobuf: nodes and initializers in emission order."""
+
+    nodes: list[ONode]
+    tensors: dict[str, np.ndarray]
+    output: str
+    # Each graph node's value name (aliases share their input's).
+    values: dict[int, str]
+
+
+def _foldable(graph: Graph) -> dict[int, Node]:
+    """conv id → the bn that alone reads the conv's output (`--fold-bn`)."""
+    out: dict[int, Node] = {}
+    for node in graph.nodes():
+        if node.op != "bn" or len(node.shape) != 3:
+            continue
+        src = graph.node(node.inputs[0])
+        if src.op == "conv" and graph.users(src.id) == [node.id] and src.id != graph.output:
+            out[src.id] = node
+    return out
+
+
+def emit(graph: Graph, state: Mapping[str, np.ndarray], opset: int = DEFAULT_OPSET,
+         fold_bn: bool = False) -> Emitted:
+    """Every node of `graph` through its emitter, in graph (topological) order."""
+    names: dict[int, str] = {}
+    folds = _foldable(graph) if fold_bn else {}
+    folded = {bn.id: conv_id for conv_id, bn in folds.items()}
+    output_id = graph.output if graph.output is not None else len(graph) - 1
+    nodes: list[ONode] = []
+    tensors: dict[str, np.ndarray] = {}
+    owned = {k for k in state}  # state keys: a value must not take one of these names
+
+    # The value the network's output is: follow aliases back to the node that computes it.
+    root = output_id
+    while True:
+        rnode = graph.node(root)
+        ins = tuple(graph.node(i).shape for i in rnode.inputs)
+        if rnode.op == "input" or not is_alias(rnode, ins):
+            break
+        root = rnode.inputs[0]
+
+    for node in graph.nodes():
+        ins = tuple(graph.node(i).shape for i in node.inputs)
+        if node.op == "input":
+            names[node.id] = INPUT
+            continue
+        x = tuple(names[i] for i in node.inputs)
+        if node.id in folded:  # the conv before it already computed it
+            names[node.id] = names[folded[node.id]]
+            continue
+        if is_alias(node, ins) and not (node.id == output_id and root == 0):
+            names[node.id] = x[0]
+            continue
+        out = node.path if node.path not in owned else f"{node.path}:out"
+        target = folds[node.id].id if node.id in folds else node.id
+        if target == root:
+            out = OUTPUT
+        if node.id == output_id and root == 0:  # the network is its input: one Identity
+            nodes.append(ONode("Identity", (INPUT,), (OUTPUT,), node.path))
+            names[node.id] = OUTPUT
+            continue
+        c = Ctx(node, ins, x, out, opset, state, fold=folds.get(node.id))
+        EMITTERS[node.op](c)
+        nodes.extend(c.nodes)
+        tensors.update(c.tensors)
+        names[node.id] = out
+    return Emitted(nodes, tensors, names[output_id], names)
+
+
+def _location(node: Node, spec_dir: Path, library: Path) -> str:
+    if node.span is None:
+        return ""
+    path = Path(node.span.source.path).resolve()
+    if path == spec_dir or spec_dir in path.parents:
+        shown = path.relative_to(spec_dir).as_posix()
+    elif library in path.parents:
+        shown = "<resdsl library>/" + path.relative_to(library).as_posix()
+    else:
+        shown = path.name
+    return f"{shown}:{node.span.line}"
+
+
+@dataclass(frozen=True)
+class Model:
+    """An ONNX model and the facts `compile` reports."""
+
+    proto: onnx.ModelProto
+    opset: int
+    nodes: int
+    # Bytes of the initializers (the weights and constants).
+    weight_bytes: int
+    # The initializers' arrays by name, for writing external data.
+    tensors: dict[str, np.ndarray]
+    # Each graph node's value name.
+    values: dict[int, str]
+
+
+def build_model(
+    graph: Graph,
+    state: Mapping[str, np.ndarray],
+    *,
+    spec_path: str,
+    metadata: Mapping[str, str],
+    opset: int | None = None,
+    fold_bn: bool = False,
+    external: bool | None = None,
+) -> Model:
+    """The ONNX model of `graph` holding `state`. `external`: None decides by size (over
+    EXTERNAL_DATA_BYTES of weights); True leaves every tensor of 1 KiB or more without data
+    (`save_model` writes them to the data file)."""
+    from resdsl import __version__
+    from resdsl._resources import library_root
+
+    onnx = require_onnx()
+    from onnx import TensorProto, helper
+
+    opset = check_opset(opset)
+    emitted = emit(graph, state, opset, fold_bn)
+    spec_dir = Path(spec_path).resolve().parent
+    library = library_root().resolve()
+    by_path = {n.path: n for n in graph.nodes()}
+
+    protos = []
+    for n in emitted.nodes:
+        owner = by_path.get(n.name.split("/", 1)[0])
+        attrs: dict[str, Any] = dict(n.attrs)
+        proto = helper.make_node(n.op_type, list(n.inputs), list(n.outputs), name=n.name,
+                                 **attrs)
+        if owner is not None:
+            proto.doc_string = _location(owner, spec_dir, library)
+        protos.append(proto)
+
+    total = sum(a.nbytes for a in emitted.tensors.values())
+    if external is None:
+        external = total > EXTERNAL_DATA_BYTES
+    inits = []
+    for name, array in emitted.tensors.items():
+        if external and array.nbytes >= _EXTERNAL_MIN:
+            t = TensorProto(name=name, data_type=helper.np_dtype_to_tensor_dtype(array.dtype),
+                            dims=array.shape)
+            t.data_location = TensorProto.EXTERNAL  # filled in by save_model
+        else:
+            t = onnx.numpy_helper.from_array(np.ascontiguousarray(array), name)
+        inits.append(t)
+
+    in_shape = graph.node(0).shape
+    out_shape = graph.node(graph.output if graph.output is not None else len(graph) - 1).shape
+    g = helper.make_graph(
+        protos,
+        graph.name,
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [BATCH, *in_shape])],
+        [helper.make_tensor_value_info(emitted.output, TensorProto.FLOAT, [BATCH, *out_shape])],
+        initializer=inits,
+    )
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(
+        g,
+        opset_imports=opsets,
+        ir_version=helper.find_min_ir_version_for(opsets),
+        producer_name="resdsl",
+        producer_version=__version__,
+        doc_string=f"{graph.name}, compiled by resdsl {__version__} from "
+        f"{Path(spec_path).name}",
+    )
+    helper.set_model_props(model, dict(metadata))
+    return Model(model, opset, len(protos), total, dict(emitted.tensors), emitted.values)
+
+
+# ------------------------------------------------------------------ files
+
+
+def data_path(path: str) -> str:
+    return path + ".data"
+
+
+def save_model(model: Model, path: str, verify: Any = None) -> list[str]:
+    """Write `model` to `path` (and its weights to `path.data` when they are external),
+    atomically: into a temporary folder beside `path`, then `verify(model_path)` if given,
+    then renamed into place. A failure anywhere leaves no file and keeps what was there.
+    Returns the paths written."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder))
+    try:
+        staged = tmp / target.name
+        external = [t for t in model.proto.graph.initializer
+                    if t.data_location == t.EXTERNAL]
+        written = [target]
+        if external:
+            _write_data(model, external, staged, data_path(target.name))
+            written.append(Path(data_path(str(target))))
+        blob = model.proto.SerializeToString()
+        with open(staged, "wb") as f:
+            f.write(blob)
+            f.flush()
+            os.fsync(f.fileno())
+        if verify is not None:
+            verify(str(staged))
+        umask = os.umask(0)
+        os.umask(umask)
+        for final in reversed(written):  # the data file first, the model last
+            src = tmp / final.name
+            os.chmod(src, 0o666 & ~umask)
+            os.replace(src, final)
+        return [str(p) for p in written]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_data(model: Model, external: list[Any], staged: Path, location: str) -> None:
+    """Stream the external tensors into `staged.data`, 64-byte aligned, and point each
+    initializer at its bytes."""
+    offset = 0
+    with open(str(staged) + ".data", "wb") as f:
+        for t in external:
+            array = np.ascontiguousarray(model.tensors[t.name])
+            pad = -offset % 64
+            if pad:
+                f.write(b"\0" * pad)
+                offset += pad
+            array.tofile(f)
+            del t.external_data[:]
+            for key, value in (("location", location), ("offset", str(offset)),
+                               ("length", str(array.nbytes))):
+                entry = t.external_data.add()
+                entry.key, entry.value = key, value
+            t.data_location = t.EXTERNAL
+            offset += array.nbytes
+        f.flush()
+        os.fsync(f.fileno())
