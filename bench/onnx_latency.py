@@ -16,8 +16,10 @@ How: each measurement is its own process (ONNX Runtime's thread pool never share
 with another session), `--threads` intra-op threads (default 1, the steady setting on a
 small shared machine), sequential execution, the default optimisation level (ORT_ENABLE_ALL),
 one seeded float32 input. `--warmup` runs, then `--runs` timed runs (`--runs-large` at batch
-16); median. `--rounds` rounds of the three files, the order rotating each round; the
-figure is the median over rounds.
+16); median wall time, and median CPU time of the calling thread (with one intra-op thread
+ONNX Runtime computes on it; less disturbed by other processes on a shared machine).
+`--rounds` rounds of the three files, the order rotating each round; the figure is the median
+over rounds. The graph ONNX Runtime makes of each file (ORT_ENABLE_EXTENDED) is printed too.
 
 Bar (issue 6): median(ours) / median(exporter) ≤ 1.05 at batch 1 and 16 for every network,
 and node counts no higher than the exporter's.
@@ -77,13 +79,14 @@ sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224), dtype=np.float32)
 for _ in range(warmup):
     y = sess.run(None, {"input": x})[0]
-times = []
+times, cpu = [], []
 for _ in range(runs):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.thread_time()
     sess.run(None, {"input": x})
     times.append(time.perf_counter() - t)
+    cpu.append(time.thread_time() - c)
 print(json.dumps({"median": statistics.median(times), "min": min(times),
-                  "out": y[:1].tolist()}))
+                  "cpu": statistics.median(cpu), "out": y[:1].tolist()}))
 """
 
 
@@ -99,6 +102,24 @@ def nodes(path: Path) -> int:
     import onnx
 
     return len(onnx.load(str(path), load_external_data=False).graph.node)
+
+
+def optimised(path: Path, tmp: str) -> str:
+    """The graph ONNX Runtime runs (ORT_ENABLE_EXTENDED, before the hardware-specific layout
+    pass): its node count and ops, to show what the runtime makes of each file."""
+    from collections import Counter
+
+    import onnx
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.optimized_model_filepath = str(Path(tmp, "optimised.onnx"))
+    so.log_severity_level = 3
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    graph = onnx.load(so.optimized_model_filepath, load_external_data=False).graph
+    ops = Counter(n.op_type for n in graph.node)
+    return f"{len(graph.node)} ({', '.join(f'{k} {v}' for k, v in sorted(ops.items()))})"
 
 
 def main() -> None:
@@ -132,9 +153,13 @@ def main() -> None:
             counts = {k: nodes(v) for k, v in files.items()}
             print(f"{name}: nodes: resdsl {counts['ours']} (BN kept), {counts['fold']} "
                   f"(--fold-bn); torch.onnx.export {counts['ref']}")
+            for label, what in (("ours", "resdsl"), ("fold", "resdsl --fold-bn"),
+                                ("ref", "torch.onnx.export")):
+                print(f"  as ONNX Runtime optimises it, {what}: {optimised(files[label], tmp)}")
             for batch in (int(b) for b in args.batches.split(",")):
                 n = args.runs if batch < 8 else args.runs_large
                 medians: dict[str, list[float]] = {k: [] for k in files}
+                cpus: dict[str, list[float]] = {k: [] for k in files}
                 outs: dict[str, list[float]] = {}
                 order = ["ours", "fold", "ref"]
                 for r in range(args.rounds):
@@ -143,14 +168,17 @@ def main() -> None:
                                               str(files[label]), str(batch), threads,
                                               str(args.warmup), str(n)], env))
                         medians[label].append(doc["median"] * 1000)
+                        cpus[label].append(doc["cpu"] * 1000)
                         outs[label] = doc["out"][0]
                 med = {k: statistics.median(v) for k, v in medians.items()}
+                cpu = {k: statistics.median(v) for k, v in cpus.items()}
                 diff = max(abs(a - b) for a, b in zip(outs["ours"], outs["ref"], strict=True))
                 ratio, ratio_fold = med["ours"] / med["ref"], med["fold"] / med["ref"]
                 print(f"  batch {batch:>2}: resdsl {med['ours']:8.1f} ms, --fold-bn "
                       f"{med['fold']:8.1f} ms, torch.onnx.export {med['ref']:8.1f} ms; ratio "
-                      f"{ratio:.3f} (--fold-bn {ratio_fold:.3f}); max |Δ| of outputs "
-                      f"{diff:.1e}", flush=True)
+                      f"{ratio:.3f} (--fold-bn {ratio_fold:.3f}); CPU-time ratio "
+                      f"{cpu['ours'] / cpu['ref']:.3f} (--fold-bn {cpu['fold'] / cpu['ref']:.3f}); "
+                      f"max |Δ| of outputs {diff:.1e}", flush=True)
                 verdicts.append((name, batch, ratio, ratio_fold))
             verdicts.append((name, -1, counts["ours"] / counts["ref"],
                              counts["fold"] / counts["ref"]))

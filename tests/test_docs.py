@@ -116,8 +116,8 @@ def test_documented_limits_match_the_source() -> None:
 # ------------------------------------------------------------------ README
 
 QUICK_START = (
-    "python3 -m venv .venv && .venv/bin/pip install -e '.[draw]' && .venv/bin/resdsl info "
-    "specs/dpn92.res && .venv/bin/resdsl draw specs/dpn92.res",
+    "python3 -m venv .venv && .venv/bin/pip install -e '.[onnx,draw]' && .venv/bin/resdsl "
+    "compile specs/dpn92.res --to onnx --verify && .venv/bin/resdsl draw specs/dpn92.res",
     "./scripts/test",
 )
 
