@@ -1,6 +1,7 @@
-"""Backends: the checked graph → PyTorch (`torch_*`), and later ONNX and Graphviz.
+"""Backends: the checked graph → PyTorch (`torch_*`), ONNX (`onnx_*`) and Graphviz (`dot_*`).
 
-Each backend keeps one table from op to lowering (`torch_lowering.LOWERINGS`); a test fails
-when an op of `ir/ops.py` has no entry. Backends import their framework lazily, so importing
-this package costs nothing.
+Each backend keeps one table from op to lowering (`torch_lowering.LOWERINGS`,
+`onnx_lowering.EMITTERS`, `dot_lowering.LOOKS`); a test fails when an op of `ir/ops.py` has no
+entry in any of them.
+Backends import their framework lazily, so importing this package costs nothing.
 """
