@@ -34,6 +34,19 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class WeightOptions:
+    """Where a network's weights come from; every backend takes the same ones (the keyword
+    arguments of `Network.state`, `to_torch`, `to_onnx` and `save_onnx`)."""
+
+    seed: int = 0
+    weights: str | Mapping[str, Any] | None = None
+    strict: bool = True
+    replace_head: bool = False
+    zero_init_residual: bool = False
+    max_params: int | None = None
+
+
+@dataclass(frozen=True)
 class Network:
     """A checked network: its graph, its parameters and its backends."""
 
@@ -96,16 +109,26 @@ class Network:
 
         Refused (SpecError E0701) before anything is allocated when the network holds more
         than `max_params` values (default 2·10⁹)."""
+        return self.state_from(WeightOptions(seed, weights, strict, replace_head,
+                                             zero_init_residual, max_params))
+
+    def state_from(self, options: WeightOptions) -> tuple[dict[str, np.ndarray],
+                                                          LoadReport | None]:
+        """`state(...)` with its arguments gathered in `options`."""
         from resdsl.weights import load_state
 
-        check_size(self.graph, max_params, self.result.network.name_span)
-        state = self.init_state(seed, zero_init_residual=zero_init_residual)
-        if weights is None:
+        self.check_size(options)
+        state = self.init_state(options.seed, zero_init_residual=options.zero_init_residual)
+        if options.weights is None:
             return state, None
-        loaded, report = load_state(self.graph, weights, strict=strict,
-                                    replace_head=replace_head)
+        loaded, report = load_state(self.graph, options.weights, strict=options.strict,
+                                    replace_head=options.replace_head)
         state.update(loaded)
         return state, report
+
+    def check_size(self, options: WeightOptions) -> None:
+        """Refuse (E0701) a network above `options.max_params`, from the graph alone."""
+        check_size(self.graph, options.max_params, self.result.network.name_span)
 
     def to_torch(
         self,
@@ -122,12 +145,12 @@ class Network:
         constructors."""
         from resdsl.backends.torch_module import build_module, require_torch
 
+        options = WeightOptions(seed, weights, strict, replace_head, zero_init_residual,
+                                max_params)
         # The size limit first: refusing a huge network must not wait for torch to import.
-        check_size(self.graph, max_params, self.result.network.name_span)
+        self.check_size(options)
         require_torch()
-        state, report = self.state(seed, weights=weights, strict=strict,
-                                   replace_head=replace_head,
-                                   zero_init_residual=zero_init_residual, max_params=max_params)
+        state, report = self.state_from(options)
         if report is not None and report.reinitialised:
             _log.warning("%s", report.summary())
         return build_module(self.graph, state)
@@ -156,9 +179,8 @@ class Network:
         from resdsl.backends.onnx_export import compile_network
 
         model, _, _ = compile_network(
-            self, seed, weights=weights, strict=strict, replace_head=replace_head,
-            zero_init_residual=zero_init_residual, max_params=max_params, opset=opset,
-            fold_bn=fold_bn)
+            self, WeightOptions(seed, weights, strict, replace_head, zero_init_residual,
+                                max_params), opset=opset, fold_bn=fold_bn)
         return model.proto
 
     def save_onnx(
@@ -180,9 +202,9 @@ class Network:
         backend when torch is installed) before it is put in place."""
         from resdsl.backends.onnx_export import save
 
-        return save(self, path, seed, weights=weights, strict=strict,
-                    replace_head=replace_head, zero_init_residual=zero_init_residual,
-                    max_params=max_params, opset=opset, fold_bn=fold_bn, verify=verify)
+        return save(self, path, WeightOptions(seed, weights, strict, replace_head,
+                                              zero_init_residual, max_params),
+                    opset=opset, fold_bn=fold_bn, verify=verify)
 
 
     @property

@@ -18,7 +18,7 @@ from resdsl.backends.onnx_model import Model, build_model, check_opset, require_
 from resdsl.ir.ops import fmt_shape
 
 if TYPE_CHECKING:
-    from resdsl.api import Network
+    from resdsl.api import Network, WeightOptions
     from resdsl.verify import Verification
     from resdsl.weights import LoadReport
 
@@ -71,27 +71,23 @@ def _version() -> str:
 
 def compile_network(
     net: Network,
-    seed: int = 0,
+    options: WeightOptions | None = None,
     *,
-    weights: str | Mapping[str, Any] | None = None,
-    strict: bool = True,
-    replace_head: bool = False,
-    zero_init_residual: bool = False,
-    max_params: int | None = None,
     opset: int | None = None,
     fold_bn: bool = False,
     external: bool | None = None,
 ) -> tuple[Model, LoadReport | None, dict[str, Any]]:
     """The model, the weights' load report and the state it holds."""
-    from resdsl.api import check_size
+    from resdsl.api import WeightOptions
 
+    options = options or WeightOptions()
     opset = check_opset(opset)
-    check_size(net.graph, max_params, net.result.network.name_span)
+    net.check_size(options)
     require_onnx()
-    state, report = net.state(seed, weights=weights, strict=strict, replace_head=replace_head,
-                              zero_init_residual=zero_init_residual, max_params=max_params)
+    state, report = net.state_from(options)
     model = build_model(net.graph, state, spec_path=net.path,
-                        metadata=metadata(net, seed, weights, fold_bn), opset=opset,
+                        metadata=metadata(net, options.seed, options.weights, fold_bn),
+                        opset=opset,
                         fold_bn=fold_bn, external=external)
     return model, report, state
 
@@ -99,13 +95,8 @@ def compile_network(
 def save(
     net: Network,
     path: str,
-    seed: int = 0,
+    options: WeightOptions | None = None,
     *,
-    weights: str | Mapping[str, Any] | None = None,
-    strict: bool = True,
-    replace_head: bool = False,
-    zero_init_residual: bool = False,
-    max_params: int | None = None,
     opset: int | None = None,
     fold_bn: bool = False,
     verify: bool = False,
@@ -116,18 +107,16 @@ def save(
     check_output(path, net.files)
     check_opset(opset)
     if verify:
-        from resdsl.api import check_size
+        from resdsl.api import WeightOptions
         from resdsl.backends.onnx_model import require_onnxruntime
 
         # Refuse a huge network before anything else, then make sure --verify can run
         # before the weights are made.
-        check_size(net.graph, max_params, net.result.network.name_span)
+        net.check_size(options or WeightOptions())
         require_onnx()
         require_onnxruntime("--verify")
-    model, report, state = compile_network(
-        net, seed, weights=weights, strict=strict, replace_head=replace_head,
-        zero_init_residual=zero_init_residual, max_params=max_params, opset=opset,
-        fold_bn=fold_bn, external=external)
+    model, report, state = compile_network(net, options, opset=opset, fold_bn=fold_bn,
+                                           external=external)
     checked: list[Verification] = []
     run = None
     if verify:
