@@ -115,6 +115,14 @@ def _dropout(n: Node, ins: Sequence[Shape]) -> str:
     return f"dropout {float_arg(n.args, 'p'):g}"
 
 
+def _drop_path(n: Node, ins: Sequence[Shape]) -> str:
+    return f"drop path {float_arg(n.args, 'p'):g}"
+
+
+def _leaky_relu(n: Node, ins: Sequence[Shape]) -> str:
+    return f"LeakyReLU {float_arg(n.args, 'negative_slope'):g}"
+
+
 def _slice(n: Node, ins: Sequence[Shape]) -> str:
     end = n.args["end"]
     return f"channels [{int_arg(n.args, 'start')}:{'' if end is None else end}]"
@@ -156,12 +164,16 @@ LOOKS: dict[str, Look] = {
     "global_avgpool": Look("layer", _fixed("global avgpool"), _POOL),
     "flatten": Look("layer", _fixed("flatten"), _MISC, heavy=False),
     "relu": Look("layer", _fixed("ReLU"), _ACT, heavy=False),
+    "relu6": Look("layer", _fixed("ReLU6"), _ACT, heavy=False),
+    "hardswish": Look("layer", _fixed("h-swish"), _ACT, heavy=False),
+    "leaky_relu": Look("layer", _leaky_relu, _ACT, heavy=False),
     "sigmoid": Look("layer", _fixed("sigmoid"), _ACT, heavy=False),
     "silu": Look("layer", _fixed("SiLU"), _ACT, heavy=False),
     "gelu": Look("layer", _fixed("GELU"), _ACT, heavy=False),
     "tanh": Look("layer", _fixed("tanh"), _ACT, heavy=False),
     "identity": Look("layer", _fixed("identity"), _MISC, heavy=False),
     "dropout": Look("layer", _dropout, _MISC, heavy=False),
+    "drop_path": Look("layer", _drop_path, _MISC, heavy=False),
     "slice": Look("layer", _slice, _MISC),
     "zeropad": Look("layer", _zeropad, "#fbe5d6"),
     "input": Look("input", lambda n, ins: "input", "#f2f2f2"),
@@ -170,6 +182,8 @@ LOOKS: dict[str, Look] = {
                 inputs=lambda i, p: "attention" if i == 1 else "main"),
     "concat": Look("merge", _fixed("concat"), symbol="‖",
                    inputs=lambda i, p: "bus" if i == 0 else "dense"),
+    # `skip(scale = f)`'s constant factor, written on the residual edge like α.
+    "rescale": Look("edge", lambda n, ins: f"× {float_arg(n.args, 'factor'):g}"),
     "alpha": Look("edge", _alpha),
     "weighted_sum": Look("merge", _fixed("softmax-weighted sum"), symbol="Σ",
                          inputs=lambda i, p: "branch"),

@@ -11,7 +11,8 @@ Naming: the node that makes an op's output is named after the op's module path
 `PATH/OpType`. Values are named after the node that makes them (`layer2.0.conv2`),
 initializers after their state_dict key (`layer2.0.conv2.weight`), and the constants an op
 needs (slice bounds, shapes) `PATH/what`. Ops that compute nothing at inference (identity,
-dropout, a flatten of a flat tensor) emit no node: their output is their input's value.
+dropout, drop_path, a flatten of a flat tensor) emit no node: their output is their input's
+value.
 """
 
 from __future__ import annotations
@@ -160,6 +161,9 @@ def _pool(op_type: str) -> Emitter:
         begin = list(pad)
         end = list(pad)
         attrs: dict[str, AttrValue] = {"kernel_shape": list(kernel), "strides": list(stride)}
+        # count_include_pad=false (avgpool only): every pad, the ceil-mode end too, is left out
+        # of the divisor, which is ONNX's default (count_include_pad=0).
+        include = bool(a.get("count_include_pad", True))
         if a["ceil_mode"]:
             # PyTorch's ceil mode (a last, partial window, but never one that starts in the
             # padding) as explicit end padding in floor mode, which every runtime and ONNX's
@@ -169,7 +173,7 @@ def _pool(op_type: str) -> Emitter:
             end = [max(0, (o - 1) * s + k - n - p)
                    for o, s, k, n, p in zip(c.node.shape[1:], stride, kernel, size, pad,
                                             strict=True)]
-            if op_type == "AveragePool" and any(pad):
+            if op_type == "AveragePool" and any(pad) and include:
                 # PyTorch divides by the window clipped to the symmetrically padded input:
                 # it counts `padding` zeros but not the extra end. So: pad with zeros
                 # first, then average over what is there (count_include_pad=0, the default).
@@ -180,7 +184,7 @@ def _pool(op_type: str) -> Emitter:
                        for o, s, k, n, p in zip(c.node.shape[1:], stride, kernel, size, pad,
                                                 strict=True)]
                 begin = [0, 0]
-        elif op_type == "AveragePool" and any(pad):
+        elif op_type == "AveragePool" and any(pad) and include:
             attrs["count_include_pad"] = 1  # PyTorch's default
         attrs["pads"] = [*begin, *end]
         c.emit(op_type, [x], **attrs)
@@ -190,6 +194,26 @@ def _pool(op_type: str) -> Emitter:
 
 def _unary(op_type: str) -> Emitter:
     return lambda c: c.emit(op_type, [c.x[0]])
+
+
+def _relu6(c: Ctx) -> None:
+    """min(max(x, 0), 6): a Clip, whose bounds are inputs from opset 11."""
+    c.emit("Clip", [c.x[0], c.const("min", np.array(0.0, np.float32)),
+                    c.const("max", np.array(6.0, np.float32))])
+
+
+def _hardswish(c: Ctx) -> None:
+    """x · relu6(x + 3) / 6: HardSwish from opset 14; before it x · HardSigmoid(x) with
+    alpha = 1/6 and beta = 0.5, HardSwish's own definition."""
+    if c.opset >= 14:
+        c.emit("HardSwish", [c.x[0]])
+        return
+    (h,) = c.helper("HardSigmoid", [c.x[0]], alpha=1.0 / 6.0, beta=0.5)
+    c.emit("Mul", [c.x[0], h])
+
+
+def _leaky_relu(c: Ctx) -> None:
+    c.emit("LeakyRelu", [c.x[0]], alpha=float_arg(c.node.args, "negative_slope"))
 
 
 def _silu(c: Ctx) -> None:
@@ -247,6 +271,12 @@ def _add(c: Ctx) -> None:
         c.emit("Add", list(c.x))
     else:
         c.emit("Sum", list(c.x))
+
+
+def _rescale(c: Ctx) -> None:
+    """factor · x: a Mul by a float32 scalar (the model's only float type)."""
+    factor = np.array(float_arg(c.node.args, "factor"), np.float32)
+    c.emit("Mul", [c.x[0], c.const("factor", factor)])
 
 
 def _alpha(c: Ctx) -> None:
@@ -307,9 +337,9 @@ def _input(c: Ctx) -> None:
 
 def is_alias(node: Node, ins: Sequence[Shape]) -> bool:
     """Whether the op computes nothing at inference, so that its output is its input's
-    value and it emits no node: identity, dropout (eval), a flatten of a flat tensor, a
-    zeropad that neither subsamples nor pads."""
-    if node.op in ("identity", "dropout"):
+    value and it emits no node: identity, dropout and drop_path (eval), a flatten of a flat
+    tensor, a zeropad that neither subsamples nor pads."""
+    if node.op in ("identity", "dropout", "drop_path"):
         return True
     if node.op == "flatten":
         return len(ins[0]) == 1
@@ -327,6 +357,9 @@ EMITTERS: dict[str, Emitter] = {
     "global_avgpool": _unary("GlobalAveragePool"),
     "flatten": _flatten,
     "relu": _unary("Relu"),
+    "relu6": _relu6,
+    "hardswish": _hardswish,
+    "leaky_relu": _leaky_relu,
     "sigmoid": _unary("Sigmoid"),
     "tanh": _unary("Tanh"),
     "silu": _silu,
@@ -334,12 +367,14 @@ EMITTERS: dict[str, Emitter] = {
     # Aliases (see is_alias); Identity only when the network is nothing but its input.
     "identity": _unary("Identity"),
     "dropout": _unary("Identity"),
+    "drop_path": _unary("Identity"),
     "slice": _slice,
     "zeropad": _zeropad,
     "input": _input,
     "add": _add,
     "mul": lambda c: c.emit("Mul", [c.x[0], c.x[1]]),
     "concat": lambda c: c.emit("Concat", list(c.x), axis=1),
+    "rescale": _rescale,
     "alpha": _alpha,
     "weighted_sum": _weighted_sum,
     "highway": _highway,

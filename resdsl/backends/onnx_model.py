@@ -238,7 +238,10 @@ def build_model(
                             dims=array.shape)
             t.data_location = TensorProto.EXTERNAL  # filled in by save_model
         else:
-            t = onnx.numpy_helper.from_array(np.ascontiguousarray(array), name)
+            # reshape: ascontiguousarray makes a 0-d array 1-d, and a Clip's bounds must be
+            # scalars.
+            contiguous = np.ascontiguousarray(array).reshape(array.shape)
+            t = onnx.numpy_helper.from_array(contiguous, name)
         inits.append(t)
 
     in_shape = graph.node(0).shape

@@ -59,6 +59,9 @@ class Lowering:
     # op may overwrite it in place. False for views and aliases (identity, slice, flatten,
     # dropout in eval) and for ops whose backward reads their own output (relu, sigmoid, tanh).
     overwritable: bool = True
+    # Module-level definitions the forward code calls (a function the generated file defines
+    # once, after its imports, when the network uses the op): the file stays torch-only.
+    helpers: tuple[str, ...] = ()
 
 
 def _lit(value: Value) -> str:
@@ -134,6 +137,8 @@ def _pool(fn: str) -> Callable[[Ctx], Lowered]:
         kernel = _pair(pair_arg(a, "kernel"))
         stride = _pair(pair_arg(a, "stride")) if a["stride"] is not None else kernel
         ceil = ", ceil_mode=True" if a["ceil_mode"] else ""
+        if not a.get("count_include_pad", True):
+            ceil += ", count_include_pad=False"
         return _forward(
             f"{{out}} = F.{fn}({c.x[0]}, {{kernel}}, {{stride}}, {{padding}}{ceil})",
             kernel=kernel, stride=stride, padding=_pair(pair_arg(a, "padding")),
@@ -149,6 +154,43 @@ def _unary(fn: str) -> Lowering:
 def _relu(c: Ctx) -> Lowered:
     return _forward(f"{{out}} = torch.relu_({c.x[0]})" if c.inplace
                     else f"{{out}} = torch.relu({c.x[0]})")
+
+
+def _relu6(c: Ctx) -> Lowered:
+    inplace = ", inplace=True" if c.inplace else ""
+    return _forward(f"{{out}} = F.relu6({c.x[0]}{inplace})")
+
+
+def _hardswish(c: Ctx) -> Lowered:
+    inplace = ", inplace=True" if c.inplace else ""
+    return _forward(f"{{out}} = F.hardswish({c.x[0]}{inplace})")
+
+
+def _leaky_relu(c: Ctx) -> Lowered:
+    slope = float_arg(c.node.args, "negative_slope")
+    # Autograd refuses the backward of the in-place form with a negative slope.
+    inplace = ", inplace=True" if c.inplace and slope >= 0 else ""
+    return _forward(f"{{out}} = F.leaky_relu({c.x[0]}, {{negative_slope}}{inplace})",
+                    negative_slope=slope)
+
+
+# timm's `drop_path` (timm.layers, scale_by_keep=True), drawing the same random numbers in
+# the same order: under one seed the mask is timm's DropPath's.
+DROP_PATH = '''def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Stochastic depth (timm's drop_path): in training, each sample is zeroed with
+    probability p and the others are scaled by 1 / (1 - p); the identity in eval mode."""
+    if p == 0.0 or not training:
+        return x
+    keep = 1.0 - p
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+    if keep > 0.0:
+        mask.div_(keep)
+    return x * mask'''
+
+
+def _drop_path(c: Ctx) -> Lowered:
+    return _forward(f"{{out}} = drop_path({c.x[0]}, {{p}}, self.training)",
+                    p=float_arg(c.node.args, "p"))
 
 
 def _dropout(c: Ctx) -> Lowered:
@@ -179,6 +221,14 @@ def _add(c: Ctx) -> Lowered:
     if c.inplace:
         return _forward("{out} += " + " + ".join(c.x[1:]))
     return _forward("{out} = " + " + ".join(c.x))
+
+
+def _rescale(c: Ctx) -> Lowered:
+    # The product's backward needs neither tensor, so it may overwrite its input.
+    factor = float_arg(c.node.args, "factor")
+    if c.inplace:
+        return _forward("{out} *= {factor}", factor=factor)
+    return _forward(f"{{out}} = {c.x[0]} * {{factor}}", factor=factor)
 
 
 def _alpha(c: Ctx) -> Lowered:
@@ -227,18 +277,23 @@ LOWERINGS: dict[str, Lowering] = {
     "flatten": Lowering(lambda c: _forward(f"{{out}} = torch.flatten({c.x[0]}, 1)"),
                         overwritable=False),
     "relu": Lowering(_relu, inplace=True, overwritable=False),
+    "relu6": Lowering(_relu6, inplace=True, overwritable=False),
+    "hardswish": Lowering(_hardswish, inplace=True, overwritable=False),
+    "leaky_relu": Lowering(_leaky_relu, inplace=True, overwritable=False),
     "sigmoid": _unary("torch.sigmoid"),
     "tanh": _unary("torch.tanh"),
     "silu": Lowering(lambda c: _forward(f"{{out}} = F.silu({c.x[0]})")),
     "gelu": Lowering(lambda c: _forward(f"{{out}} = F.gelu({c.x[0]})")),
     "identity": Lowering(lambda c: _forward(f"{{out}} = {c.x[0]}"), overwritable=False),
     "dropout": Lowering(_dropout, overwritable=False),
+    "drop_path": Lowering(_drop_path, overwritable=False, helpers=(DROP_PATH,)),
     "slice": Lowering(_slice, overwritable=False),
     "zeropad": Lowering(_zeropad),
     "input": Lowering(_input, overwritable=False),
     "add": Lowering(_add, inplace=True),
     "mul": Lowering(lambda c: _forward(f"{{out}} = {c.x[0]} * {c.x[1]}")),
     "concat": Lowering(lambda c: _forward(f"{{out}} = torch.cat([{', '.join(c.x)}], 1)")),
+    "rescale": Lowering(_rescale, inplace=True),
     "alpha": Lowering(_alpha),
     "weighted_sum": Lowering(_weighted_sum),
     "highway": Lowering(_highway),

@@ -487,7 +487,9 @@ class _Generator:
             "",
             f'__all__ = ["{root.name}"]',
         ]
-        body = [self._render_class(c) for c in self.classes]
+        # The module-level functions the forward code calls (drop_path), once each.
+        helpers = dict.fromkeys(h for n in self.nodes for h in LOWERINGS[n.op].helpers)
+        body = [*helpers, *(self._render_class(c) for c in self.classes)]
         return "\n".join(head) + "\n\n\n" + "\n\n\n".join(body) + "\n"
 
     def _render_class(self, cls: _Class) -> str:

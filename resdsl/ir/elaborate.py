@@ -19,30 +19,32 @@ recorded as a `Frame` of the graph, so the spec's structure survives the lowerin
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
 
-from resdsl.diagnostics import Label, Span, SpecError, fail
+from resdsl.diagnostics import Diagnostic, Label, Span, SpecError, fail
+from resdsl.ir import connect
 from resdsl.ir.evaluate import Env, Evaluator
 from resdsl.ir.graph import Graph, Scope
 from resdsl.ir.ops import (
     MAX_DIM,
     OPS,
-    PER_CHANNEL,
     USER_OPS,
     ArgError,
     ArgSpec,
     ArgType,
     Shape,
     ShapeError,
+    Tensor,
     Value,
     a_type,
     coerce,
     fmt_shape,
     fmt_value,
 )
-from resdsl.ir.primitives import PRIMITIVES
-from resdsl.ir.resolve import Blocks
+from resdsl.ir.primitives import JOINS, PRIMITIVES
+from resdsl.ir.resolve import Blocks, is_tensor_binding
 from resdsl.syntax import ast
 
 # Limits that keep a hostile spec from exhausting memory; docs/language.md lists them.
@@ -58,20 +60,17 @@ MAX_STEPS = 5_000_000
 _NAME_TEXT = re.compile(r"[A-Za-z0-9_]*")
 
 
-@dataclass(frozen=True)
-class Tensor:
-    node: int
-    shape: Shape
-
-
 class _Scope:
     """A module namespace being filled: the names given so far and the position counter."""
 
-    __slots__ = ("names", "path", "position", "trail", "trails")
+    __slots__ = ("containers", "names", "path", "position", "trail", "trails")
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.names: dict[str, Span | None] = {}
+        # The levels that dotted names open (`convs` of `convs.0`): holders of numbered
+        # children, like a ModuleList, that are not modules of their own.
+        self.containers: set[str] = set()
         self.position = 0
         # The unnamed block calls and repeat iterations being run in this scope (span, block
         # name or "repeat", iteration), and the trail each name was claimed through: they
@@ -83,12 +82,23 @@ class _Scope:
         return f"{self.path}.{name}" if self.path else name
 
     def claim(self, name: str, span: Span | None) -> str:
-        """Register a child name (a module); two children may not share one."""
-        if name in self.names:
+        """Register a child name (a module); two children may not share one. A dotted name
+        (`convs.0`) also opens its levels (`convs`), which count as one child."""
+        if name in self.names or name in self.containers:
             raise self._clash(name, span)
+        levels = name.split(".")
+        for depth in range(1, len(levels)):
+            prefix = ".".join(levels[:depth])
+            if prefix in self.names:
+                raise self._clash(prefix, span)
+            if prefix not in self.containers:
+                self.containers.add(prefix)
+                if depth == 1:
+                    self.position += 1
         self.names[name] = span
         self.trails[name] = tuple(self.trail)
-        self.position += 1
+        if len(levels) == 1:
+            self.position += 1
         return self.full(name)
 
     def _clash(self, name: str, span: Span | None) -> SpecError:
@@ -148,23 +158,12 @@ class _Scope:
         return self.full(name)
 
 
-@dataclass
-class _Group:
-    """Lowering state while inside `group(g) { ... }`."""
-
-    groups: int
-    entry: int
-    fanned_out: bool = False
-    # The per-branch `groups` of every conv lowered so far, by node id.
-    branch_groups: dict[int, int] = field(default_factory=dict)
-
-
 class Elaborator:
     def __init__(self, blocks: Blocks, graph: Graph) -> None:
         self.blocks = blocks
         self.graph = graph
-        self.eval = Evaluator()
-        self.group: _Group | None = None
+        self.eval = Evaluator(blocks.functions)
+        self.group: connect.Group | None = None
         self.depth = 0
         self.steps = 0  # statements run so far; bounded by MAX_STEPS
 
@@ -227,7 +226,15 @@ class Elaborator:
 
     # ------------------------------------------------------------------ statements
 
-    def body(self, stmts: tuple[ast.Stmt, ...], x: Tensor, scope: _Scope, env: Env) -> Tensor:
+    def body(
+        self,
+        stmts: tuple[ast.Stmt, ...],
+        x: Tensor,
+        scope: _Scope,
+        env: Env,
+        exports: dict[str, Value] | None = None,
+    ) -> Tensor:
+        """Run `stmts` on `x`; with `exports`, hand back the body's final bindings."""
         if self.depth >= MAX_DEPTH and stmts:
             raise fail(
                 "E0004",
@@ -244,26 +251,38 @@ class Elaborator:
             local = dict(env)
             for stmt in stmts:
                 x = self.stmt(stmt, x, scope, local)
+            if exports is not None:
+                exports.update(local)
             return x
         finally:
             self.depth -= 1
 
     def stmt(self, stmt: ast.Stmt, x: Tensor, scope: _Scope, env: dict[str, Value]) -> Tensor:
         if isinstance(stmt, ast.Binding):
-            env[stmt.name] = self.eval(stmt.value, env, x.shape)
+            # `t = in` names the flowing tensor itself.
+            env[stmt.name] = x if is_tensor_binding(stmt) else self.eval(stmt.value, env, x.shape)
             return x
         if isinstance(stmt, ast.CallStmt):
             if stmt.guard is not None and not self._guard(stmt.guard, env, x):
                 return x
+            target = stmt.call.target
+            if target in JOINS:
+                return self.join(stmt, x, scope, env)
+            if target not in USER_OPS and target not in self.blocks.by_name:
+                return self.switch(stmt, env)
             return self.call(stmt.call, stmt.label, x, scope, env, stmt.span)
         if isinstance(stmt, ast.SeqStmt):
             if stmt.guard is not None and not self._guard(stmt.guard, env, x):
                 return x
-            name = self.name(stmt.label, env, x)
-            child = self.child(scope, name, "sequence", stmt.label.span)
+            # An unnamed sequence takes its position, as a nested `nn.Sequential` does.
+            label_span = stmt.label.span if stmt.label is not None else stmt.span
+            name = self.name(stmt.label, env, x) if stmt.label else str(scope.position)
+            child = self.child(scope, name, "sequence", label_span)
             fid = self.graph.open_frame("sequence", name, child.path, stmt.span, {}, x.node)
             return self.closed(fid, self.body(stmt.body, x, child, env))
         if isinstance(stmt, ast.RepeatStmt):
+            if stmt.guard is not None and not self._guard(stmt.guard, env, x):
+                return x
             return self.repeat(stmt, x, scope, env)
         if isinstance(stmt, ast.PrimitiveStmt):
             return self.primitive(stmt, x, scope, env)
@@ -303,8 +322,19 @@ class Elaborator:
             text.append(str(value))
         return "".join(text)
 
-    def child(self, scope: _Scope, name: str, kind: str, span: Span | None) -> _Scope:
+    def claim(self, scope: _Scope, name: str, span: Span | None) -> str:
+        """`scope.claim`, and a `list` level in the graph for each level a dotted name opens."""
         path = scope.claim(name, span)
+        if "." in name:
+            levels = name.split(".")
+            for depth in range(1, len(levels)):
+                prefix = scope.full(".".join(levels[:depth]))
+                if prefix not in self.graph.scopes:
+                    self.graph.add_scope(Scope(prefix, "list", span))
+        return path
+
+    def child(self, scope: _Scope, name: str, kind: str, span: Span | None) -> _Scope:
+        path = self.claim(scope, name, span)
         self.graph.add_scope(Scope(path, kind, span))
         return _Scope(path)
 
@@ -325,8 +355,9 @@ class Elaborator:
             group = self.group
             if group is not None:
                 branch_groups = args.get("groups")
-                args = self._lower_in_group(op.name, args, x, span)
-            path = scope.claim(name if name is not None else str(scope.position), label_span)
+                args = connect.lower_in_group(self, op.name, args, x, span)
+            path = self.claim(scope, name if name is not None else str(scope.position),
+                              label_span)
             y = self.add(op.name, args, (x,), path, span)
             if group is not None and op.name == "conv":
                 assert isinstance(branch_groups, int)
@@ -336,14 +367,92 @@ class Elaborator:
         env_b = self.bind_block(block, call, env, x)
         if name is not None:
             child = self.child(scope, name, block.name, label_span)
-            fid = self.graph.open_frame("block", block.name, child.path, span, env_b, x.node)
-            return self.closed(fid, self.body(block.body, x, child, env_b))
+            with _context(f"in `{child.path}` ({block.name}), called at {call.span}"):
+                fid = self.graph.open_frame("block", block.name, child.path, span, env_b, x.node)
+                return self.closed(fid, self.body(block.body, x, child, env_b))
         scope.trail.append((call.span, block.name, 0))
+        where = f"in `{scope.path}`" if scope.path else "at the top level"
         try:
-            fid = self.graph.open_frame("block", block.name, None, span, env_b, x.node)
-            return self.closed(fid, self.body(block.body, x, scope, env_b))
+            with _context(f"{where} ({block.name}), called at {call.span}"):
+                fid = self.graph.open_frame("block", block.name, None, span, env_b, x.node)
+                return self.closed(fid, self.body(block.body, x, scope, env_b))
         finally:
             scope.trail.pop()
+
+    # ------------------------------------------------------------------ named tensors
+
+    def switch(self, stmt: ast.CallStmt, env: Env) -> Tensor:
+        """`t`: the statement is a tensor's name, and the flow continues from that tensor."""
+        value = env[stmt.call.target]
+        if not isinstance(value, Tensor):
+            raise fail(
+                "E0401",
+                f"`{stmt.call.target}` is {a_type(value)}, not a tensor",
+                stmt.call.span,
+                f"this is {fmt_value(value)}",
+                help=f"a statement that is just a name continues from the tensor of that "
+                f"name (`{stmt.call.target} = in` names one)",
+            )
+        if self.group is not None:
+            raise self._not_in_group(stmt.call.target, stmt.span)
+        return value
+
+    def join(self, stmt: ast.CallStmt, x: Tensor, scope: _Scope, env: Env) -> Tensor:
+        """`add(a, b)`, `cat(a, b)`, `mul(x, f)`: one node over named tensors."""
+        call = stmt.call
+        if self.group is not None:
+            raise self._not_in_group(call.target, stmt.span)
+        inputs: list[tuple[Tensor, Span]] = []
+        for arg in call.args:
+            value: Value = x if isinstance(arg.value, ast.In) else self.eval(
+                arg.value, env, x.shape)
+            items = value if isinstance(value, tuple) else (value,)
+            for item in items:
+                if not isinstance(item, Tensor):
+                    raise fail(
+                        "E0401",
+                        f"`{call.target}` joins tensors, not {a_type(item)}",
+                        arg.span,
+                        f"this is {fmt_value(item)}",
+                        help="name a tensor with `t = in`; `in` is the flowing one",
+                    )
+                inputs.append((item, arg.span))
+        op = JOINS[call.target]
+        if op == "mul" and len(inputs) != 2:
+            raise fail("E0402", f"`mul` takes two tensors, not {len(inputs)}", call.span,
+                       "here", help="`mul(x, f)` scales x by f, broadcast over H and W")
+        try:
+            OPS[op].infer([t.shape for t, _ in inputs], {})
+        except ShapeError as exc:
+            raise fail(
+                exc.code,
+                f"`{call.target}` joins tensors of "
+                + ("different shapes" if op == "add" else "different spatial sizes"
+                   if op == "concat" else "shapes that do not broadcast"),
+                call.target_span,
+                ", ".join(fmt_shape(t.shape) for t, _ in inputs),
+                secondary=tuple(Label(s, f"gives {fmt_shape(t.shape)}") for t, s in inputs),
+                help={
+                    "add": "every tensor of a sum has the same shape",
+                    "concat": "concatenated tensors have the same height and width",
+                }.get(op, exc.help or "the factor has the input's channels and 1×1 or its "
+                      "spatial size"),
+            ) from None
+        name = self.name(stmt.label, env, x) if stmt.label is not None else None
+        label_span = stmt.label.span if stmt.label is not None else call.span
+        path = self.claim(scope, name if name is not None else str(scope.position), label_span)
+        return self.add(op, {}, tuple(t for t, _ in inputs), path, stmt.span)
+
+    @staticmethod
+    def _not_in_group(what: str, span: Span) -> SpecError:
+        return fail(
+            "E0311",
+            f"`{what}` cannot appear in a group body",
+            span,
+            "inside group",
+            help="a group body is one path of layers that lowers to grouped convolution; "
+            "join tensors before or after the group",
+        )
 
     def closed(self, fid: int, y: Tensor) -> Tensor:
         """Close frame `fid` with its result `y`. A frame is opened just before its statements
@@ -351,7 +460,9 @@ class Elaborator:
         self.graph.close_frame(fid, y.node)
         return y
 
-    def repeat(self, stmt: ast.RepeatStmt, x: Tensor, scope: _Scope, env: Env) -> Tensor:
+    def repeat(
+        self, stmt: ast.RepeatStmt, x: Tensor, scope: _Scope, env: dict[str, Value]
+    ) -> Tensor:
         count = self.eval(stmt.count, env, x.shape)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise fail(
@@ -380,25 +491,37 @@ class Elaborator:
                                     stmt.span, {"count": count}, x.node)
         kind = _iteration_kind(stmt)
         start, start_steps = len(self.graph), self.steps
+        # `t = in` in the body: after the repeat, `t` is the list of every iteration's `t`.
+        named = [s.name for s in stmt.body if is_tensor_binding(s)]  # type: ignore[union-attr]
+        collected: dict[str, list[Value]] = {n: [] for n in named}
         for i in range(count):
             env_i = dict(env)
             if stmt.var is not None:
                 env_i[stmt.var] = i
+            final: dict[str, Value] = {}
             if stmt.label is not None:
                 inner = self.child(outer, str(i), kind, stmt.span)
-                it = self.graph.open_frame("iteration", "iteration", inner.path, stmt.span,
-                                           {"index": i}, x.node)
-                x = self.closed(it, self.body(stmt.body, x, inner, env_i))
+                where = f"in `{inner.path}`, iteration {i} of the repeat at {stmt.span}"
+                with _context(where):
+                    it = self.graph.open_frame("iteration", "iteration", inner.path, stmt.span,
+                                               {"index": i}, x.node)
+                    x = self.closed(it, self.body(stmt.body, x, inner, env_i, final))
             else:
                 outer.trail.append((stmt.span, "repeat", i))
+                where = f"in iteration {i} of the repeat at {stmt.span}"
                 try:
-                    it = self.graph.open_frame("iteration", "iteration", None, stmt.span,
-                                               {"index": i}, x.node)
-                    x = self.closed(it, self.body(stmt.body, x, outer, env_i))
+                    with _context(where):
+                        it = self.graph.open_frame("iteration", "iteration", None, stmt.span,
+                                                   {"index": i}, x.node)
+                        x = self.closed(it, self.body(stmt.body, x, outer, env_i, final))
                 finally:
                     outer.trail.pop()
+            for n in named:
+                collected[n].append(final[n])
             if i == 0:
                 self._check_projected_size(start, start_steps, count, stmt)
+        for n, values in collected.items():
+            env[n] = tuple(values)
         return self.closed(fid, x)
 
     def _check_projected_size(
@@ -530,9 +653,13 @@ class Elaborator:
             name = self.name(stmt.label, env, x)
             scope = self.child(scope, name, stmt.kind, stmt.label.span)
             path = scope.path
-        lower = getattr(self, f"_{stmt.kind}")
+        if stmt.guard is not None and not self._guard(stmt.guard, env, x):
+            # The connection is off: the body runs alone, with the names it has when on.
+            fid = self.graph.open_frame("sequence", stmt.kind, path, stmt.span, {}, x.node)
+            return self.closed(fid, self.body(stmt.body, x, scope, env))
+        lower = connect.CONNECTIONS[stmt.kind]
         fid = self.graph.open_frame("primitive", stmt.kind, path, stmt.span, args, x.node)
-        y: Tensor = lower(stmt, args, x, scope, env)
+        y: Tensor = lower(self, stmt, args, x, scope, env)
         return self.closed(fid, y)
 
     def clause(
@@ -561,333 +688,33 @@ class Elaborator:
         fid = self.graph.open_frame("clause", role, path, clause.span, {}, x.node)
         return self.closed(fid, self.body(clause.body, x, inner, env))
 
-    def _skip(
-        self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
-    ) -> Tensor:
-        f = self.body(stmt.body, x, scope, env)
-        s = self.clause(stmt.shortcut, x, scope, env)
-        self._check_residual(stmt, f, s if s is not None else x, s is None, "skip")
-        return self.add("add", {}, (f, s or x), scope.internal("skip", stmt.span), stmt.span)
 
-    def _weight(
-        self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
-    ) -> Tensor:
-        branches = [s for s in stmt.body if isinstance(s, ast.PrimitiveStmt)
-                    and s.kind == "branch"]
-        if branches:
-            return self._weighted_branches(stmt, branches, x, scope, env)
-        f = self.body(stmt.body, x, scope, env)
-        s = self.clause(stmt.shortcut, x, scope, env)
-        self._check_residual(stmt, f, s if s is not None else x, s is None, "weight")
-        init = args["init"]
-        assert isinstance(init, float)
-        alpha = self.add(
-            "alpha",
-            {"per_channel": args["per_channel"]},
-            (f,),
-            scope.internal("alpha", stmt.span),
-            stmt.span,
-            init={"": init},
-        )
-        return self.add("add", {}, (s or x, alpha), scope.internal("weight", stmt.span), stmt.span)
+@contextmanager
+def _context(where: str) -> Iterator[None]:
+    """Say which block call or repeat iteration an error inside it came from: the note goes
+    under the diagnostic, innermost first, like a call stack."""
+    try:
+        yield
+    except SpecError as exc:
+        exc.diagnostics[:] = [_with_context(d, where) if d.is_error else d
+                              for d in exc.diagnostics]
+        raise
 
-    def _weighted_branches(
-        self,
-        stmt: ast.PrimitiveStmt,
-        branches: list[ast.PrimitiveStmt],
-        x: Tensor,
-        scope: _Scope,
-        env: Env,
-    ) -> Tensor:
-        local = dict(env)
-        outs: list[tuple[Tensor, ast.PrimitiveStmt]] = []
-        for sub in stmt.body:
-            if isinstance(sub, ast.Binding):
-                local[sub.name] = self.eval(sub.value, local, x.shape)
-                continue
-            assert isinstance(sub, ast.PrimitiveStmt)
-            inner, path = scope, None
-            if sub.label is not None:
-                inner = self.child(scope, self.name(sub.label, local, x), "branch", sub.label.span)
-                path = inner.path
-            fid = self.graph.open_frame("primitive", "branch", path, sub.span, {}, x.node)
-            outs.append((self.closed(fid, self.body(sub.body, x, inner, local)), sub))
-        first, first_stmt = outs[0]
-        for out, sub in outs[1:]:
-            if out.shape != first.shape:
-                raise fail(
-                    "E0313",
-                    "the branches of a weighted sum have different shapes",
-                    sub.kind_span,
-                    f"this branch gives {fmt_shape(out.shape)}",
-                    secondary=(Label(first_stmt.kind_span,
-                                     f"the first gives {fmt_shape(first.shape)}"),),
-                    help="every branch must give the same shape",
-                )
-        return self.add(
-            "weighted_sum",
-            {},
-            tuple(t for t, _ in outs),
-            scope.internal("weight", stmt.span),
-            stmt.span,
-            init={"": 0.0},
-        )
 
-    def _check_residual(
-        self, stmt: ast.PrimitiveStmt, f: Tensor, s: Tensor, identity: bool, what: str
-    ) -> None:
-        if f.shape == s.shape:
-            return
-        body_span = stmt.body[-1].span if stmt.body else stmt.kind_span
-        shortcut = "the identity shortcut passes" if identity else "the shortcut gives"
-        other = (
-            Label(stmt.shortcut.span, f"{shortcut} {fmt_shape(s.shape)}")
-            if stmt.shortcut is not None
-            else None
-        )
-        secondary: tuple[Label, ...] = (Label(body_span, f"the body gives {fmt_shape(f.shape)}"),)
-        if other is not None:
-            secondary += (other,)
-        label = f"adds {fmt_shape(f.shape)} and {fmt_shape(s.shape)}"
-        if identity:
-            label += " (identity shortcut)"
-        same_c = len(f.shape) == len(s.shape) == 3 and f.shape[0] == s.shape[0]
-        stride = _stride_between(s.shape, f.shape)
-        strided = f", stride = {stride}" if stride != 1 else ""
-        fix = (
-            f"`shortcut downsample: {{ conv({f.shape[0]}, 1{strided}); bn }}`"
-            if len(f.shape) == 3
-            else "a shortcut that gives the body's shape"
-        )
-        if same_c:
-            raise fail(
-                "E0302",
-                f"{what}'s residual add joins tensors of different spatial sizes",
-                stmt.kind_span,
-                label,
-                secondary=secondary,
-                notes=(f"the body changes the spatial size {fmt_shape(s.shape[1:])} → "
-                       f"{fmt_shape(f.shape[1:])}, usually with a stride",),
-                help=f"give the shortcut the same stride: {fix}",
-            )
-        raise fail(
-            "E0301",
-            f"{what}'s residual add joins tensors of different shapes",
-            stmt.kind_span,
-            label,
-            secondary=secondary,
-            help=(
-                f"add a projection shortcut: {fix}"
-                if identity
-                else f"make the shortcut give {fmt_shape(f.shape)}: {fix}"
-            ),
-        )
+# Context notes shown per diagnostic; outer ones are counted, not listed.
+MAX_CONTEXT = 4
+_MORE = re.compile(r"and (\d+) more enclosing calls? and iterations?")
 
-    def _gate(
-        self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
-    ) -> Tensor:
-        bias = args["bias"]
-        assert isinstance(bias, float)
-        before = len(self.graph)
-        h = self.body(stmt.body, x, scope, env)
-        body_span = stmt.body[-1].span if stmt.body else stmt.kind_span
-        if h.shape != x.shape:
-            raise fail(
-                "E0305",
-                "a gate's body must keep its input's shape",
-                stmt.kind_span,
-                f"input is {fmt_shape(x.shape)}",
-                secondary=(Label(body_span, f"the body gives {fmt_shape(h.shape)}"),),
-                help="y = T·H(x) + (1 − T)·x needs H(x) shaped like x; change the width with "
-                "a plain layer before the gate",
-            )
-        if stmt.transform is not None:
-            t = self.clause(stmt.transform, x, scope, env, "transform")
-            assert t is not None
-            last = self.graph.node(t.node)
-            if last.op not in ("conv", "linear") or not last.args["bias"] or t.node < before:
-                raise fail(
-                    "E0314",
-                    "a gate's transform must end in a conv or linear layer with a bias",
-                    stmt.transform.span,
-                    f"ends in `{last.op}`",
-                    help="its bias starts at the gate's `bias`; add `bias = true`",
-                )
-            self.graph.set_init(t.node, {"bias": bias})
-        else:
-            fid = self.graph.open_frame("clause", "transform", None, stmt.span, {}, x.node)
-            t = self.closed(fid, self._derive_transform(stmt, before, x, scope, bias))
-        if t.shape != x.shape:
-            raise fail(
-                "E0305",
-                "a gate's transform must keep its input's shape",
-                stmt.transform.span if stmt.transform else stmt.kind_span,
-                f"T gives {fmt_shape(t.shape)}, the input is {fmt_shape(x.shape)}",
-                help="T(x) weighs H(x) against x element by element, so it has x's shape",
-            )
-        gate = self.add("sigmoid", {}, (t,), scope.internal("gate", stmt.span), stmt.span)
-        return self.add("highway", {}, (gate, h, x), scope.internal("highway", stmt.span),
-                        stmt.span)
 
-    def _derive_transform(
-        self, stmt: ast.PrimitiveStmt, before: int, x: Tensor, scope: _Scope, bias: float
-    ) -> Tensor:
-        """W_T: the same kind and shape of layer as H's first layer, with a bias."""
-        first = None
-        for nid in range(before, len(self.graph)):
-            node = self.graph.node(nid)
-            if node.op in ("conv", "linear"):
-                first = node
-                break
-        if first is None or first.inputs != (x.node,):
-            raise fail(
-                "E0314",
-                "cannot derive the gate's transform: its body does not start with a conv or "
-                "linear layer",
-                stmt.kind_span,
-                "gate here",
-                help="give it explicitly: `gate { ... } transform t: conv(C, 3, bias = true)`",
-            )
-        args = dict(first.args, bias=True)
-        return self.add(first.op, args, (x,), scope.internal("transform", stmt.span),
-                        stmt.span, init={"bias": bias})
-
-    def _concat(
-        self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
-    ) -> Tensor:
-        f = self.body(stmt.body, x, scope, env)
-        if len(f.shape) != 3 or len(x.shape) != 3 or f.shape[1:] != x.shape[1:]:
-            body_span = stmt.body[-1].span if stmt.body else stmt.kind_span
-            raise fail(
-                "E0303",
-                "concat joins tensors of different spatial sizes",
-                stmt.kind_span,
-                f"[x, F(x)] of {fmt_shape(x.shape)} and {fmt_shape(f.shape)}",
-                secondary=(Label(body_span, f"the body gives {fmt_shape(f.shape)}"),),
-                help="a concat body must keep the input's height and width: use stride 1 and "
-                "the default padding",
-            )
-        return self.add("concat", {}, (x, f), scope.internal("concat", stmt.span), stmt.span)
-
-    def _scale(
-        self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
-    ) -> Tensor:
-        f = self.body(stmt.body, x, scope, env)
-        try:
-            OPS["mul"].infer([x.shape, f.shape], {})
-        except ShapeError as exc:
-            body_span = stmt.body[-1].span if stmt.body else stmt.kind_span
-            raise fail(exc.code, exc.message, stmt.kind_span, exc.label, help=exc.help,
-                       secondary=(Label(body_span, f"the body gives {fmt_shape(f.shape)}"),),
-                       ) from None
-        return self.add("mul", {}, (x, f), scope.internal("scale", stmt.span), stmt.span)
-
-    def _dual(
-        self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
-    ) -> Tensor:
-        r = args["r"]
-        assert isinstance(r, int)
-        s = self.clause(stmt.shortcut, x, scope, env) or x
-        f = self.body(stmt.body, x, scope, env)
-        body_span = stmt.body[-1].span if stmt.body else stmt.kind_span
-        if len(s.shape) != 3 or len(f.shape) != 3 or s.shape[1:] != f.shape[1:]:
-            raise fail(
-                "E0302",
-                "a dual unit joins tensors of different spatial sizes",
-                stmt.kind_span,
-                f"shortcut {fmt_shape(s.shape)}, body {fmt_shape(f.shape)}",
-                secondary=(Label(body_span, f"the body gives {fmt_shape(f.shape)}"),),
-                help="give the shortcut the body's stride",
-            )
-        if r > min(s.shape[0], f.shape[0]):
-            which, c = ("shortcut", s.shape[0]) if s.shape[0] < f.shape[0] else ("body", f.shape[0])
-            raise fail(
-                "E0306",
-                f"dual's residual width R = {r} is larger than the {which}'s {c} channels",
-                stmt.args[0].span if stmt.args else stmt.kind_span,
-                f"R = {r}",
-                secondary=(Label(body_span, f"the body gives {fmt_shape(f.shape)}"),),
-                help=f"R is the added part of [S[:R] + F[:R], S[R:], F[R:]]; it must be at most "
-                f"{min(s.shape[0], f.shape[0])}",
-            )
-        return self.add("dual", {"r": r}, (s, f), scope.internal("dual", stmt.span), stmt.span)
-
-    def _group(
-        self, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
-    ) -> Tensor:
-        g = self._arg_int(args, "groups")
-        ctx = _Group(g, x.node)
-        self.group = ctx
-        try:
-            y = self.body(stmt.body, x, scope, env)
-        finally:
-            self.group = None
-        if not ctx.fanned_out:
-            raise fail(
-                "E0311",
-                "a group body must contain a conv",
-                stmt.kind_span,
-                "no conv inside",
-                help="each branch starts with a conv that sees the whole input",
-            )
-        if args["merge"] == "concat":
-            return y
-        last = self.graph.node(y.node)
-        if last.op == "conv" and ctx.branch_groups.get(y.node) == 1:
-            # Σ_i W_i * x_i over the branches is one dense conv over their concatenation.
-            folded = dict(last.args, out=self._arg_int(last.args, "out") // g, groups=1)
-            shape = OPS["conv"].infer([self.graph.node(last.inputs[0]).shape], folded)
-            self.graph.update(y.node, folded, shape)
-            return Tensor(y.node, shape)
-        return self.add("group_sum", {"groups": g}, (y,), scope.internal("group_sum", stmt.span),
-                        stmt.span)
-
-    def _lower_in_group(
-        self, op: str, args: dict[str, Value], x: Tensor, span: Span
-    ) -> dict[str, Value]:
-        """Rewrite one layer of a group body into its g-branch, grouped-conv form."""
-        ctx = self.group
-        assert ctx is not None
-        g = ctx.groups
-        if op == "conv":
-            out, groups = self._arg_int(args, "out"), self._arg_int(args, "groups")
-            if not ctx.fanned_out:
-                if x.node != ctx.entry:
-                    raise self._not_first(op, span)
-                if groups != 1:
-                    raise fail(
-                        "E0311",
-                        "the first conv of a group body cannot itself be grouped",
-                        span,
-                        f"groups = {groups}",
-                        help="each branch's first conv sees the whole input; drop its `groups`",
-                    )
-                ctx.fanned_out = True
-                return dict(args, out=g * out)
-            return dict(args, out=g * out, groups=g * groups)
-        if op in PER_CHANNEL:
-            if not ctx.fanned_out:
-                raise self._not_first(op, span)
-            return args
-        raise fail(
-            "E0311",
-            f"`{op}` cannot appear in a group body",
-            span,
-            "not a per-channel layer",
-            help="a group body holds conv, bn, activations, dropout and pools; put other "
-            "layers after the group",
-        )
-
-    @staticmethod
-    def _not_first(op: str, span: Span) -> SpecError:
-        return fail(
-            "E0311",
-            "a group body must start with a conv",
-            span,
-            f"`{op}` comes first",
-            help="each branch starts with a conv that sees the whole input; move this "
-            "layer before the group",
-        )
+def _with_context(d: Diagnostic, where: str) -> Diagnostic:
+    context = [n for n in d.notes if n.startswith(("in ", "at the top level")) and " at " in n]
+    if len(context) < MAX_CONTEXT:
+        return replace(d, notes=(*d.notes, where))
+    last = _MORE.fullmatch(d.notes[-1])
+    count = int(last.group(1)) + 1 if last else 1
+    more = f"and {count} more enclosing call{'s' if count > 1 else ''} and iteration" + (
+        "s" if count > 1 else "")
+    return replace(d, notes=(*(d.notes[:-1] if last else d.notes), more))
 
 
 def _expected(spec: ArgSpec, code: str) -> str:
@@ -906,9 +733,3 @@ def _iteration_kind(stmt: ast.RepeatStmt) -> str:
     if len(body) == 1 and isinstance(body[0], ast.CallStmt) and body[0].label is None:
         return body[0].call.target
     return "iteration"
-
-
-def _stride_between(big: Shape, small: Shape) -> int:
-    if len(big) == len(small) == 3 and small[1] and big[1] % small[1] == 0:
-        return max(1, big[1] // small[1])
-    return 1

@@ -9,13 +9,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from resdsl.diagnostics import SpecError, fail
-from resdsl.ir.ops import Shape, Value, a_type, fmt_value, type_name
+from resdsl.ir.ops import Shape, Tensor, Value, a_type, fmt_value, type_name
 from resdsl.syntax import ast
 
 MAX_INT = 2**63 - 1
-FUNCTIONS = ("abs", "int", "len", "max", "min")
+# A string holds at most MAX_LENGTH characters; a list at most MAX_LENGTH values, counting
+# itself, the values of the lists inside it (each time they appear: `[a, a]` counts `a`
+# twice) and the characters of its strings. Checked before a value is built, so that
+# doubling a string or a list forty times is refused at the first step past the limit, and
+# so that comparing or printing any value costs at most MAX_LENGTH steps.
+MAX_LENGTH = 10_000
+# Operations one evaluator may run: every expression evaluated counts one, and so does each
+# value walked to measure, compare or scan a list. User functions that call each other
+# several times multiply their work; this bounds it (docs/language.md §Limits).
+MAX_OPERATIONS = 2_000_000
+FUNCTIONS = ("abs", "int", "len", "max", "min", "round")
+# User functions calling user functions; each level is one Python call.
+MAX_FUNCTION_DEPTH = 100
 IN_ATTRIBUTES = ("c", "h", "w")
 
 Env = Mapping[str, Value]
@@ -31,6 +44,41 @@ def _check(v: Value, node: ast.Expr) -> Value:
     if isinstance(v, float) and not math.isfinite(v):
         raise fail("E0404", "number too large (not finite)", node.span, "overflows")
     return v
+
+
+def _size(value: Value, limit: int = MAX_LENGTH) -> int:
+    """What `value` counts against MAX_LENGTH (see there); counting stops past `limit`, so
+    measuring costs at most about `limit` steps whatever the value."""
+    if isinstance(value, str):
+        return len(value)
+    if not isinstance(value, tuple):
+        return 1
+    total = 0
+    stack: list[Value] = [value]
+    while stack and total <= limit:
+        v = stack.pop()
+        if isinstance(v, tuple):
+            total += 1
+            stack.extend(v)
+        else:
+            total += max(1, len(v)) if isinstance(v, str) else 1
+    return total
+
+
+def _too_long(node: ast.Expr, chars: int | None) -> SpecError:
+    """A string of `chars` characters, or a list (None), that would pass MAX_LENGTH."""
+    held = (
+        f"list would hold more than {MAX_LENGTH:,} values"
+        if chars is None
+        else f"string would hold {chars:,} characters"
+    )
+    return fail(
+        "E0404",
+        f"this {held}; the limit is {MAX_LENGTH:,}",
+        node.span,
+        "too long",
+        help="values are for sizes and names; a list counts the values of the lists inside it",
+    )
 
 
 def _type_error(node: ast.Expr, op: str, *values: Value) -> SpecError:
@@ -102,7 +150,10 @@ def _bool(v: Value, node: ast.Expr, what: str) -> bool:
 class Evaluator:
     """Evaluates expressions against variables and the current input shape."""
 
-    def __init__(self) -> None:
+    def __init__(self, functions: Mapping[str, ast.Function] | None = None) -> None:
+        self.functions = functions or {}
+        self._calls = 0  # user functions being evaluated, one inside the other
+        self.operations = 0  # bounded by MAX_OPERATIONS
         self._dispatch: dict[type, Callable[[ast.Expr, Env, Shape | None], Value]] = {
             ast.Literal: self._literal,
             ast.Var: self._var,
@@ -117,13 +168,42 @@ class Evaluator:
         }
 
     def __call__(self, node: ast.Expr, env: Env, shape: Shape | None) -> Value:
+        self.operations += 1
+        if self.operations > MAX_OPERATIONS:
+            raise self._too_much_work(node)
         return self._dispatch[type(node)](node, env, shape)
+
+    def _spend(self, node: ast.Expr, operations: int) -> None:
+        """Count work beyond one operation per expression: walking or scanning a list."""
+        self.operations += operations
+        if self.operations > MAX_OPERATIONS:
+            raise self._too_much_work(node)
+
+    @staticmethod
+    def _too_much_work(node: ast.Expr) -> SpecError:
+        return fail(
+            "E0503",
+            f"the spec's expressions run more than {MAX_OPERATIONS:,} operations",
+            node.span,
+            "the limit is reached here",
+            help="a function that calls another twice doubles its work at each level; "
+            "check the functions and the repeat counts",
+        )
+
+    def _sized(self, node: ast.Expr, value: Value, limit: int = MAX_LENGTH) -> int:
+        """`_size(value)`, its walk counted as work."""
+        size = _size(value, limit)
+        if isinstance(value, tuple):
+            self._spend(node, size)
+        return size
 
     def condition(self, node: ast.Expr, env: Env, shape: Shape | None, what: str) -> bool:
         return _bool(self(node, env, shape), node, what)
 
     def _literal(self, node: ast.Expr, env: Env, shape: Shape | None) -> Value:
         assert isinstance(node, ast.Literal)
+        if isinstance(node.value, str) and len(node.value) > MAX_LENGTH:
+            raise _too_long(node, len(node.value))
         return _check(node.value, node)
 
     def _var(self, node: ast.Expr, env: Env, shape: Shape | None) -> Value:
@@ -139,8 +219,21 @@ class Evaluator:
         )
 
     def _attr(self, node: ast.Expr, env: Env, shape: Shape | None) -> Value:
-        assert isinstance(node, ast.Attr) and isinstance(node.obj, ast.In)
-        if shape is None:
+        assert isinstance(node, ast.Attr)
+        if isinstance(node.obj, ast.Var):
+            # `t.c`: the size of a named tensor.
+            value = env[node.obj.name]
+            if not isinstance(value, Tensor):
+                raise fail(
+                    "E0401",
+                    f"`{node.obj.name}` is {a_type(value)}, not a tensor",
+                    node.obj.span,
+                    f"this is {fmt_value(value)}",
+                    help=f"`.{node.name}` reads a size of `in` or of a tensor named with "
+                    f"`{node.obj.name} = in`",
+                )
+            shape = value.shape
+        elif shape is None:
             raise fail(
                 "E0212",
                 "`in` has no value before the network's `input`",
@@ -179,7 +272,13 @@ class Evaluator:
 
     def _list(self, node: ast.Expr, env: Env, shape: Shape | None) -> Value:
         assert isinstance(node, ast.ListExpr)
-        return tuple(self(item, env, shape) for item in node.items)
+        items = tuple(self(item, env, shape) for item in node.items)
+        size = 1
+        for item in items:
+            size += self._sized(node, item, MAX_LENGTH - size)
+            if size > MAX_LENGTH:
+                raise _too_long(node, None)
+        return items
 
     def _unary(self, node: ast.Expr, env: Env, shape: Shape | None) -> Value:
         assert isinstance(node, ast.Unary)
@@ -200,7 +299,20 @@ class Evaluator:
         a = self(node.left, env, shape)
         b = self(node.right, env, shape)
         if node.op in ("==", "!=", "<", "<=", ">", ">="):
+            if isinstance(a, tuple) and isinstance(b, tuple):
+                self._sized(node, a)  # comparing walks the lists
             return _compare(node, a, b)
+        if node.op == "+" and isinstance(a, str) and isinstance(b, str):
+            if len(a) + len(b) > MAX_LENGTH:
+                raise _too_long(node, len(a) + len(b))
+        elif (
+            node.op == "+"
+            and isinstance(a, tuple)
+            and isinstance(b, tuple)
+            # Measured before `+` builds it; the two lists become one (one less list counts).
+            and self._sized(node, a) + self._sized(node, b) - 1 > MAX_LENGTH
+        ):
+            raise _too_long(node, None)
         return _arith(node, a, b)
 
     def _cond(self, node: ast.Expr, env: Env, shape: Shape | None) -> Value:
@@ -211,12 +323,16 @@ class Evaluator:
 
     def _func(self, node: ast.Expr, env: Env, shape: Shape | None) -> Value:
         assert isinstance(node, ast.FuncCall)
+        fn = self.functions.get(node.name)
+        if fn is not None:
+            return self._user_function(fn, node, env, shape)
         if any(a.name is not None for a in node.args):
             raise fail("E0402", f"`{node.name}` takes no keyword arguments", node.span)
         args = [self(a.value, env, shape) for a in node.args]
         name = node.name
         if name in ("min", "max"):
             items = args[0] if len(args) == 1 and isinstance(args[0], tuple) else tuple(args)
+            self._spend(node, len(items))
             if not items:
                 raise fail("E0402", f"`{name}` needs at least one value", node.span)
             if not all(_number(v) for v in items):
@@ -231,4 +347,41 @@ class Evaluator:
             return len(v)
         if not _number(v):
             raise fail("E0401", f"`{name}` takes a number, not {a_type(v)}", node.span)
-        return _check(abs(v) if name == "abs" else int(v), node)  # type: ignore[arg-type]
+        assert isinstance(v, (int, float))
+        if name == "abs":
+            return _check(abs(v), node)
+        # `round` rounds half to even, as Python's (and so torchvision's `int(round(x))`).
+        return _check(round(v) if name == "round" else int(v), node)
+
+    def _user_function(
+        self, fn: ast.Function, node: ast.FuncCall, env: Env, shape: Shape | None
+    ) -> Value:
+        """Bind the arguments (the static checks matched them to the parameters), then run
+        the bindings and the result in the function's own scope, where `in` does not exist."""
+        given: dict[str, Value] = {}
+        for param, arg in zip(fn.params, (a for a in node.args if a.name is None), strict=False):
+            given[param.name] = self(arg.value, env, shape)
+        for arg in node.args:
+            if arg.name is not None:
+                given[arg.name] = self(arg.value, env, shape)
+        if self._calls >= MAX_FUNCTION_DEPTH:
+            raise fail("E0004", f"functions call each other more than {MAX_FUNCTION_DEPTH} "
+                       "levels deep", node.span, "too deep")
+        self._calls += 1
+        try:
+            local: dict[str, Value] = {}
+            for param in fn.params:
+                if param.name in given:
+                    local[param.name] = given[param.name]
+                else:
+                    assert param.default is not None
+                    local[param.name] = self(param.default, local, None)
+            for binding in fn.bindings:
+                local[binding.name] = self(binding.value, local, None)
+            return self(fn.result, local, None)
+        except SpecError as exc:
+            note = f"in function `{fn.name}`, called at {node.span}"
+            for i, d in enumerate(exc.diagnostics):
+                if note not in d.notes:
+                    exc.diagnostics[i] = replace(d, notes=(*d.notes, note))
+            raise

@@ -17,8 +17,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-Value = int | float | bool | str | tuple["Value", ...] | None
 Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """A tensor of the graph being built: the node that makes it, and its per-sample shape.
+    It is a value too: `t = in` names one, `t.c` reads its channels."""
+
+    node: int
+    shape: Shape
+
+
+Value = int | float | bool | str | tuple["Value", ...] | Tensor | None
 Args = Mapping[str, Value]
 
 # Every dimension stays below this, so that counts stay exact and backends can use int32 shapes.
@@ -73,6 +84,8 @@ def type_name(value: Value) -> str:
         return "string"
     if isinstance(value, tuple):
         return "list"
+    if isinstance(value, Tensor):
+        return "tensor"
     return "nothing"
 
 
@@ -90,6 +103,8 @@ def fmt_value(value: Value) -> str:
         return f'"{value}"'
     if isinstance(value, tuple):
         return "[" + ", ".join(fmt_value(v) for v in value) + "]"
+    if isinstance(value, Tensor):
+        return f"a tensor {fmt_shape(value.shape)}"
     return "nothing" if value is None else repr(value)
 
 
@@ -359,7 +374,7 @@ class Linear(Op):
 
 
 class _Pool(Op):
-    args = (
+    args: ClassVar[tuple[ArgSpec, ...]] = (
         ArgSpec("kernel", ArgType.PAIR),
         ArgSpec("stride", ArgType.PAIR, None),
         ArgSpec("padding", ArgType.NONNEG_PAIR, 0),
@@ -390,7 +405,11 @@ class MaxPool(_Pool):
 
 
 class AvgPool(_Pool):
+    """`count_include_pad`: whether the zeros of `padding` count in each window's divisor
+    (PyTorch's AvgPool2d argument; the extra end of a ceil-mode window never counts)."""
+
     name = "avgpool"
+    args = (*_Pool.args, ArgSpec("count_include_pad", ArgType.BOOL, True))
 
 
 class GlobalAvgPool(Op):
@@ -414,6 +433,25 @@ class _Elementwise(Op):
 
 class Relu(_Elementwise):
     name = "relu"
+
+
+class Relu6(_Elementwise):
+    """min(max(x, 0), 6): torch.nn.ReLU6."""
+
+    name = "relu6"
+
+
+class Hardswish(_Elementwise):
+    """x · relu6(x + 3) / 6: torch.nn.Hardswish (MobileNetV3's h-swish)."""
+
+    name = "hardswish"
+
+
+class LeakyRelu(_Elementwise):
+    """max(x, 0) + negative_slope · min(x, 0): torch.nn.LeakyReLU."""
+
+    name = "leaky_relu"
+    args = (ArgSpec("negative_slope", ArgType.FLOAT, 0.01),)
 
 
 class Sigmoid(_Elementwise):
@@ -449,6 +487,28 @@ class Dropout(_Elementwise):
                 f"dropout's p must be between 0 and 1, not {p:g}",
                 f"p = {p:g}",
                 "p is the probability of zeroing a value, e.g. `dropout(0.5)`",
+            )
+        return ins[0]
+
+
+class DropPath(_Elementwise):
+    """Stochastic depth per sample, as timm's `DropPath` (scale_by_keep=True): in training,
+    each sample of the batch is zeroed with probability p and the others are scaled by
+    1 / (1 − p); the identity in eval mode and when p = 0. p = 1 zeroes every sample in
+    training, as timm does."""
+
+    name = "drop_path"
+    args = (ArgSpec("p", ArgType.FLOAT, 0.0),)
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        p = a["p"]
+        assert isinstance(p, float)
+        if not 0.0 <= p <= 1.0:
+            raise ShapeError(
+                "E0408",
+                f"drop_path's p must be between 0 and 1, not {p:g}",
+                f"p = {p:g}",
+                "p is the probability of dropping a sample's path, e.g. `drop_path(0.1)`",
             )
         return ins[0]
 
@@ -552,6 +612,14 @@ class Concat(Op):
         return (sum(s[0] for s in ins), *ins[0][1:])
 
 
+class Rescale(Op):
+    """`skip(scale = f)`: a constant factor on the residual branch, y = f·x; no state."""
+
+    name = "rescale"
+    user = False
+    args = (ArgSpec("factor", ArgType.FLOAT),)
+
+
 class Alpha(Op):
     """`weight`: a learnable scale α·F(x), one scalar or one per channel."""
 
@@ -636,18 +704,23 @@ OPS: dict[str, Op] = {
         GlobalAvgPool(),
         Flatten(),
         Relu(),
+        Relu6(),
+        Hardswish(),
+        LeakyRelu(),
         Sigmoid(),
         Silu(),
         Gelu(),
         Tanh(),
         Identity(),
         Dropout(),
+        DropPath(),
         Slice(),
         ZeroPad(),
         Input(),
         Add(),
         Mul(),
         Concat(),
+        Rescale(),
         Alpha(),
         WeightedSum(),
         Highway(),
@@ -659,6 +732,9 @@ OPS: dict[str, Op] = {
 USER_OPS: dict[str, Op] = {name: op for name, op in OPS.items() if op.user}
 
 # Ops that act on each channel independently; a `group` body may contain them freely.
-PER_CHANNEL = frozenset(
-    {"bn", "relu", "sigmoid", "silu", "gelu", "tanh", "identity", "dropout", "maxpool", "avgpool"}
-)
+# Not drop_path: its one mask per sample spans every channel, so in the folded body the g
+# branches would be dropped together, where g separate branches draw g masks.
+PER_CHANNEL = frozenset({
+    "bn", "relu", "relu6", "hardswish", "leaky_relu", "sigmoid", "silu", "gelu", "tanh",
+    "identity", "dropout", "rescale", "maxpool", "avgpool",
+})

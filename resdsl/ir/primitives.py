@@ -23,7 +23,12 @@ class Primitive:
 PRIMITIVES: dict[str, Primitive] = {
     p.name: p
     for p in (
-        Primitive("skip", shortcut=True, summary="y = F(x) + S(x)"),
+        Primitive(
+            "skip",
+            (ArgSpec("scale", ArgType.FLOAT, 1.0),),
+            shortcut=True,
+            summary="y = S(x) + scale·F(x); with branches, y = Σ B_i(x)",
+        ),
         Primitive(
             "weight",
             (ArgSpec("init", ArgType.FLOAT, 0.0), ArgSpec("per_channel", ArgType.BOOL, False)),
@@ -36,7 +41,7 @@ PRIMITIVES: dict[str, Primitive] = {
             transform=True,
             summary="y = T(x)·H(x) + (1 − T(x))·x, T = σ(W_T x + b_T)",
         ),
-        Primitive("concat", summary="y = [x, F(x)]"),
+        Primitive("concat", summary="y = [x, F(x)]; with branches, y = [B_1(x), ..., B_n(x)]"),
         Primitive(
             "group",
             (
@@ -52,6 +57,10 @@ PRIMITIVES: dict[str, Primitive] = {
             summary="y = [S[:R] + F[:R], S[R:], F[R:]]",
         ),
         Primitive("scale", summary="y = x · F(x), F(x) broadcast over H, W"),
-        Primitive("branch", summary="one branch of a multi-branch `weight`"),
+        Primitive("branch", summary="one branch of a multi-branch `weight`, `skip` or `concat`"),
     )
 }
+
+# The joins of named tensors (`add(a, b)`, `cat(a, b)`, `mul(x, f)`): the spec's name and the
+# graph op it makes; they take tensors, or lists of tensors, as arguments.
+JOINS: dict[str, str] = {"add": "add", "cat": "concat", "mul": "mul"}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from resdsl.diagnostics import Diagnostic, Label, Span, error, warning
 from resdsl.ir.evaluate import FUNCTIONS, IN_ATTRIBUTES
 from resdsl.ir.ops import REQUIRED, USER_OPS, ArgSpec, ArgType
-from resdsl.ir.primitives import PRIMITIVES
+from resdsl.ir.primitives import JOINS, PRIMITIVES
 from resdsl.syntax import ast
 from resdsl.syntax.loader import Program
 
@@ -54,42 +54,56 @@ def _alias(name: str) -> str | None:
 
 @dataclass
 class Blocks:
-    """Every block visible to the program (all files share one namespace)."""
+    """Every block and function visible to the program (all files share one namespace)."""
 
     by_name: dict[str, ast.Definition] = field(default_factory=dict)
     file_of: dict[str, ast.File] = field(default_factory=dict)
+    functions: dict[str, ast.Function] = field(default_factory=dict)
 
 
 def collect_blocks(program: Program, out: list[Diagnostic]) -> Blocks:
     blocks = Blocks()
+    taken: dict[str, Span] = {}
     for file in program.files:
-        for block in file.blocks:
-            if block.name in USER_OPS:
+        defs: list[ast.Definition | ast.Function] = [*file.blocks, *file.functions]
+        for item in defs:
+            what = "block" if isinstance(item, ast.Definition) else "function"
+            builtin = (
+                "op" if item.name in USER_OPS
+                else "join" if item.name in JOINS
+                else "function" if item.name in FUNCTIONS
+                else None
+            )
+            if builtin is not None:
                 out.append(
                     error(
                         "E0204",
-                        f"block `{block.name}` has the name of a built-in op",
-                        block.name_span,
-                        "shadows the op",
-                        help=f"rename the block, e.g. `my_{block.name}`",
+                        f"{what} `{item.name}` has the name of a built-in {builtin}",
+                        item.name_span,
+                        f"shadows the {builtin}",
+                        help=f"rename the {what}, e.g. `my_{item.name}`",
                     )
                 )
                 continue
-            first = blocks.by_name.get(block.name)
+            first = taken.get(item.name)
             if first is not None:
                 out.append(
                     error(
                         "E0204",
-                        f"block `{block.name}` is defined twice",
-                        block.name_span,
+                        f"`{item.name}` is defined twice",
+                        item.name_span,
                         "defined again here",
-                        secondary=(Label(first.name_span, "first defined here"),),
-                        help="rename one of them",
+                        secondary=(Label(first, "first defined here"),),
+                        help="rename one of them: blocks and functions share one namespace",
                     )
                 )
                 continue
-            blocks.by_name[block.name] = block
-            blocks.file_of[block.name] = file
+            taken[item.name] = item.name_span
+            if isinstance(item, ast.Function):
+                blocks.functions[item.name] = item
+            else:
+                blocks.by_name[item.name] = item
+                blocks.file_of[item.name] = file
     return blocks
 
 
@@ -121,6 +135,18 @@ class _Def:
     name: str
     span: Span
     used: bool = False
+    # `t = in`: a named tensor, which a statement may continue from (`t`) or join (`add(t)`).
+    tensor: bool = False
+
+
+def is_tensor_binding(stmt: ast.Stmt) -> bool:
+    """`t = in` names the flowing tensor; inside a repeat it is exported as a list."""
+    return isinstance(stmt, ast.Binding) and isinstance(stmt.value, ast.In)
+
+
+_JOIN_HELP = "`add(a, b)` sums, `cat(a, b)` concatenates channels, `mul(x, f)` scales"
+_MULTI_BRANCH = ("weight", "skip", "concat")
+_UNGUARDED = ("group", "scale", "branch")
 
 
 Visible = dict[str, _Def]
@@ -152,12 +178,35 @@ class _DefinitionChecker:
             self._define(param.name, param.span, "parameter", visible)
         self._body(self.definition.body, visible, in_weight=False)
 
+    def function(self, fn: ast.Function) -> None:
+        """A `def`: parameters, then bindings, then the result; no tensor flows in."""
+        visible: Visible = {}
+        for param in fn.params:
+            if param.default is not None:
+                self._expr(param.default, visible)
+            self._define(param.name, param.span, "parameter", visible)
+        for binding in fn.bindings:
+            self._expr(binding.value, visible)
+            self._define(binding.name, binding.name_span, "binding", visible)
+        self._expr(fn.result, visible)
+        exprs = [b.value for b in fn.bindings] + [fn.result]
+        exprs += [p.default for p in fn.params if p.default is not None]
+        while exprs:
+            e = exprs.pop()
+            if isinstance(e, ast.In):
+                self._misplaced(e.span, "a function has no `in`: no tensor flows into it",
+                                "`in` here", "pass the size it needs as a parameter "
+                                "(`f(in.c)` at the call)")
+            exprs.extend(ast.children(e))
+
     def unused(self) -> Iterator[tuple[str, Span]]:
         for d in self.defs:
             if not d.used and not d.name.startswith("_") and d.name not in self.misplaced:
                 yield d.name, d.span
 
-    def _define(self, name: str, span: Span, what: str, visible: Visible) -> None:
+    def _define(
+        self, name: str, span: Span, what: str, visible: Visible, tensor: bool = False
+    ) -> None:
         first = visible.get(name)
         if first is not None:
             self.out.append(
@@ -171,20 +220,23 @@ class _DefinitionChecker:
                 )
             )
             return
-        d = _Def(name, span)
+        d = _Def(name, span, tensor=tensor)
         self.defs.append(d)
         visible[name] = d
 
-    def _body(self, body: Iterable[ast.Stmt], visible: Visible, in_weight: bool) -> None:
+    def _body(self, body: Iterable[ast.Stmt], visible: Visible, in_weight: bool) -> Visible:
         visible = dict(visible)
         for stmt in body:
             self._stmt(stmt, visible, in_weight)
+        return visible
 
     def _stmt(self, stmt: ast.Stmt, visible: Visible, in_weight: bool) -> None:
         if isinstance(stmt, ast.Binding):
             before = len(self.out)
-            self._expr(stmt.value, visible)
-            self._define(stmt.name, stmt.name_span, "binding", visible)
+            tensor = is_tensor_binding(stmt)
+            if not tensor:
+                self._expr(stmt.value, visible)
+            self._define(stmt.name, stmt.name_span, "binding", visible, tensor)
             if len(self.out) > before and self.defs and self.defs[-1].span is stmt.name_span:
                 self.defs[-1].used = True  # its value is already an error; no W0102 on top
         elif isinstance(stmt, ast.InputStmt):
@@ -202,7 +254,7 @@ class _DefinitionChecker:
             self._expr(stmt.shape, visible)
         elif isinstance(stmt, ast.CallStmt):
             self._label(stmt.label, visible)
-            self._call(stmt.call, visible)
+            self._call(stmt.call, visible, statement=True)
             if stmt.guard is not None:
                 self._expr(stmt.guard, visible)
         elif isinstance(stmt, ast.SeqStmt):
@@ -213,10 +265,19 @@ class _DefinitionChecker:
         elif isinstance(stmt, ast.RepeatStmt):
             self._label(stmt.label, visible)
             self._expr(stmt.count, visible)
+            if stmt.guard is not None:
+                self._expr(stmt.guard, visible)
             inner = dict(visible)
             if stmt.var is not None and stmt.var_span is not None:
                 self._define(stmt.var, stmt.var_span, "repeat index", inner)
-            self._body(stmt.body, inner, False)
+            after = self._body(stmt.body, inner, False)
+            # A tensor named in each iteration is, after the repeat, the list of them.
+            for sub in stmt.body:
+                if is_tensor_binding(sub):
+                    assert isinstance(sub, ast.Binding)
+                    d = after[sub.name]
+                    if sub.name not in visible:
+                        visible[sub.name] = d
         else:
             self._primitive(stmt, visible, in_weight)
 
@@ -224,10 +285,23 @@ class _DefinitionChecker:
         prim = PRIMITIVES[stmt.kind]
         self._label(stmt.label, visible)
         if stmt.kind == "branch" and not in_weight:
-            self._misplaced(stmt.kind_span, "`branch` is only allowed directly inside `weight`",
-                            "a branch of a multi-branch `weight { branch {...} branch {...} }`",
-                            "put the branches in `weight { branch { ... } branch { ... } }`, or "
-                            "drop `branch` and keep its body")
+            self._misplaced(stmt.kind_span,
+                            "`branch` is only allowed directly inside `weight`, `skip` or "
+                            "`concat`",
+                            "a branch of a multi-branch join",
+                            "put the branches in `concat { branch { ... } branch { ... } }` "
+                            "(or `skip`, `weight`), or drop `branch` and keep its body")
+        if stmt.guard is not None:
+            self._expr(stmt.guard, visible)
+            if stmt.kind in _UNGUARDED or stmt.branches:
+                self._misplaced(
+                    stmt.guard.span,
+                    f"a guard cannot switch {'a multi-branch ' if stmt.branches else ''}"
+                    f"`{stmt.kind}`",
+                    "guard here",
+                    "a guard on a primitive switches its connection off and runs the body "
+                    "alone, which has no meaning here; guard the call of a block that holds it",
+                )
         for arg in stmt.args:
             self._expr(arg.value, visible)
         self._args(stmt.kind, prim.args, stmt.args, stmt.kind_span, visible, "primitive")
@@ -250,33 +324,36 @@ class _DefinitionChecker:
                 self._body(clause.body, visible, False)
             if clause.guard is not None:
                 self._expr(clause.guard, visible)
-        branches = [s for s in stmt.body if isinstance(s, ast.PrimitiveStmt) and s.kind == "branch"]
-        if stmt.kind == "weight" and branches:
+        branches = stmt.branches
+        if stmt.kind in _MULTI_BRANCH and branches:
+            kind = stmt.kind
             others = [s for s in stmt.body if s not in branches and not isinstance(s, ast.Binding)]
             if others:
                 self._misplaced(
                     others[0].span,
-                    "a multi-branch `weight` holds only `branch` statements",
+                    f"a multi-branch `{kind}` holds only `branch` statements",
                     "not a branch",
                     "wrap this statement in its own `branch { ... }`",
                 )
             if stmt.shortcut is not None:
                 self._misplaced(
                     stmt.shortcut.span,
-                    "a multi-branch `weight` takes no `shortcut`",
+                    f"a multi-branch `{kind}` takes no `shortcut`",
                     "shortcut here",
                     "add the shortcut as one more `branch`, e.g. `branch { identity }`",
                 )
             if stmt.args:
-                # Its weights are always one softmax logit per branch, starting at 0.
+                # weight: one softmax logit per branch, starting at 0; skip/concat: a plain join.
                 self._misplaced(
                     stmt.args[0].span,
-                    "a multi-branch `weight` takes no arguments",
+                    f"a multi-branch `{kind}` takes no arguments",
                     "not used with branches",
                     "its weights are softmax(w) over the branches with w starting at 0; "
-                    "drop the arguments",
+                    "drop the arguments"
+                    if kind == "weight"
+                    else "the branches are joined as they are; drop the arguments",
                 )
-        self._body(stmt.body, visible, in_weight=stmt.kind == "weight")
+        self._body(stmt.body, visible, in_weight=stmt.kind in _MULTI_BRANCH)
 
     def _misplaced(self, span: Span, message: str, label: str, help: str | None = None) -> None:
         self.out.append(error("E0212", message, span, label, help=help))
@@ -287,16 +364,42 @@ class _DefinitionChecker:
                 if not isinstance(part, str):
                     self._expr(part, visible)
 
-    def _call(self, call: ast.Call, visible: Visible) -> None:
+    def _call(self, call: ast.Call, visible: Visible, statement: bool = False) -> None:
         for arg in call.args:
             self._expr(arg.value, visible)
         if call.target in USER_OPS:
             sig = USER_OPS[call.target].args
             self._args(call.target, sig, call.args, call.target_span, visible, "op")
             return
+        if call.target in JOINS:
+            if not call.args:
+                self.out.append(error("E0402", f"`{call.target}` joins tensors: it needs some",
+                                      call.target_span, "no tensors", help=_JOIN_HELP))
+            for arg in call.args:
+                if arg.name is not None:
+                    self.out.append(error("E0203", f"`{call.target}` takes no keyword arguments",
+                                          arg.span, "keyword here", help=_JOIN_HELP))
+            return
+        local = visible.get(call.target)
+        if local is not None and statement and call.target not in self.blocks.by_name:
+            # `t`: continue from the tensor named `t`.
+            local.used = True
+            if call.args:
+                self.out.append(
+                    error(
+                        "E0214",
+                        f"`{call.target}` is a value, not an op or block: it takes no arguments",
+                        call.span,
+                        "called here",
+                        help=f"a statement `{call.target}` alone continues from the tensor "
+                        f"named `{call.target}`",
+                    )
+                )
+            return
         block = self.blocks.by_name.get(call.target)
         if block is None:
-            candidates = [*USER_OPS, *self.blocks.by_name]
+            tensors = [n for n, d in visible.items() if d.tensor]
+            candidates = [*USER_OPS, *JOINS, *self.blocks.by_name, *tensors]
             self.out.append(
                 error(
                     "E0201",
@@ -395,26 +498,35 @@ class _DefinitionChecker:
             if isinstance(e, ast.Var):
                 self._var(e, visible)
             elif isinstance(e, ast.Attr):
-                if not isinstance(e.obj, ast.In) or e.name not in IN_ATTRIBUTES:
+                if not isinstance(e.obj, (ast.In, ast.Var)) or e.name not in IN_ATTRIBUTES:
                     self.out.append(
                         error(
                             "E0213",
                             f"unknown attribute `.{e.name}`",
                             e.span,
-                            "only `in.c`, `in.h` and `in.w` exist",
-                            help=_in_attribute(e.name) if isinstance(e.obj, ast.In) else None,
+                            "only `.c`, `.h` and `.w` exist (of `in` or a named tensor)",
+                            help=_in_attribute(e.name)
+                            if isinstance(e.obj, (ast.In, ast.Var)) else None,
                         )
                     )
+            elif isinstance(e, ast.FuncCall) and e.name in self.blocks.functions:
+                fn = self.blocks.functions[e.name]
+                sig = tuple(
+                    ArgSpec(p.name, ArgType.ANY, REQUIRED if p.default is None else None)
+                    for p in fn.params
+                )
+                self._args(e.name, sig, e.args, e.name_span, visible, "function")
             elif isinstance(e, ast.FuncCall) and e.name not in FUNCTIONS:
                 hint = (
                     f"`{e.name}` is an op: name a layer with `:` (`x: {e.name}(...)`), "
                     "`=` binds a value"
                     if e.name in USER_OPS or e.name in self.blocks.by_name
-                    else did_you_mean(e.name, FUNCTIONS)
+                    else did_you_mean(e.name, [*FUNCTIONS, *self.blocks.functions])
                     or (
                         "use `a // b` for floor division, or `int(x)`"
-                        if e.name in ("floor", "round", "trunc")
+                        if e.name in ("floor", "trunc")
                         else "functions are " + ", ".join(f"`{f}`" for f in FUNCTIONS)
+                        + "; define one with `def " + e.name + "(...) { return ... }`"
                     )
                 )
                 self.out.append(
@@ -500,6 +612,8 @@ def _check_program(program: Program, out: list[Diagnostic]) -> Blocks:
     blocks = collect_blocks(program, out)
     main = program.main
     for file in program.files:
+        for fn in file.functions:
+            _DefinitionChecker(_as_definition(fn), blocks, out).function(fn)
         defs = list(file.blocks) + (list(file.networks) if file is main else [])
         for definition in defs:
             checker = _DefinitionChecker(definition, blocks, out)
@@ -516,6 +630,7 @@ def _check_program(program: Program, out: list[Diagnostic]) -> Blocks:
                         )
                     )
     out += _recursion(blocks)
+    out += _function_recursion(blocks)
     if not any(d.code == "E0201" for d in out):
         # An unknown call may be a misspelt use of a block or import: no warning about those.
         out += _unused_definitions(program, blocks)
@@ -569,6 +684,48 @@ def _recursion(blocks: Blocks) -> list[Diagnostic]:
         state[name] = 2
 
     for name in blocks.by_name:
+        if name not in state:
+            visit(name, [])
+    return out
+
+
+def _as_definition(fn: ast.Function) -> ast.Definition:
+    """A function seen as a block without statements, for the checker's messages."""
+    return ast.Definition("function", fn.name, fn.params, (), fn.span, fn.name_span)
+
+
+def _function_calls(fn: ast.Function) -> Iterator[ast.FuncCall]:
+    stack: list[ast.Expr] = [b.value for b in fn.bindings] + [fn.result]
+    stack += [p.default for p in fn.params if p.default is not None]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, ast.FuncCall):
+            yield e
+        stack.extend(ast.children(e))
+
+
+def _function_recursion(blocks: Blocks) -> list[Diagnostic]:
+    """Functions may not call themselves, directly or through others (E0207, as blocks)."""
+    out: list[Diagnostic] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for call in _function_calls(blocks.functions[name]):
+            if call.name not in blocks.functions:
+                continue
+            if state.get(call.name) == 1:
+                stack = [*path, name]
+                cycle = [*stack[stack.index(call.name):], call.name]
+                out.append(error("E0207", "functions call each other recursively: "
+                                 + " → ".join(cycle), call.span,
+                                 f"`{name}` calls `{call.name}` here",
+                                 help="a function is a formula: write the recursion out"))
+            elif call.name not in state and len(path) < MAX_CALL_DEPTH:
+                visit(call.name, [*path, name])
+        state[name] = 2
+
+    for name in blocks.functions:
         if name not in state:
             visit(name, [])
     return out

@@ -79,7 +79,8 @@ class Cond:
 
 @dataclass(frozen=True)
 class FuncCall:
-    """A built-in function in an expression: `min`, `max`, `len`, `int`."""
+    """A function call in an expression: a built-in (`min`, `max`, `len`, `int`, `round`)
+    or a `def` of the program."""
 
     name: str
     args: tuple[Arg, ...]
@@ -162,7 +163,9 @@ class CallStmt:
 
 @dataclass(frozen=True)
 class SeqStmt:
-    label: Name
+    """`name: { ... }`, or `{ ... }` unnamed: an unnamed sequence takes a position."""
+
+    label: Name | None
     body: tuple[Stmt, ...]
     guard: Expr | None
     span: Span
@@ -176,6 +179,7 @@ class RepeatStmt:
     body: tuple[Stmt, ...]
     span: Span
     var_span: Span | None
+    guard: Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,13 @@ class PrimitiveStmt:
     transform: Clause | None
     span: Span
     kind_span: Span
+    # `skip { F } if c`: when false the connection is dropped and F runs alone.
+    guard: Expr | None = None
+
+    @property
+    def branches(self) -> tuple[PrimitiveStmt, ...]:
+        """The `branch` statements of a multi-branch `weight`, `skip` or `concat`."""
+        return tuple(s for s in self.body if isinstance(s, PrimitiveStmt) and s.kind == "branch")
 
 
 Stmt = Binding | InputStmt | CallStmt | SeqStmt | RepeatStmt | PrimitiveStmt
@@ -229,6 +240,18 @@ class Definition:
 
 
 @dataclass(frozen=True)
+class Function:
+    """`def f(a, b = 1) { c = a * b; return c + 1 }`: a function of values."""
+
+    name: str
+    params: tuple[Param, ...]
+    bindings: tuple[Binding, ...]
+    result: Expr
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True)
 class Use:
     path: str
     span: Span
@@ -240,3 +263,4 @@ class File:
     uses: tuple[Use, ...]
     blocks: tuple[Definition, ...]
     networks: tuple[Definition, ...]
+    functions: tuple[Function, ...] = ()

@@ -29,6 +29,7 @@ MAX_EXPR_DEPTH = 100
 
 _PRETTY_TERMINALS = {
     "NAME": "a name",
+    "NAME_LBRACE": "a name",
     "INT": "an integer",
     "FLOAT": "a number",
     "STRING": "a string",
@@ -106,15 +107,17 @@ def parse(source: Source) -> ast.File:
             "too deep",
             help="split the expression into several bindings (`a = ...; b = a + ...`)",
         ) from None
-    uses, blocks, networks = [], [], []
+    uses, blocks, networks, functions = [], [], [], []
     for item in tree.children:
         if isinstance(item, ast.Use):
             uses.append(item)
+        elif isinstance(item, ast.Function):
+            functions.append(item)
         elif item.kind == "block":
             blocks.append(item)
         else:
             networks.append(item)
-    return ast.File(source, tuple(uses), tuple(blocks), tuple(networks))
+    return ast.File(source, tuple(uses), tuple(blocks), tuple(networks), tuple(functions))
 
 
 def parse_expression(text: str, origin: str) -> ast.Expr:
@@ -174,7 +177,8 @@ def _expected(names: set[str]) -> str:
     pretty: list[str] = []
     if names >= _STATEMENT_STARTS:
         pretty.append("a statement")
-        names -= _STATEMENT_STARTS | {"NAME", "INPUT", "BRANCH", "SEMICOLON"}
+        names -= _STATEMENT_STARTS | {
+            "NAME", "INPUT", "BRANCH", "SEMICOLON", "INT", "LBRACE", "NAME_LBRACE"}
     elif names >= _EXPRESSION_STARTS:
         pretty.append("an expression")
         names -= _EXPRESSION_STARTS | {"NOT", "ADD_OP"}
@@ -291,10 +295,10 @@ def _syntax_help(source: Source, tok: Token, expected: Any) -> str | None:
         return "comments start with `#`, not `//`"
     if tok.type == "COLON":
         return "a name comes before `:` at the start of a statement (`conv1: conv(64, 3)`)"
-    if exp <= {"BLOCK", "NETWORK", "USE", "$END"}:
+    if exp <= {"BLOCK", "NETWORK", "USE", "DEF", "$END"}:
         return (
-            "only `use`, `block` and `network` stand at the top level; statements go inside "
-            "a `{ }` (is there a `}` too many above?)"
+            "only `use`, `block`, `def` and `network` stand at the top level; statements go "
+            "inside a `{ }` (is there a `}` too many above?)"
         )
     return None
 
@@ -355,6 +359,17 @@ class _ToAst(Transformer_NonRecursive[Any, Any]):
     def network(self, meta: Any, c: list[Any]) -> ast.Definition:
         return self._definition("network", meta, c)
 
+    def function(self, meta: Any, c: list[Any]) -> ast.Function:
+        name, params, *bindings, result = c
+        return ast.Function(
+            str(name),
+            params or (),
+            tuple(b for b in bindings if isinstance(b, ast.Binding)),
+            result,
+            self._span(meta),
+            _tok_span(self.source, name),
+        )
+
     def params(self, meta: Any, c: list[Any]) -> tuple[ast.Param, ...]:
         return tuple(p for p in c if p is not None)
 
@@ -378,14 +393,23 @@ class _ToAst(Transformer_NonRecursive[Any, Any]):
         return ast.SeqStmt(c[0], c[1], c[2], self._span(meta))
 
     def repeat_stmt(self, meta: Any, c: list[Any]) -> ast.RepeatStmt:
-        label, count, var, body = c
+        label, count, var, body, guard = c
         var_span = _tok_span(self.source, var) if var is not None else None
         return ast.RepeatStmt(
-            label, count, str(var) if var is not None else None, body, self._span(meta), var_span
+            label,
+            count,
+            str(var) if var is not None else None,
+            body,
+            self._span(meta),
+            var_span,
+            guard,
         )
 
     def primitive_stmt(self, meta: Any, c: list[Any]) -> ast.PrimitiveStmt:
-        label, kind, args, body, shortcut, transform = c
+        label, kind, args, body, *rest = c
+        # Either a guard, or the (possibly absent) shortcut and transform clauses.
+        guard = rest[0] if len(rest) == 1 else None
+        shortcut, transform = (rest[0], rest[1]) if len(rest) == 2 else (None, None)
         return ast.PrimitiveStmt(
             label,
             str(kind),
@@ -395,9 +419,14 @@ class _ToAst(Transformer_NonRecursive[Any, Any]):
             transform,
             self._span(meta),
             _tok_span(self.source, kind),
+            guard,
         )
 
     def primitive(self, meta: Any, c: list[Any]) -> Token:
+        tok: Token = c[0]
+        return tok
+
+    def keyword(self, meta: Any, c: list[Any]) -> Token:
         tok: Token = c[0]
         return tok
 
@@ -415,24 +444,30 @@ class _ToAst(Transformer_NonRecursive[Any, Any]):
         return self._clause("transform", meta, c)
 
     def label(self, meta: Any, c: list[Any]) -> ast.Name:
-        if isinstance(c[0], Token):  # a primitive's keyword used as a name: `gate: sigmoid`
+        if isinstance(c[0], Token):  # a keyword used as a name: `gate: sigmoid`, `repeat: ...`
             return ast.Name((str(c[0]),), _tok_span(self.source, c[0]))
-        name: ast.Name = c[0]
-        return name
+        if len(c) == 1:
+            name: ast.Name = c[0]
+            return name
+        # A dotted label `convs.{i}`: one name whose text holds the `.` between levels.
+        pieces: list[Any] = []
+        for i, part in enumerate(c):
+            if i:
+                pieces.append(".")
+            pieces.extend(part.parts)
+        return ast.Name(_joined(pieces), c[0].span.to(c[-1].span))
 
     def name(self, meta: Any, c: list[Any]) -> ast.Name:
-        parts: list[str | ast.Expr] = []
-        for part in c:
-            if part is None:
-                continue
-            if isinstance(part, Token):
-                if parts and isinstance(parts[-1], str):
-                    parts[-1] += str(part)
-                else:
-                    parts.append(str(part))
-            else:
-                parts.append(part)
-        return ast.Name(tuple(parts), self._span(meta))
+        pieces = [part for part in c if part is not None]
+        if pieces and isinstance(pieces[0], Token) and pieces[0].type == "NAME_LBRACE":
+            pieces[0] = str(pieces[0])[:-1]  # `layer{`: the brace opens the interpolation
+        return ast.Name(_joined(pieces), self._span(meta))
+
+    def segment(self, meta: Any, c: list[Any]) -> ast.Name:
+        if len(c) == 1 and isinstance(c[0], ast.Name):
+            name: ast.Name = c[0]
+            return name
+        return self.name(meta, c)
 
     def interp(self, meta: Any, c: list[Any]) -> Any:
         return c[0]
@@ -512,6 +547,22 @@ class _ToAst(Transformer_NonRecursive[Any, Any]):
     def list_(self, meta: Any, c: list[Any]) -> ast.ListExpr:
         items = tuple(x for x in c if x is not None)
         return self._deep(ast.ListExpr(items, self._span(meta)), *items)
+
+
+def _joined(pieces: list[Any]) -> tuple[str | ast.Expr, ...]:
+    """Name parts with adjacent text merged: ("conv", Expr, "_", "x") → ("conv", Expr, "_x")."""
+    parts: list[str | ast.Expr] = []
+    for piece in pieces:
+        if piece is None:
+            continue
+        if isinstance(piece, (Token, str)):
+            if parts and isinstance(parts[-1], str):
+                parts[-1] += str(piece)
+            else:
+                parts.append(str(piece))
+        else:
+            parts.append(piece)
+    return tuple(parts)
 
 
 class _Items:
