@@ -19,7 +19,7 @@ CODES: dict[str, str] = {
     "E0102": "unexpected character",
     "E0103": "unexpected end of file",
     # E02xx: names, definitions and imports
-    "E0201": "unknown op or block",
+    "E0201": "unknown op, block or tensor",
     "E0202": "unknown variable",
     "E0203": "unknown keyword argument",
     "E0204": "a block is defined twice, or shadows a built-in op",
@@ -32,6 +32,7 @@ CODES: dict[str, str] = {
     "E0211": "no network to compile, or several",
     "E0212": "a clause or statement in the wrong place",
     "E0213": "unknown function or attribute",
+    "E0214": "a value is called like an op",
     # E03xx: shapes
     "E0301": "residual add joins tensors of different shapes",
     "E0302": "residual add joins tensors of different spatial sizes",
@@ -80,6 +81,9 @@ CODES: dict[str, str] = {
     "E0722": "the renderer cannot write this format",
     "E0723": "the renderer failed",
     "E0724": "the diagram is too large to render",
+    # E073x: path counting (`resdsl paths`, `Network.paths()`)
+    "E0731": "the network has too many joins to count its paths",
+    "E0732": "plotting needs matplotlib",
     # W01xx: warnings
     "W0101": "a block is never used",
     "W0102": "a parameter or binding is never used",

@@ -169,6 +169,8 @@ class _DefinitionChecker:
             elif isinstance(stmt, ast.RepeatStmt) and stmt.var and stmt.var_span:
                 self.bound.setdefault(stmt.var, stmt.var_span)
         self.misplaced: set[str] = set()
+        self.tensors = {s.name for s in _walk_stmts(definition.body)
+                        if isinstance(s, ast.Binding) and is_tensor_binding(s)}
 
     def run(self) -> None:
         visible: Visible = {}
@@ -403,9 +405,9 @@ class _DefinitionChecker:
             self.out.append(
                 error(
                     "E0201",
-                    f"unknown op or block `{call.target}`",
+                    f"unknown op, block or tensor `{call.target}`",
                     call.target_span,
-                    "not an op, and no block has this name",
+                    "not an op, a block or a named tensor",
                     help=did_you_mean(call.target, candidates)
                     or _alias(call.target)
                     or "define it with `block " + call.target + "(...) { ... }` or import it "
@@ -546,7 +548,10 @@ class _DefinitionChecker:
             self.misplaced.add(e.name)
             message, label = f"`{e.name}` is not defined at this point", "not visible here"
             secondary = (Label(where, "defined here"),)
-            if (where.line, where.column) > (e.span.line, e.span.column):
+            if (where.line, where.column) > (e.span.line, e.span.column) and e.name in self.tensors:
+                hint = (f"a tensor can be used only after the statement that names it, which "
+                        f"keeps the network free of cycles; move `{e.name} = in` above this use")
+            elif (where.line, where.column) > (e.span.line, e.span.column):
                 hint = f"`{e.name}` is defined further down; move its definition above this use"
             else:
                 hint = (
