@@ -47,15 +47,22 @@ from resdsl.ir.primitives import JOINS, PRIMITIVES
 from resdsl.ir.resolve import Blocks, is_tensor_binding
 from resdsl.syntax import ast
 
-# Limits that keep a hostile spec from exhausting memory; docs/language.md lists them.
-MAX_NODES = 500_000
+# Limits that keep a hostile spec from exhausting memory; docs/language.md lists them. With
+# MAX_STEPS and the evaluator's MAX_OPERATIONS, they are sized so that `resdsl check` and
+# `info` finish within 5 s and 1 GB whatever the spec (measured: bench/frontend_limits.py).
+MAX_NODES = 100_000
 MAX_REPEAT = 100_000
 # Bodies (of block calls, sequences, primitives, repeats) inside each other; elaboration
 # recurses once per level, so this also keeps it far from Python's recursion limit.
 MAX_DEPTH = 100
-# Statements run while elaborating (ten per node, with room to spare): a repeat of statements
-# that create no node, such as guarded-off ones, cannot run forever.
-MAX_STEPS = 5_000_000
+# Steps run while elaborating (ten per node, with room to spare): each statement and each
+# body (a block call, a repeat iteration, ...) counts one, and a body one more per 64 visible
+# variables, which it copies. So a repeat of statements or bodies that create no node, such
+# as guarded-off ones, cannot run forever, nor copy a large scope a hundred thousand times.
+MAX_STEPS = 1_000_000
+# A module path (`layer1.0.conv1`), interpolated names included, holds at most this many
+# characters: each node keeps its path.
+MAX_PATH = 1_000
 
 _NAME_TEXT = re.compile(r"[A-Za-z0-9_]*")
 
@@ -63,7 +70,7 @@ _NAME_TEXT = re.compile(r"[A-Za-z0-9_]*")
 class _Scope:
     """A module namespace being filled: the names given so far and the position counter."""
 
-    __slots__ = ("containers", "names", "path", "position", "trail", "trails")
+    __slots__ = ("containers", "names", "path", "position", "suffixes", "trail", "trails")
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -77,6 +84,9 @@ class _Scope:
         # tell which call or repeat made two names collide.
         self.trail: list[tuple[Span, str, int]] = []
         self.trails: dict[str, tuple[tuple[Span, str, int], ...]] = {}
+        # The next suffix `internal` tries for each base name: starting from 1 each time made
+        # ten thousand unnamed `skip`s in one scope cost fifty million lookups.
+        self.suffixes: dict[str, int] = {}
 
     def full(self, name: str) -> str:
         return f"{self.path}.{name}" if self.path else name
@@ -84,8 +94,17 @@ class _Scope:
     def claim(self, name: str, span: Span | None) -> str:
         """Register a child name (a module); two children may not share one. A dotted name
         (`convs.0`) also opens its levels (`convs`), which count as one child."""
-        if name in self.names or name in self.containers:
+        if name in self.names:
             raise self._clash(name, span)
+        if name in self.containers:
+            raise fail(
+                "E0206",
+                f"two modules are named `{self.full(name)}`",
+                span,
+                f"`{name}` already holds numbered modules (`{name}.0`)",
+                help="a level that a dotted name opens is not a module of its own: give this "
+                "one another name",
+            )
         levels = name.split(".")
         for depth in range(1, len(levels)):
             prefix = ".".join(levels[:depth])
@@ -151,9 +170,10 @@ class _Scope:
 
     def internal(self, base: str, span: Span | None) -> str:
         """A name for a node a primitive creates (`skip`, `alpha`), made unique."""
-        name, k = base, 1
+        name, k = base, self.suffixes.get(base, 1)
         while name in self.names:
             name, k = f"{base}_{k}", k + 1
+        self.suffixes[base] = k
         self.names[name] = span
         return self.full(name)
 
@@ -244,8 +264,8 @@ class Elaborator:
                 help="flatten the spec: call blocks one after another, not inside each other",
             )
         self.depth += 1
-        self.steps += len(stmts)
-        if self.steps > MAX_STEPS:
+        self.steps += len(stmts) + 1 + len(env) // 64
+        if self.steps > MAX_STEPS and stmts:
             raise self._too_long(stmts[0].span)
         try:
             local = dict(env)
@@ -299,6 +319,7 @@ class Elaborator:
 
     def name(self, label: ast.Name, env: Env, x: Tensor) -> str:
         text = []
+        length = 0  # of `text`, checked before each part is built into it
         for part in label.parts:
             if isinstance(part, str):
                 text.append(part)
@@ -320,10 +341,25 @@ class Elaborator:
                     f"this is {fmt_value(value)}",
                 )
             text.append(str(value))
+            length += len(text[-1])
+            if length > MAX_PATH:
+                raise self._path_too_long(part.span)
         return "".join(text)
+
+    @staticmethod
+    def _path_too_long(span: Span | None) -> SpecError:
+        return fail(
+            "E0404",
+            f"this name makes a module path longer than {MAX_PATH:,} characters",
+            span,
+            "too long",
+            help="names are PyTorch module names, such as `layer1` or `conv{i}`",
+        )
 
     def claim(self, scope: _Scope, name: str, span: Span | None) -> str:
         """`scope.claim`, and a `list` level in the graph for each level a dotted name opens."""
+        if len(scope.path) + 1 + len(name) > MAX_PATH:
+            raise self._path_too_long(span)
         path = scope.claim(name, span)
         if "." in name:
             levels = name.split(".")
@@ -520,6 +556,8 @@ class Elaborator:
                 collected[n].append(final[n])
             if i == 0:
                 self._check_projected_size(start, start_steps, count, stmt)
+            if self.steps > MAX_STEPS:  # empty bodies count but do not check
+                raise self._too_long(stmt.count.span)
         for n, values in collected.items():
             env[n] = tuple(values)
         return self.closed(fid, x)
