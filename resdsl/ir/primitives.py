@@ -27,7 +27,7 @@ PRIMITIVES: dict[str, Primitive] = {
             "skip",
             (ArgSpec("scale", ArgType.FLOAT, 1.0),),
             shortcut=True,
-            summary="y = S(x) + scale·F(x); with branches, y = Σ B_i(x)",
+            summary="y = F(x) + S(x)",
         ),
         Primitive(
             "weight",
@@ -41,7 +41,7 @@ PRIMITIVES: dict[str, Primitive] = {
             transform=True,
             summary="y = T(x)·H(x) + (1 − T(x))·x, T = σ(W_T x + b_T)",
         ),
-        Primitive("concat", summary="y = [x, F(x)]; with branches, y = [B_1(x), ..., B_n(x)]"),
+        Primitive("concat", summary="y = [x, F(x)]"),
         Primitive(
             "group",
             (
