@@ -293,6 +293,16 @@ def _syntax_help(source: Source, tok: Token, expected: Any) -> str | None:
         return "name a sequence with `:` (`stage: { ... }`); `=` binds a value"
     if str(tok) == "//":
         return "comments start with `#`, not `//`"
+    if _GLUED_BRACE.search(before[-300:]):
+        return (
+            "a name glued to `{` starts an interpolated name (`layer{i}: ...`); for a call "
+            "followed by an unnamed sequence, put a space or `;` between them: `relu { ... }`"
+        )
+    if tok.type == "IF" and "shortcut" in before.rsplit("\n", 1)[-1]:
+        return (
+            "the guard after a `shortcut` clause is the clause's; to guard the whole primitive "
+            "as well, put it in a sequence or a block and guard that"
+        )
     if tok.type == "COLON":
         return "a name comes before `:` at the start of a statement (`conv1: conv(64, 3)`)"
     if exp <= {"BLOCK", "NETWORK", "USE", "DEF", "$END"}:
@@ -302,6 +312,9 @@ def _syntax_help(source: Source, tok: Token, expected: Any) -> str | None:
         )
     return None
 
+
+# `relu{ conv(8, 1) }`: a name glued to `{`, read as the start of an interpolated name.
+_GLUED_BRACE = re.compile(r"(?:^|[\s;{}])[A-Za-z_]\w*\{[^{}:]*(?:\}\s*)?$")
 
 _N = TypeVar("_N")
 
