@@ -800,6 +800,9 @@ class _Drawer:
             if kind == "shortcut" and (zeropad or node.op == "zeropad"):
                 kind = "zeropad"
             shape = fmt_shape(self.g.node(u).shape) if self.show_shape(src, u, dst, kind) else ""
+            name = self.g.tensor_names.get(self.canonical(u))
+            if name is not None and kind == "main":
+                labels = [*labels, name]  # the spec's name for a tensor used further on
             if node.op == "dual" and dst == f"n{v}":
                 # S and F each feed the residual half (+) and the dense half (‖).
                 side = "w" if self.s.lr else "n"

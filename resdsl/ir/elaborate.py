@@ -279,8 +279,12 @@ class Elaborator:
 
     def stmt(self, stmt: ast.Stmt, x: Tensor, scope: _Scope, env: dict[str, Value]) -> Tensor:
         if isinstance(stmt, ast.Binding):
-            # `t = in` names the flowing tensor itself.
-            env[stmt.name] = x if is_tensor_binding(stmt) else self.eval(stmt.value, env, x.shape)
+            if is_tensor_binding(stmt):
+                # `t = in` names the flowing tensor itself; diagrams show the name.
+                env[stmt.name] = x
+                self.graph.tensor_names.setdefault(x.node, stmt.name)
+                return x
+            env[stmt.name] = self.eval(stmt.value, env, x.shape)
             return x
         if isinstance(stmt, ast.CallStmt):
             if stmt.guard is not None and not self._guard(stmt.guard, env, x):
