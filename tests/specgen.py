@@ -2,9 +2,10 @@
 
 `generate(seed)` returns the text of one spec, which uses every op and primitive of the
 language over the seeds: conv (kernels, strides, padding, dilation, groups, bias), bn,
-linear, the pools (padding, ceil mode), global_avgpool, flatten, the activations, identity,
-dropout, slice, zeropad; skip (identity, projection and option-A shortcuts), weight (α,
-per channel, multi-branch), gate (derived and explicit transforms), concat, group (sum,
+linear, the pools (padding, ceil mode, count_include_pad), global_avgpool, flatten, the
+activations (relu6, hardswish and leaky_relu too), identity, dropout, drop_path, slice,
+zeropad; skip (identity, projection and option-A shortcuts, a constant scale: rescale),
+weight (α, per channel, multi-branch), gate (derived and explicit transforms), concat, group (sum,
 folded or by group_sum, and concat), dual (identity and projected shortcuts), scale; named
 and unnamed statements, repeats, guards and a parameterised block. Widths, strides, groups
 and repeat counts are random.
@@ -13,6 +14,11 @@ The generator tracks the tensor's shape as it writes, with the op rules of
 `resdsl/ir/ops.py` (`OPS[...].infer`), so every spec it makes is valid: `tests/
 test_onnx_difftest.py` checks that, then compiles each spec to both backends and compares
 their outputs; `bench/onnx_difftest.py` does the same over 1,000 or more seeds.
+
+The ops of issue #8 (relu6, hardswish, leaky_relu, drop_path, count_include_pad, a skip's
+scale) draw from a second generator, `Gen.extra`: the first one makes the same draws as
+before they existed, so a seed keeps its structure (the REGRESSIONS of test_onnx_difftest
+still hold their ceil-mode pools), some of its activations swapped for the new ones.
 """
 
 from __future__ import annotations
@@ -60,6 +66,8 @@ def _call(op: str, *pos: Value, **kw: Value) -> str:
 @dataclass
 class Gen:
     rng: random.Random
+    # The new ops' draws (see the module's docstring).
+    extra: random.Random = field(default_factory=lambda: random.Random(0))
     counter: int = 0
     blocks: list[str] = field(default_factory=list)
     has_block: bool = False
@@ -127,6 +135,8 @@ class Gen:
             kw["padding"] = r.randint(0, k // 2)
         if self.chance(0.3):
             kw["ceil_mode"] = True
+        if op == "avgpool" and self.extra.random() < 0.4:
+            kw["count_include_pad"] = False
         out = _infer(op, shape, kernel=k, **kw)
         return None if out is None else (_call(op, k, **kw), out)
 
@@ -134,10 +144,23 @@ class Gen:
         r = self.rng
         op = r.choice(["relu", "relu", "sigmoid", "silu", "gelu", "tanh", "identity", "dropout",
                        "bn"])
+        text = op
         if op == "dropout":
-            return _call("dropout", r.choice([0.0, 0.1, 0.5]))
+            text = _call("dropout", r.choice([0.0, 0.1, 0.5]))
         if op == "bn" and self.chance(0.3):
-            return _call("bn", eps=0.001)
+            text = _call("bn", eps=0.001)
+        if op != "bn" and self.extra.random() < 0.35:
+            return self.new_elementwise()
+        return text
+
+    def new_elementwise(self) -> str:
+        """One of the ops of issue #8, from the second generator."""
+        e = self.extra
+        op = e.choice(["relu6", "hardswish", "leaky_relu", "drop_path"])
+        if op == "leaky_relu" and e.random() < 0.6:
+            return _call("leaky_relu", e.choice([0.2, 0.1, -0.5, 1.5]))
+        if op == "drop_path":  # the identity at inference, where the backends are compared
+            return _call("drop_path", e.choice([0.0, 0.1, 0.5, 1.0]))
         return op
 
     def layer(self, shape: Shape) -> tuple[str, Shape]:
@@ -198,6 +221,8 @@ class Gen:
         if self.chance(0.3):
             head = _call("weight", init=r.choice([0.5, -0.25, 1.0]),
                          per_channel=self.chance(0.5))
+        elif self.extra.random() < 0.3:
+            head = _call("skip", scale=self.extra.choice([0.17, 0.5, -1.5]))
         text = f"{self.name()}{head} {{ {'; '.join(body)} }}"
         if end != shape or self.chance(0.2):
             if end[0] >= c and self.chance(0.4):
@@ -365,7 +390,7 @@ class Gen:
 def generate(seed: int) -> str:
     """The text of one random valid spec."""
     rng = random.Random(seed)
-    g = Gen(rng)
+    g = Gen(rng, random.Random(seed + 2**32))
     statements: list[str] = []
     if rng.random() < 0.1:
         c = rng.randint(2, 16)

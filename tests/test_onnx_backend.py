@@ -50,9 +50,11 @@ network all_ops(classes = 5) {
     input [3, 17, 17]
     c1: conv(8, 3, bias = true); b1: bn(eps = 0.001); relu
     c2: conv(8, [1, 3], groups = 2); silu; gelu; tanh; identity; dropout(0.2)
+    relu6; hardswish; leaky_relu(0.2); drop_path(0.1)
     m: maxpool(3, stride = 2, padding = 1, ceil_mode = true)
     a: avgpool(3, stride = 1, padding = 1)
     a2: avgpool(3, stride = 2, padding = 1, ceil_mode = true)
+    a3: avgpool(3, stride = 1, padding = 1, count_include_pad = false)
     u1: unit(12, stride = 2)
     z: skip { conv(16, 3, stride = 2); bn } shortcut zeropad(16, stride = 2)
     w: weight(init = 0.5, per_channel = true) { conv(16, 3); bn }
@@ -249,6 +251,7 @@ def test_opset_range_ends(opset: int, all_ops: resdsl.Network, tmp_path: Path) -
                                    atol=1e-5 * max(1.0, float(np.abs(ref).max())))
     ops = {n.op_type for n in all_ops.to_onnx(opset=opset).graph.node}
     assert ("Gelu" in ops) == (opset >= 20)
+    assert ("HardSwish" in ops) == (opset >= 14)
 
 
 def test_opsets_outside_the_range_are_usage_errors(all_ops: resdsl.Network) -> None:

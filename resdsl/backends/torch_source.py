@@ -12,8 +12,10 @@ How the graph becomes classes:
 - structurally identical regions share one class; the numbers that differ between them
   (channels, strides, slice bounds) become its constructor parameters.
 
-Variables are reused once their value is dead and ReLUs and residual adds run in place when
-that is safe, so peak memory matches hand-written code.
+Variables are reused once their value is dead and activations (ReLU, ReLU6, Hardswish,
+LeakyReLU), residual adds and constant scales run in place when that is safe, so peak memory
+matches hand-written code. A function the forward calls (`drop_path`) is defined once at the
+top of the file, which needs nothing but PyTorch.
 
 Nothing here imports torch: the source can be generated on a machine without it.
 """
@@ -305,7 +307,10 @@ class _Generator:
         parent = region
         for part in rel.split("."):
             child = f"{parent}.{part}" if parent else part
-            if parent in self.regions and self.regions[parent].sequential and parent != region:
+            if parent != region and (
+                (parent in self.regions and self.regions[parent].sequential)
+                or self._is_list(parent)
+            ):
                 expr = f"{expr}[{part}]"
             else:
                 expr = self._attr(expr, part)
@@ -322,6 +327,8 @@ class _Generator:
                 line = self._leaf_ctor(kid)
             elif kid in self.regions:
                 line = ctor[kid]
+            elif self._is_list(kid):
+                line = self._module_list(kid, ctor)
             else:
                 line = _Line("nn.Module()")
             hint = name if name.isidentifier() else f"m{name}"
@@ -331,8 +338,32 @@ class _Generator:
             else:
                 text = f"{target} = {line.text}"
             out.append(_Line(text, list(line.values), [_join(hint, h) for h in line.hints]))
-            if kind == "container" and kid not in self.regions:
+            if kind == "container" and kid not in self.regions and not self._is_list(kid):
                 self._init_lines(kid, target, out, ctor)
+
+    def _is_list(self, path: str) -> bool:
+        """A plain container whose children are modules numbered 0, 1, ...: an nn.ModuleList,
+        as timm's `convs` and `bns` of Res2Net are (a dotted name `convs.{i}` makes one)."""
+        if not path or self.modules.get(path) != "container" or path in self.regions:
+            return False
+        kids = self.children.get(path, [])
+        return bool(kids) and all(
+            k.rsplit(".", 1)[-1] == str(i)
+            and (self.modules[k] == "leaf" or k in self.regions)
+            for i, k in enumerate(kids)
+        )
+
+    def _module_list(self, path: str, ctor: dict[str, _Line]) -> _Line:
+        parts: list[str] = []
+        values: list[HoleValue] = []
+        hints: list[str] = []
+        for kid in self.children[path]:
+            line = self._leaf_ctor(kid) if self.modules[kid] == "leaf" else ctor[kid]
+            parts.append(_shift(line.text, len(values)))
+            values += line.values
+            hints += [_join(f"m{kid.rsplit('.', 1)[-1]}", h) for h in line.hints]
+        body = "".join(f"\n    {p}," for p in parts)
+        return _Line(f"nn.ModuleList([{body}\n])", values, hints)
 
     def _leaf_ctor(self, path: str) -> _Line:
         node = self.leaf_by_path[path]

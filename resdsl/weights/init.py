@@ -32,7 +32,8 @@ from resdsl.ir.graph import Graph, Node
 from resdsl.ir.ops import OPS, State
 
 # Ops whose output is their input as far as "does the residual branch end in a bn" goes.
-_PASS_THROUGH = frozenset({"relu", "identity", "dropout"})
+_PASS_THROUGH = frozenset({"relu", "relu6", "hardswish", "leaky_relu", "identity", "dropout",
+                           "drop_path", "rescale"})
 
 
 def _key(node: Node, st: State) -> str:
@@ -98,10 +99,11 @@ def initial_state(
 
     `zero_init_residual=True` is torchvision's option of that name: the last bn of every
     `skip` body gets weight 0, so each residual unit starts as the identity. The body is
-    followed back from the add through relu, identity, dropout and a `scale`'s product (its
-    main input) to the first layer with state; only when that layer is a bn is it zeroed. A
-    body that ends in a conv (pre-activation units) is left alone, as are `weight`
-    primitives, whose α already scales the body.
+    followed back from the add through activations that keep 0 (relu, relu6, hardswish,
+    leaky_relu), identity, dropout, drop_path, a constant `skip(scale = f)` factor and a
+    `scale`'s product (its main input) to the first layer with state; only when that layer
+    is a bn is it zeroed. A body that ends in a conv (pre-activation units) is left alone, as
+    are `weight` primitives, whose α already scales the body.
     """
     jobs: list[tuple[str, Node, State, tuple[State, ...]]] = []
     for node in graph.nodes():
