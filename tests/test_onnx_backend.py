@@ -29,11 +29,9 @@ from resdsl.backends.onnx_export import compile_network, save  # noqa: E402
 from resdsl.backends.onnx_lowering import EMITTERS, MAX_OPSET, MIN_OPSET  # noqa: E402
 from resdsl.ir.ops import OPS  # noqa: E402
 from resdsl.verify import sample_input, session  # noqa: E402
-from tests.conftest import ROOT, SPECS, run_cli  # noqa: E402
+from tests.conftest import ROOT, SPECS, run_cli, small_shape  # noqa: E402
 
 ALL_SPECS = sorted(SPECS.glob("*.res"))
-CIFAR = {"resnet20", "resnet56", "resnet110", "preact_resnet164", "preact_resnet1001",
-         "wrn28_10", "highway_cifar19", "rezero_resnet56"}
 GOLDEN = ROOT / "tests" / "golden" / "compile"
 
 # Every op and primitive at least once, small: for the opset range and the interface.
@@ -82,7 +80,7 @@ def all_ops(tmp_path_factory: pytest.TempPathFactory) -> resdsl.Network:
 
 
 def small(name: str) -> tuple[int, int, int]:
-    return (3, 32, 32) if name in CIFAR else (3, 64, 64)
+    return small_shape(name)
 
 
 def inferred_shapes(model: Any) -> dict[str, list[int | str]]:

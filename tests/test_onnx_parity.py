@@ -2,7 +2,7 @@
 
 1. every spec in specs/ against the PyTorch backend (`Network.to_torch()`'s module in eval
    mode) holding the same weights, with random BN statistics so that eval-mode BN is not
-   the identity (small inputs: 64×64 for ImageNet nets, 32×32 for CIFAR nets);
+   the identity (small inputs: `tests.conftest.small_shape`);
 2. every spec with a PyTorch reference against that reference (torchvision, timm): the
    reference's state_dict, BN randomised, saved to a file (.pth and .safetensors in turn)
    and loaded with `weights=`;
@@ -30,14 +30,12 @@ timm = pytest.importorskip("timm")
 import resdsl  # noqa: E402
 from resdsl.backends.torch_module import build_module  # noqa: E402
 from resdsl.verify import sample_input, session  # noqa: E402
-from tests.conftest import SPECS, run_cli  # noqa: E402
+from tests.conftest import SPECS, run_cli, small_shape  # noqa: E402
 from tests.specgen import perturb  # noqa: E402
 
 pytestmark = pytest.mark.parity
 
 ALL_SPECS = sorted(SPECS.glob("*.res"))
-CIFAR = {"resnet20", "resnet56", "resnet110", "preact_resnet164", "preact_resnet1001",
-         "wrn28_10", "highway_cifar19", "rezero_resnet56"}
 CLASSES = 10
 
 
@@ -65,14 +63,13 @@ def shrink_residuals(state: dict[str, Any], factor: float) -> dict[str, Any]:
 
 @pytest.mark.parametrize("spec", ALL_SPECS, ids=[p.stem for p in ALL_SPECS])
 def test_every_spec_matches_the_pytorch_backend(spec: Path, tmp_path: Path) -> None:
-    shape = (3, 32, 32) if spec.stem in CIFAR else (3, 64, 64)
-    net = resdsl.load(str(spec), input_shape=shape, classes=CLASSES)
+    net = resdsl.load(str(spec), input_shape=small_shape(spec.stem), classes=CLASSES)
     state = perturb(net.init_state(seed=0), seed=1)
     if spec.stem == "preact_resnet1001":
         state = shrink_residuals(state, 0.2)
     out = tmp_path / "m.onnx"
     net.save_onnx(str(out), weights=state)
-    x = sample_input(shape)
+    x = sample_input(net.input_shape)
     with torch.inference_mode():
         ref = build_module(net.graph, state).eval()(torch.from_numpy(x)).numpy()
     close(run_file(out, x), ref, spec.stem)
@@ -149,7 +146,7 @@ def test_every_referenced_spec_matches_its_reference(reference: tuple[str, Any, 
     result = net.save_onnx(str(out), weights=str(weights))
     assert result.report is not None and result.report.method == "name"
     assert not result.report.missing and not result.report.unexpected
-    x = sample_input(shape)
+    x = sample_input(net.input_shape)
     with torch.inference_mode():
         ref = model(torch.from_numpy(x)).numpy()
     close(run_file(out, x), ref, name)

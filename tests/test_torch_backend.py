@@ -20,7 +20,7 @@ import resdsl  # noqa: E402
 from resdsl.backends.torch_lowering import LOWERINGS  # noqa: E402
 from resdsl.backends.torch_source import MODULE_ATTRS, generate  # noqa: E402
 from resdsl.ir.ops import OPS  # noqa: E402
-from tests.conftest import ROOT, SPECS, run_cli  # noqa: E402
+from tests.conftest import ROOT, SPECS, run_cli, small_shape  # noqa: E402
 
 ALL_SPECS = sorted(SPECS.glob("*.res"))
 # A process in which `import resdsl` fails: what the standalone outputs must survive.
@@ -108,8 +108,7 @@ def test_gradients_flow_in_train_mode_with_in_place_ops() -> None:
 
 
 def _small(name: str) -> tuple[int, int, int]:
-    return (3, 32, 32) if name in ("highway_cifar19", "rezero_resnet56",
-                                   "preact_resnet164") else (3, 64, 64)
+    return small_shape(name)
 
 
 # ------------------------------------------------------------------ generated source
