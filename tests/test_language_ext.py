@@ -125,7 +125,7 @@ network n() {
 }"""
     g = graph_of(tmp_path, spec)
     assert [k for k in state_shapes(g) if k.endswith("weight")] == [
-        "convs.0.weight", "bns.0.weight", "convs.1.weight", "bns.1.weight", "head.1.fc.weight"]
+        "convs.0.weight", "convs.1.weight", "bns.0.weight", "bns.1.weight", "head.1.fc.weight"]
     assert g.scopes["convs"].kind == "list"
 
 
@@ -272,3 +272,15 @@ network n() {
     assert d.code == "E0304"
     assert d.notes[0].startswith("in `layer3.1` (unit), called at ")
     assert d.notes[1].startswith("in `layer3.1`, iteration 1 of the repeat at ")
+
+
+@pytest.mark.parametrize("spec", ["res2net50_26w_4s", "rezero_resnet56", "highway_cifar19"])
+def test_state_shapes_list_the_keys_in_state_dict_order(spec: str) -> None:
+    """`state_shapes()` (what ONNX initializers and structural weight matching follow) lists
+    the keys in the order of the module's `state_dict()`, also where a dotted name revisits a
+    level (Res2Net's `convs.{i}`/`bns.{i}`) and where α sits on the module of a `weight`."""
+    import resdsl
+    from tests.conftest import SPECS
+
+    net = resdsl.load(str(SPECS / f"{spec}.res"))
+    assert list(net.state_shapes()) == list(net.to_torch(seed=0).state_dict())

@@ -58,12 +58,25 @@ def state_values(graph: Graph) -> int:
 
 
 def state_shapes(graph: Graph) -> dict[str, Shape]:
-    """Every state_dict key the network has (parameters and buffers) with its shape."""
-    out: dict[str, Shape] = {}
+    """Every state_dict key the network has (parameters and buffers) with its shape, in the
+    order of PyTorch's `state_dict()`: a module's own tensors (a `weight`'s α sits on the
+    module that holds the primitive) before its children's, and children in the order they
+    first appear. Node order alone differs where a dotted name revisits a level
+    (`convs.0, bns.0, convs.1` is `convs.0, convs.1, bns.0` in torch)."""
+    first: dict[str, int] = {}
+    entries: list[tuple[tuple[tuple[int, int], ...], str, Shape]] = []
     for node in graph.nodes():
         for st in OPS[node.op].state(_ins(graph, node), node.args, node.shape):
-            out[f"{node.path}.{st.name}" if st.name else node.path] = st.shape
-    return out
+            key = f"{node.path}.{st.name}" if st.name else node.path
+            owner = node.path if st.name else node.path.rpartition(".")[0]
+            levels = owner.split(".") if owner else []
+            chain = []
+            for k in range(1, len(levels) + 1):
+                prefix = ".".join(levels[:k])
+                chain.append((1, first.setdefault(prefix, len(first))))
+            # (0, n): the module's own tensors, before any child's (1, ...).
+            entries.append(((*chain, (0, len(entries))), key, st.shape))
+    return {key: shape for _, key, shape in sorted(entries, key=lambda e: e[0])}
 
 
 @dataclass

@@ -30,6 +30,7 @@ import numpy as np
 from resdsl.diagnostics import InternalError
 from resdsl.ir.graph import Graph, Node
 from resdsl.ir.ops import OPS, State
+from resdsl.passes.counts import state_shapes
 
 # Ops whose output is their input as far as "does the residual branch end in a bn" goes.
 _PASS_THROUGH = frozenset({"relu", "relu6", "hardswish", "leaky_relu", "identity", "dropout",
@@ -127,14 +128,17 @@ def initial_state(
     if zero_init_residual:
         for node in _residual_bns(graph):
             state[f"{node.path}.weight"].fill(0.0)
-    return state
+    # state_dict order: a module's own tensors first, then its children (state_shapes).
+    return {key: state[key] for key in state_shapes(graph)}
 
 
 def _residual_bns(graph: Graph) -> list[Node]:
     """The bn that ends each `skip` body (see `initial_state`)."""
     found: list[Node] = []
+    # Only the adds of `skip` units: a join of named tensors (`add(a, b)`) is not a residual.
+    skips = {f.output for f in graph.frames if f.kind == "primitive" and f.name == "skip"}
     for node in graph.nodes():
-        if node.op != "add" or len(node.inputs) != 2:
+        if node.op != "add" or len(node.inputs) != 2 or node.id not in skips:
             continue
         body, shortcut = node.inputs
         if any(graph.node(i).op == "alpha" for i in node.inputs):
