@@ -62,6 +62,14 @@ NETWORKS: dict[str, Network] = {
                            lambda: torchvision.models.densenet121()),
     "dpn92": Network("specs/dpn92.res", "timm dpn92",
                      lambda: timm.create_model("dpn92", pretrained=False)),
+    # The networks of issue #8 (multi-branch joins, named tensors, guarded residuals).
+    "mobilenet_v2": Network("specs/mobilenet_v2.res", "torchvision mobilenet_v2",
+                            lambda: torchvision.models.mobilenet_v2()),
+    "res2net50_26w_4s": Network("specs/res2net50_26w_4s.res", "timm res2net50_26w_4s",
+                                lambda: timm.create_model("res2net50_26w_4s", pretrained=False)),
+    "inception_resnet_v2": Network("specs/inception_resnet_v2.res", "timm inception_resnet_v2",
+                                   lambda: timm.create_model("inception_resnet_v2",
+                                                             pretrained=False)),
     # Not in the default set: a small network for a quick look and for the tests.
     "resnet18": Network("specs/resnet18.res", "torchvision resnet18",
                         lambda: torchvision.models.resnet18()),
