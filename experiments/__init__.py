@@ -1,0 +1,1 @@
+"""Experiments that measure the residual claims with resdsl (docs/experiments.md)."""
