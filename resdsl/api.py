@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from resdsl.backends.dot_draw import Drawing
     from resdsl.backends.onnx_export import OnnxResult
+    from resdsl.ir.paths import PathCounts
     from resdsl.weights import LoadReport
 
 
@@ -81,6 +82,13 @@ class Network:
     def info(self, depth: int = 2) -> list[Row]:
         """Parameters, MACs and output shape per module, `depth` levels deep."""
         return rollup(self.graph, depth)
+
+    def paths(self) -> PathCounts:
+        """Input-to-output paths by length, the joins each enters through its body (Veit et
+        al. 2016): `counts[k]` for a ResNet of n units is C(n, k). Graph only, no torch."""
+        from resdsl.ir.paths import count_paths
+
+        return count_paths(self.graph, self.result.network.name_span)
 
     def state_shapes(self) -> dict[str, Shape]:
         """Every state_dict key with its shape, in module order."""

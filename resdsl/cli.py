@@ -90,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     from resdsl.bench_cmd import add_parser as add_bench
 
     add_bench(sub, common)
+    from resdsl.paths_cmd import add_parser as add_paths
+
+    add_paths(sub, common)
     return p
 
 
@@ -336,6 +339,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             from resdsl.bench_cmd import bench
 
             return bench(args, _options(args), out, err)
+        if args.command == "paths":
+            from resdsl.paths_cmd import paths
+
+            return paths(args, _options(args), out, err)
         return _info(args, out, err)
     except UsageError as exc:
         err.write(f"resdsl: error: {exc}\n")

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from resdsl.cli import main
-from resdsl.ir.elaborate import MAX_DEPTH, MAX_NODES, MAX_REPEAT, MAX_STEPS
-from resdsl.ir.evaluate import MAX_INT
+from resdsl.ir.elaborate import BODY_STEPS, MAX_DEPTH, MAX_NODES, MAX_PATH, MAX_REPEAT, MAX_STEPS
+from resdsl.ir.evaluate import MAX_INT, MAX_LENGTH, MAX_OPERATIONS
 from resdsl.ir.ops import MAX_DIM, USER_OPS
 from resdsl.ir.primitives import PRIMITIVES
 from resdsl.ir.resolve import MAX_CALL_DEPTH
-from resdsl.syntax.loader import MAX_IMPORT_DEPTH
+from resdsl.syntax.loader import FILE_TOKENS, MAX_IMPORT_DEPTH, MAX_TOKENS
 from resdsl.syntax.parser import MAX_EXPR_DEPTH, MAX_FILE_BYTES, MAX_NESTING
 from tests.conftest import ROOT, SPECS
 
@@ -100,7 +100,14 @@ def test_documented_limits_match_the_source() -> None:
         "expression nesting": f"{MAX_EXPR_DEPTH} levels",
         "repeat count": f"{MAX_REPEAT:,}",
         "nodes in the elaborated network": f"{MAX_NODES:,}",
-        "statements run while elaborating": f"{MAX_STEPS:,}",
+        "tokens in the spec": f"{MAX_TOKENS:,}",
+        "tokens in the spec and every": f"counts {FILE_TOKENS} more",
+        "steps while elaborating": f"{MAX_STEPS:,}",
+        "steps while elaborating: a statement": ("", "one", "two", "three", "four")[BODY_STEPS],
+        "operations of expressions": f"{MAX_OPERATIONS:,}",
+        "characters in a string": f"{MAX_LENGTH:,}",
+        "values in a list": f"{MAX_LENGTH:,}",
+        "characters in a module path": f"{MAX_PATH:,}",
         "any dimension": f"{MAX_DIM:,}",
         "any integer value": f"{MAX_INT:,}",
         "blocks calling blocks": f"{MAX_CALL_DEPTH} levels",

@@ -284,3 +284,29 @@ def test_state_shapes_list_the_keys_in_state_dict_order(spec: str) -> None:
 
     net = resdsl.load(str(SPECS / f"{spec}.res"))
     assert list(net.state_shapes()) == list(net.to_torch(seed=0).state_dict())
+
+
+def test_functions_may_be_called_any_number_of_times(tmp_path: Path) -> None:
+    # The nesting limit counts calls inside calls, not calls one after another.
+    spec = """
+def twice(v) { return 2 * v }
+network n() {
+    input [3, 8, 8]
+    repeat 150 as i { conv(twice(1) + twice(twice(1)) - 5, 1) }
+}"""
+    g = graph_of(tmp_path, spec)
+    assert sum(1 for node in g.nodes() if node.op == "conv") == 150
+
+
+def test_the_graph_converts_to_networkx(tmp_path: Path) -> None:
+    nx = pytest.importorskip("networkx")
+    g = graph_of(tmp_path, """
+network n() { input [4, 8, 8]
+    x = in
+    conv(4, 3); add(in, x, x) }""")
+    h = g.to_networkx()
+    assert nx.is_directed_acyclic_graph(h)
+    assert sorted((u, v, d["index"]) for u, v, d in h.edges(data=True)) == g.edges()
+    add = next(n for n in g.nodes() if n.op == "add")
+    assert sorted(d["index"] for _, _, d in h.in_edges(add.id, data=True)) == [0, 1, 2]
+    assert h.nodes[add.id]["path"] == add.path and h.nodes[add.id]["shape"] == (4, 8, 8)

@@ -52,7 +52,7 @@ CODES: dict[str, str] = {
     "E0401": "a value has the wrong type",
     "E0402": "wrong number of arguments",
     "E0403": "a count is not an integer",
-    "E0404": "a number is too large",
+    "E0404": "a value is too large",
     "E0405": "division by zero",
     "E0406": "a repeat count is not a positive integer",
     "E0407": "an index is out of range",
@@ -61,6 +61,7 @@ CODES: dict[str, str] = {
     "E0501": "a network has no input",
     "E0502": "a network has more than one input, or statements before it",
     "E0503": "the network is too large",
+    "E0504": "a layer's output is never used",
     # E06xx: weights (a checkpoint file or state_dict, not the spec)
     "E0601": "the weights file cannot be read",
     "E0602": "the weights file is not a valid checkpoint",

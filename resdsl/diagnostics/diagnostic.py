@@ -7,7 +7,10 @@ into the spec's text with `Span`s. Nothing here formats text; `render.py` does t
 from __future__ import annotations
 
 import enum
+import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 @dataclass(frozen=True, eq=False)
@@ -17,18 +20,35 @@ class Source:
     path: str
     text: str
 
+    @cached_property
+    def _line_starts(self) -> list[int]:
+        """The offset of each line's first character. Built once, on the first span: the
+        parser asks for a span per token it reports and elaboration per node, so counting
+        newlines from the start of the file each time made a long file cost quadratic time."""
+        return [0, *(m.end() for m in _NEWLINE.finditer(self.text))]
+
     def line(self, number: int) -> str:
         """Line `number` (1-based) without its newline; empty past the end."""
-        lines = self.text.split("\n")
-        return lines[number - 1].rstrip("\r") if 1 <= number <= len(lines) else ""
+        starts = self._line_starts
+        if not 1 <= number <= len(starts):
+            return ""
+        end = starts[number] - 1 if number < len(starts) else len(self.text)
+        return self.text[starts[number - 1] : end].rstrip("\r")
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """The 1-based line and column of character `offset`, in O(log lines)."""
+        starts = self._line_starts
+        line = max(1, bisect_right(starts, offset))
+        return line, offset - starts[line - 1] + 1
 
     def span(self, start: int, end: int) -> Span:
         """The span of characters `start:end`, with its line and column computed."""
-        line = self.text.count("\n", 0, start) + 1
-        col = start - (self.text.rfind("\n", 0, start) + 1) + 1
-        end_line = self.text.count("\n", 0, end) + 1
-        end_col = end - (self.text.rfind("\n", 0, end) + 1) + 1
+        line, col = self.position(start)
+        end_line, end_col = self.position(end)
         return Span(self, line, col, end_line, end_col)
+
+
+_NEWLINE = re.compile("\n")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ recorded as a `Frame` of the graph, so the spec's structure survives the lowerin
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -50,16 +50,18 @@ from resdsl.syntax import ast
 # Limits that keep a hostile spec from exhausting memory; docs/language.md lists them. With
 # MAX_STEPS and the evaluator's MAX_OPERATIONS, they are sized so that `resdsl check` and
 # `info` finish within 5 s and 1 GB whatever the spec (measured: bench/frontend_limits.py).
-MAX_NODES = 100_000
+MAX_NODES = 50_000
 MAX_REPEAT = 100_000
 # Bodies (of block calls, sequences, primitives, repeats) inside each other; elaboration
 # recurses once per level, so this also keeps it far from Python's recursion limit.
 MAX_DEPTH = 100
-# Steps run while elaborating (ten per node, with room to spare): each statement and each
-# body (a block call, a repeat iteration, ...) counts one, and a body one more per 64 visible
-# variables, which it copies. So a repeat of statements or bodies that create no node, such
-# as guarded-off ones, cannot run forever, nor copy a large scope a hundred thousand times.
-MAX_STEPS = 1_000_000
+# Steps run while elaborating: each statement counts one; each body (a block call, a
+# repeat iteration, ...) BODY_STEPS, as it costs about that many statements (its frame,
+# scope and context), and one more per 64 visible variables, which it copies. So a repeat
+# of statements or bodies that create no node, such as guarded-off ones, cannot run long,
+# nor copy a large scope a hundred thousand times. The shipped specs take 2 to 6 a node.
+MAX_STEPS = 400_000
+BODY_STEPS = 4
 # A module path (`layer1.0.conv1`), interpolated names included, holds at most this many
 # characters: each node keeps its path.
 MAX_PATH = 1_000
@@ -264,7 +266,7 @@ class Elaborator:
                 help="flatten the spec: call blocks one after another, not inside each other",
             )
         self.depth += 1
-        self.steps += len(stmts) + 1 + len(env) // 64
+        self.steps += len(stmts) + BODY_STEPS + len(env) // 64
         if self.steps > MAX_STEPS and stmts:
             raise self._too_long(stmts[0].span)
         try:
@@ -407,13 +409,14 @@ class Elaborator:
         env_b = self.bind_block(block, call, env, x)
         if name is not None:
             child = self.child(scope, name, block.name, label_span)
-            with _context(f"in `{child.path}` ({block.name}), called at {call.span}"):
+            with _context(lambda: f"in `{child.path}` ({block.name}), called at {call.span}"):
                 fid = self.graph.open_frame("block", block.name, child.path, span, env_b, x.node)
                 return self.closed(fid, self.body(block.body, x, child, env_b))
         scope.trail.append((call.span, block.name, 0))
-        where = f"in `{scope.path}`" if scope.path else "at the top level"
+        path = scope.path
         try:
-            with _context(f"{where} ({block.name}), called at {call.span}"):
+            with _context(lambda: (f"in `{path}`" if path else "at the top level")
+                          + f" ({block.name}), called at {call.span}"):
                 fid = self.graph.open_frame("block", block.name, None, span, env_b, x.node)
                 return self.closed(fid, self.body(block.body, x, scope, env_b))
         finally:
@@ -541,14 +544,14 @@ class Elaborator:
             final: dict[str, Value] = {}
             if stmt.label is not None:
                 inner = self.child(outer, str(i), kind, stmt.span)
-                where = f"in `{inner.path}`, iteration {i} of the repeat at {stmt.span}"
+                where = _iteration_note(inner.path, i, stmt.span)
                 with _context(where):
                     it = self.graph.open_frame("iteration", "iteration", inner.path, stmt.span,
                                                {"index": i}, x.node)
                     x = self.closed(it, self.body(stmt.body, x, inner, env_i, final))
             else:
                 outer.trail.append((stmt.span, "repeat", i))
-                where = f"in iteration {i} of the repeat at {stmt.span}"
+                where = _iteration_note(None, i, stmt.span)
                 try:
                     with _context(where):
                         it = self.graph.open_frame("iteration", "iteration", None, stmt.span,
@@ -570,9 +573,7 @@ class Elaborator:
         self, start: int, start_steps: int, count: int, stmt: ast.RepeatStmt
     ) -> None:
         """Refuse a repeat whose first iteration shows it would pass MAX_NODES or MAX_STEPS,
-        before spending the time to run it."""
-        if start_steps + (self.steps - start_steps) * count > MAX_STEPS:
-            raise self._too_long(stmt.count.span)
+        before spending the time to run it. Nodes first: the likelier mistake to report."""
         projected = start + (len(self.graph) - start) * count
         if projected > MAX_NODES:
             raise fail(
@@ -583,15 +584,19 @@ class Elaborator:
                 f"{count:,} repetitions",
                 help="check the repeat counts",
             )
+        if start_steps + (self.steps - start_steps) * count > MAX_STEPS:
+            raise self._too_long(stmt.count.span)
 
     @staticmethod
     def _too_long(span: Span) -> SpecError:
         # Statements that create nothing (guarded off, bindings) still take time to run.
         return fail(
             "E0503",
-            f"the spec runs more than {MAX_STEPS:,} statements",
+            f"the spec runs more than {MAX_STEPS:,} steps",
             span,
             "the limit is reached here",
+            notes=(f"a statement run is one step; a body run (a block call, a repeat "
+                   f"iteration) is {BODY_STEPS}",),
             help="check the repeat counts",
         )
 
@@ -732,13 +737,14 @@ class Elaborator:
 
 
 @contextmanager
-def _context(where: str) -> Iterator[None]:
+def _context(where: Callable[[], str]) -> Iterator[None]:
     """Say which block call or repeat iteration an error inside it came from: the note goes
     under the diagnostic, innermost first, like a call stack."""
     try:
         yield
     except SpecError as exc:
-        exc.diagnostics[:] = [_with_context(d, where) if d.is_error else d
+        note = where()  # formatted only on an error: repeats run this for every iteration
+        exc.diagnostics[:] = [_with_context(d, note) if d.is_error else d
                               for d in exc.diagnostics]
         raise
 
@@ -746,6 +752,12 @@ def _context(where: str) -> Iterator[None]:
 # Context notes shown per diagnostic; outer ones are counted, not listed.
 MAX_CONTEXT = 4
 _MORE = re.compile(r"and (\d+) more enclosing calls? and iterations?")
+
+
+def _iteration_note(path: str | None, i: int, span: Span) -> Callable[[], str]:
+    if path is not None:
+        return lambda: f"in `{path}`, iteration {i} of the repeat at {span}"
+    return lambda: f"in iteration {i} of the repeat at {span}"
 
 
 def _with_context(d: Diagnostic, where: str) -> Diagnostic:

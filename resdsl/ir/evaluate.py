@@ -25,7 +25,7 @@ MAX_LENGTH = 10_000
 # Operations one evaluator may run: every expression evaluated counts one, and so does each
 # value walked to measure, compare or scan a list. User functions that call each other
 # several times multiply their work; this bounds it (docs/language.md §Limits).
-MAX_OPERATIONS = 2_000_000
+MAX_OPERATIONS = 1_000_000
 FUNCTIONS = ("abs", "int", "len", "max", "min", "round")
 # User functions calling user functions; each level is one Python call.
 MAX_FUNCTION_DEPTH = 100
@@ -367,7 +367,7 @@ class Evaluator:
         if self._calls >= MAX_FUNCTION_DEPTH:
             raise fail("E0004", f"functions call each other more than {MAX_FUNCTION_DEPTH} "
                        "levels deep", node.span, "too deep")
-        self._calls += 1
+        self._calls += 1  # the nesting depth: one level per call being evaluated
         try:
             local: dict[str, Value] = {}
             for param in fn.params:
@@ -385,3 +385,5 @@ class Evaluator:
                 if note not in d.notes:
                     exc.diagnostics[i] = replace(d, notes=(*d.notes, note))
             raise
+        finally:
+            self._calls -= 1

@@ -7,17 +7,30 @@ library that ships with resdsl. Nothing else is searched, so a spec cannot read 
 
 from __future__ import annotations
 
+import errno
+import itertools
 import os
+import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from resdsl._resources import library_root
-from resdsl.diagnostics import Diagnostic, Label, SpecError, error, fail
-from resdsl.syntax import ast
+from resdsl.diagnostics import Diagnostic, Label, Source, Span, SpecError, error, fail
+from resdsl.syntax import ast, parser
 from resdsl.syntax.parser import decode, parse
 
 # Files importing files; loading recurses once per level.
 MAX_IMPORT_DEPTH = 64
+# Tokens in the spec and all the files it imports, together. Parsing costs about 10 to 25 µs
+# a token, so this bounds it to about a second (docs/language.md §Limits); the largest
+# shipped spec has 758. Each file counts FILE_TOKENS more, for the cost of finding, reading
+# and parsing it, so that ten thousand imports of empty files are bounded too.
+MAX_TOKENS = 50_000
+FILE_TOKENS = 50
+# What counts as a token: a name or number, a string, a two-character operator or any other
+# character but a space; comments are matched (so that they are skipped) but not counted.
+_TOKENS = re.compile(r'#[^\n]*|("[^"\n]*"?|[A-Za-z0-9_]+|\*\*|//|[=!<>]=|\S)')
 
 
 @dataclass
@@ -30,17 +43,107 @@ class Program:
     imports: dict[tuple[str, str], ast.File] = field(default_factory=dict)
 
 
-def read_source(path: str) -> ast.File:
+def _cannot_read(path: str, reason: str, span: Span | None) -> SpecError:
+    return fail(
+        "E0001",
+        f"cannot read `{path}`: {reason}",
+        span,
+        "imported here" if span is not None else "",
+        help="check the path; specs are .res files",
+    )
+
+
+def _kind(mode: int) -> str | None:
+    """What a file that is not a regular file is, said plainly; None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return os.strerror(errno.EISDIR)
+    if stat.S_ISFIFO(mode):
+        return "it is a named pipe (FIFO), not a file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "it is a device, not a file"
+    if stat.S_ISSOCK(mode):
+        return "it is a socket, not a file"
+    return "it is not a regular file"
+
+
+def _too_large(path: str, size: str, span: Span | None) -> SpecError:
+    return fail(
+        "E0003",
+        f"`{path}` is {size} bytes; specs are limited to {parser.MAX_FILE_BYTES:,}",
+        span,
+        "imported here" if span is not None else "",
+        help="split the spec into block libraries imported with `use`",
+    )
+
+
+def read_limited(path: str, span: Span | None = None) -> bytes:
+    """The bytes of the spec at `path`, sized before they are read: a directory, FIFO, device
+    or socket is refused without reading (a FIFO would block, a device never end), and a file
+    over MAX_FILE_BYTES is refused from its size, reading at most MAX_FILE_BYTES + 1 bytes
+    even when the size lies (a file that grows, a /proc file that says 0). `span` is the
+    `use` that imports the file, for the diagnostic."""
     try:
-        data = Path(path).read_bytes()
+        kind = _kind(os.stat(path).st_mode)
+        if kind is not None:
+            raise _cannot_read(path, kind, span)
+        # O_NONBLOCK: if the path became a FIFO since the stat, opening it does not wait for
+        # a writer; the fstat below then refuses it.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
+        raise _cannot_read(path, exc.strerror or str(exc), span) from None
+    try:
+        info = os.fstat(fd)
+        kind = _kind(info.st_mode)
+        if kind is not None:
+            raise _cannot_read(path, kind, span)
+        if info.st_size > parser.MAX_FILE_BYTES:
+            raise _too_large(path, f"{info.st_size:,}", span)
+        chunks: list[bytes] = []
+        left = parser.MAX_FILE_BYTES + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise _cannot_read(path, exc.strerror or str(exc), span) from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > parser.MAX_FILE_BYTES:
+        raise _too_large(path, f"more than {parser.MAX_FILE_BYTES:,}", span)
+    return data
+
+
+def read_source(path: str, span: Span | None = None, budget: int = MAX_TOKENS) -> ast.File:
+    """Read and parse the spec at `path`; `span` is the `use` that imports it, if any.
+    `budget` is the tokens it may hold (what MAX_TOKENS leaves after the files before it)."""
+    source = decode(path, read_limited(path, span))
+    count_tokens(source, budget)
+    return parse(source)
+
+
+def count_tokens(source: Source, budget: int = MAX_TOKENS) -> int:
+    """The tokens of `source`, counted before it is parsed (in C, about 0.1 s a MiB); past
+    `budget`, an error at the first token over it."""
+    found = _TOKENS.findall(source.text)
+    count = len(found) - found.count("")
+    if count > budget:
+        real = (m for m in _TOKENS.finditer(source.text) if m.group(1))
+        over = next(itertools.islice(real, max(budget, 0), None))  # count > budget ≥ 0
         raise fail(
-            "E0001",
-            f"cannot read `{path}`: {exc.strerror or exc}",
-            None,
-            help="check the path; specs are .res files",
-        ) from None
-    return parse(decode(path, data))
+            "E0003",
+            f"`{source.path}` has {count:,} tokens; a spec, with the files it imports, is "
+            f"limited to {MAX_TOKENS:,}",
+            source.span(over.start(), over.end()),
+            "the limit is crossed here",
+            help="split the spec into block libraries imported with `use`, and write repeated "
+            "layers with `repeat`",
+        )
+    return count
 
 
 def _display(path: Path) -> str:
@@ -60,6 +163,8 @@ class _Loader:
         self.root = Path(main_path).resolve().parent
         self.library = library_root().resolve()
         self.loaded: dict[Path, ast.File] = {}
+        self.tokens = 0  # in the files loaded so far, bounded by MAX_TOKENS
+        self.full = False  # the token budget is spent: load nothing more
         self.diagnostics: list[Diagnostic] = []
 
     def resolve(self, importer: Path, use: ast.Use) -> Path:
@@ -90,6 +195,11 @@ class _Loader:
         for candidate in candidates:
             if candidate.is_file():
                 return candidate
+        # A folder, FIFO or device of that name: loading it reports what it is (E0001),
+        # which says more than "not found".
+        for candidate in candidates:
+            if candidate.exists():
+                return candidate
         where = " or ".join(_display(c) for c in dict.fromkeys(candidates)) or "nowhere"
         raise fail(
             "E0208",
@@ -103,9 +213,25 @@ class _Loader:
     def load(self, path: Path, display: str, chain: tuple[tuple[Path, ast.Use], ...]) -> ast.File:
         if path in self.loaded:
             return self.loaded[path]
-        file = read_source(display)
+        span = chain[-1][1].span if chain else None
+        self.tokens += FILE_TOKENS
+        if self.tokens > MAX_TOKENS:
+            self.full = True  # one diagnostic, not one per import after it
+            raise fail(
+                "E0003",
+                f"the spec imports too many files: each counts {FILE_TOKENS} tokens, and a "
+                f"spec, with the files it imports, is limited to {MAX_TOKENS:,}",
+                span,
+                "the limit is crossed here",
+                help="import fewer, larger block libraries",
+            )
+        source = decode(display, read_limited(display, span))
+        self.tokens += count_tokens(source, MAX_TOKENS - self.tokens)
+        file = parse(source)
         self.loaded[path] = file
         for use in file.uses:
+            if self.full:
+                break
             try:
                 target = self.resolve(path, use)
             except SpecError as exc:

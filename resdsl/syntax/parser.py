@@ -532,7 +532,14 @@ class _ToAst(Transformer_NonRecursive[Any, Any]):
         return self._deep(ast.Attr(c[0], str(c[1]), self._span(meta)), c[0])
 
     def int_(self, meta: Any, c: list[Any]) -> ast.Literal:
-        return ast.Literal(int(str(c[0]).replace("_", "")), self._span(meta))
+        digits = str(c[0]).replace("_", "")
+        # A literal is above every limit (2**63 − 1) past 19 digits, which evaluating it
+        # reports; past 300, converting it would cost time quadratic in its length (Python
+        # refuses past 4,300 digits), and it could not be shown as a float, so stop here.
+        if len(digits.lstrip("0")) > 300:
+            raise fail("E0404", f"number too large: {len(digits):,} digits", self._span(meta),
+                       "limit is 9,223,372,036,854,775,807")
+        return ast.Literal(int(digits), self._span(meta))
 
     def float_(self, meta: Any, c: list[Any]) -> ast.Literal:
         return ast.Literal(float(str(c[0]).replace("_", "")), self._span(meta))
