@@ -183,9 +183,12 @@ def test_interface_and_metadata() -> None:
     assert meta["parameters"] == str(net.counts().params)
     assert "classes=10" in meta["network_parameters"] and "k_r=96" in meta["network_parameters"]
     assert meta["input_shape"] == "3×64×64"
-    # Traceability: the conv of the first unit's 3x3 layer comes from the spec's line 7.
+    # Traceability: the conv of the first unit's 3x3 layer comes from the spec line of the
+    # `conv` inside the block `bn_act_conv`, which `c3x3_b` calls.
+    lines = (SPECS / "dpn92.res").read_text("utf-8").splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if text.strip().startswith("conv: conv("))
     conv = next(n for n in model.graph.node if n.name == "features.conv2_1.c3x3_b.conv")
-    assert conv.doc_string == "dpn92.res:7"
+    assert conv.doc_string == f"dpn92.res:{line}"
     r50 = resdsl.load(str(SPECS / "resnet50.res"), input_shape=(3, 64, 64)).to_onnx()
     conv2 = next(n for n in r50.graph.node if n.name == "layer2.0.conv2")
     assert conv2.doc_string == "blocks/resnet.res:" + str(

@@ -241,18 +241,36 @@ class Process:
                     lines[0] if lines else "")
 
 
+# `resdsl COMMAND SPEC` that writes its own peak RSS (VmHWM) to $RESDSL_HWM as it exits.
+# The kernel's ru_maxrss of a child also counts the parent's memory copied at fork (before
+# exec): run from a test session that has loaded torch, it would report gigabytes.
+_REPORTING_MAIN = """
+import os, sys
+from resdsl.cli import main
+try:
+    code = main(sys.argv[1:])
+finally:
+    with open("/proc/self/status", encoding="ascii") as f:
+        hwm = next((line.split()[1] for line in f if line.startswith("VmHWM:")), "0")
+    with open(os.environ["RESDSL_HWM"], "w", encoding="ascii") as f:
+        f.write(hwm)
+sys.exit(code)
+"""
+
+
 def run_process(command: str, spec: Path, address_space: int = ADDRESS_SPACE) -> Process:
-    """`python -m resdsl COMMAND SPEC` in a fresh process, as a user runs it, under an
-    address-space cap (`ulimit -v`); CPU time and peak RSS are that process's own
-    (`os.wait4`)."""
+    """`resdsl COMMAND SPEC` in a fresh process, as a user runs it, under an address-space
+    cap (`ulimit -v`); CPU time is that process's own (`os.wait4`), peak RSS its own VmHWM
+    (or ru_maxrss, an overestimate, if it died before it could say)."""
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
 
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    with tempfile.TemporaryFile() as out:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryDirectory() as tmp:
+        hwm_file = Path(tmp) / "hwm"
+        env = dict(os.environ, PYTHONPATH=str(ROOT), RESDSL_HWM=str(hwm_file))
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "resdsl", command, str(spec)],
+        proc = subprocess.Popen([sys.executable, "-c", _REPORTING_MAIN, command, str(spec)],
                                 stdout=out, stderr=subprocess.STDOUT, preexec_fn=limit,
                                 cwd=spec.parent, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -260,8 +278,9 @@ def run_process(command: str, spec: Path, address_space: int = ADDRESS_SPACE) ->
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read().decode("utf-8", "replace")
-    return Process(proc.returncode, wall, usage.ru_utime + usage.ru_stime,
-                   usage.ru_maxrss * 1024, text)
+        reported = hwm_file.read_text("ascii") if hwm_file.exists() else ""
+    rss = int(reported) * 1024 if reported.isdigit() else usage.ru_maxrss * 1024
+    return Process(proc.returncode, wall, usage.ru_utime + usage.ru_stime, rss, text)
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
