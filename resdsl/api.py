@@ -273,7 +273,7 @@ class Network:
             return None
 
     def describe_params(self) -> str:
-        return ", ".join(f"{k}={fmt_value(v)}" for k, v in self.params.items())
+        return ", ".join(f"{k}={fmt_value(v, full=True)}" for k, v in self.params.items())
 
 
 # Parameters and buffers a network may hold before anything is allocated for it, unless the

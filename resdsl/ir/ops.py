@@ -95,14 +95,18 @@ def a_type(value: Value) -> str:
     return name if name == "nothing" else ("an " if name[0] in "aeiou" else "a ") + name
 
 
-def fmt_value(value: Value) -> str:
-    """A value as a spec writes it: `true`, `"text"`, `[3, 224, 224]`, `2.5`."""
+def fmt_value(value: Value, full: bool = False) -> str:
+    """A value as a spec writes it: `true`, `"text"`, `[3, 224, 224]`, `2.5`. Lists of more
+    than 12 items are shortened, for messages, unless `full` (for metadata that must be exact)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return f'"{value}"'
     if isinstance(value, tuple):
-        return "[" + ", ".join(fmt_value(v) for v in value) + "]"
+        if len(value) > 12 and not full:  # messages show a list's ends, not 10,000 items
+            head = ", ".join(fmt_value(v) for v in value[:8])
+            return f"[{head}, ..., {fmt_value(value[-1])}] ({len(value):,} items)"
+        return "[" + ", ".join(fmt_value(v, full) for v in value) + "]"
     if isinstance(value, Tensor):
         return f"a tensor {fmt_shape(value.shape)}"
     return "nothing" if value is None else repr(value)

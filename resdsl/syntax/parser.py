@@ -72,7 +72,7 @@ def decode(path: str, data: bytes) -> Source:
         raise fail(
             "E0002",
             f"`{path}` is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
-            good.span(exc.start, exc.start),
+            good.span(len(good.text), len(good.text)),  # exc.start counts bytes
             "the text stops being UTF-8 here",
             help="a .res spec is a UTF-8 text file; check that this is the file you meant",
         ) from None
@@ -129,7 +129,11 @@ def parse_expression(text: str, origin: str) -> ast.Expr:
     except UnexpectedInput as exc:
         raise SpecError([_syntax_error(source, exc)]) from None
     except VisitError as wrapped:
-        raise fail("E0004", "expression nested too deeply", None) from wrapped.orig_exc
+        inner = wrapped.orig_exc
+        if not isinstance(inner, _DepthError):
+            raise inner from None  # a SpecError of the value itself (a too-long number)
+        raise fail("E0004", f"expression nested more than {MAX_EXPR_DEPTH} operations deep",
+                   inner.span, "too deep") from None
     return expr
 
 
