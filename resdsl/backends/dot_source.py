@@ -252,6 +252,9 @@ def _count(n: int) -> str:
 
 class _Drawer:
     def __init__(self, graph: Graph, settings: Settings, failure: Diagnostic | None) -> None:
+        # Primitives written with `branch`es: their merge joins equal branches.
+        self.branched = {f.parent for f in graph.frames
+                         if f.kind == "primitive" and f.name == "branch" and f.parent is not None}
         self.g = graph
         self.s = settings
         self.failure = failure
@@ -861,8 +864,13 @@ class _Drawer:
             return "transform"
         ctx = self.frame(self.ctx(v))
         if look.role == "merge":
-            prim = ctx.name if ctx is not None else ""
-            return look.inputs(index, prim)
+            if ctx is None:
+                return "main"  # only a join of named tensors merges outside any primitive
+            if node.op != "weighted_sum" and (ctx.output != v or ctx.id in self.branched):
+                # A join of named tensors, or of a multi-branch `skip`/`concat`: no input is
+                # a shortcut or the dense bus, all are main paths.
+                return "main"
+            return look.inputs(index, ctx.name)
         if ctx is not None and ctx.kind == "clause":
             return "transform" if ctx.name == "transform" else "shortcut"
         return "main"
