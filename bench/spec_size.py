@@ -24,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from resdsl.ir.resolve import Blocks, calls_in, check_program
+from resdsl.ir.callgraph import calls_in
+from resdsl.ir.resolve import Blocks, check_program
 from resdsl.pipeline import select_network
 from resdsl.syntax import ast
 from resdsl.syntax.loader import load_program

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from resdsl.cli import main
+from resdsl.ir.callgraph import MAX_CALL_DEPTH
 from resdsl.ir.elaborate import BODY_STEPS, MAX_DEPTH, MAX_NODES, MAX_PATH, MAX_REPEAT, MAX_STEPS
 from resdsl.ir.evaluate import MAX_INT, MAX_LENGTH, MAX_OPERATIONS
 from resdsl.ir.ops import MAX_DIM, USER_OPS
 from resdsl.ir.primitives import PRIMITIVES
-from resdsl.ir.resolve import MAX_CALL_DEPTH
 from resdsl.syntax.loader import FILE_TOKENS, MAX_IMPORT_DEPTH, MAX_TOKENS
 from resdsl.syntax.parser import MAX_EXPR_DEPTH, MAX_FILE_BYTES, MAX_NESTING
 from tests.conftest import ROOT, SPECS
