@@ -92,6 +92,40 @@ def _spatial(a: Tensor, b: Tensor) -> bool:
     return len(a.shape) == len(b.shape) == 3 and a.shape[1:] == b.shape[1:]
 
 
+def _same_shape(a: Tensor, b: Tensor) -> bool:
+    return a.shape == b.shape
+
+
+def _joined_branches(
+    el: Elaborator,
+    stmt: ast.PrimitiveStmt,
+    x: Tensor,
+    scope: _Scope,
+    env: Env,
+    op: str,
+    agree: tuple[Callable[[Tensor, Tensor], bool], str, str, str],
+    init: dict[str, float] | None = None,
+) -> Tensor:
+    """The multi-branch form of `skip`, `weight` and `concat`: run the branches, check that
+    they agree (`agree`: the test, then the code, message and help of the error), and join
+    them with one `op` node named after the primitive."""
+    outs = branches(el, stmt, x, scope, env)
+    _same(outs, *agree)
+    return el.add(op, {}, tuple(t for t, _ in outs), scope.internal(stmt.kind, stmt.span),
+                  stmt.span, init=init)
+
+
+def _residual(
+    el: Elaborator, stmt: ast.PrimitiveStmt, x: Tensor, scope: _Scope, env: Env
+) -> tuple[Tensor, Tensor]:
+    """F(x) and S(x) of `skip` and `weight` (S the identity without a shortcut), checked to
+    have one shape."""
+    f = el.body(stmt.body, x, scope, env)
+    s = el.clause(stmt.shortcut, x, scope, env)
+    _check_residual(el, stmt, f, s if s is not None else x, s is None, stmt.kind)
+    return f, s if s is not None else x
+
+
 # ---------------------------------------------------------------------- primitives
 
 
@@ -99,37 +133,27 @@ def skip(
     el: Elaborator, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
 ) -> Tensor:
     if stmt.branches:
-        outs = branches(el, stmt, x, scope, env)
-        _same(outs, lambda a, b: a.shape == b.shape, "E0313",
-              "the branches of a sum have different shapes",
-              "every branch of `skip { branch ... }` must give the same shape")
-        return el.add("add", {}, tuple(t for t, _ in outs), scope.internal("skip", stmt.span),
-                      stmt.span)
-    f = el.body(stmt.body, x, scope, env)
-    s = el.clause(stmt.shortcut, x, scope, env)
-    _check_residual(el, stmt, f, s if s is not None else x, s is None, "skip")
+        return _joined_branches(el, stmt, x, scope, env, "add", (
+            _same_shape, "E0313", "the branches of a sum have different shapes",
+            "every branch of `skip { branch ... }` must give the same shape"))
+    f, s = _residual(el, stmt, x, scope, env)
     factor = args["scale"]
     assert isinstance(factor, float)
     if factor != 1.0:
         # x + 0.17·F(x) (Inception-ResNet): a constant, no parameter.
         f = el.add("rescale", {"factor": factor}, (f,), scope.internal("scale", stmt.span),
                    stmt.span)
-    return el.add("add", {}, (f, s or x), scope.internal("skip", stmt.span), stmt.span)
+    return el.add("add", {}, (f, s), scope.internal("skip", stmt.span), stmt.span)
 
 
 def weight(
     el: Elaborator, stmt: ast.PrimitiveStmt, args: Env, x: Tensor, scope: _Scope, env: Env
 ) -> Tensor:
     if stmt.branches:
-        outs = branches(el, stmt, x, scope, env)
-        _same(outs, lambda a, b: a.shape == b.shape, "E0313",
-              "the branches of a weighted sum have different shapes",
-              "every branch must give the same shape")
-        return el.add("weighted_sum", {}, tuple(t for t, _ in outs),
-                      scope.internal("weight", stmt.span), stmt.span, init={"": 0.0})
-    f = el.body(stmt.body, x, scope, env)
-    s = el.clause(stmt.shortcut, x, scope, env)
-    _check_residual(el, stmt, f, s if s is not None else x, s is None, "weight")
+        return _joined_branches(el, stmt, x, scope, env, "weighted_sum", (
+            _same_shape, "E0313", "the branches of a weighted sum have different shapes",
+            "every branch must give the same shape"), init={"": 0.0})
+    f, s = _residual(el, stmt, x, scope, env)
     init = args["init"]
     assert isinstance(init, float)
     alpha = el.add(
@@ -140,7 +164,7 @@ def weight(
         stmt.span,
         init={"": init},
     )
-    return el.add("add", {}, (s or x, alpha), scope.internal("weight", stmt.span), stmt.span)
+    return el.add("add", {}, (s, alpha), scope.internal("weight", stmt.span), stmt.span)
 
 
 def _check_residual(
@@ -273,12 +297,10 @@ def concat(
 ) -> Tensor:
     if stmt.branches:
         # Inception's filter concatenation: [B_1(x), ..., B_n(x)], x itself not included.
-        outs = branches(el, stmt, x, scope, env)
-        _same(outs, _spatial, "E0303", "the branches of a concat have different spatial sizes",
-              "every branch must give the same height and width (give the reduction branches "
-              "the same stride and padding)")
-        return el.add("concat", {}, tuple(t for t, _ in outs),
-                      scope.internal("concat", stmt.span), stmt.span)
+        return _joined_branches(el, stmt, x, scope, env, "concat", (
+            _spatial, "E0303", "the branches of a concat have different spatial sizes",
+            "every branch must give the same height and width (give the reduction branches "
+            "the same stride and padding)"))
     f = el.body(stmt.body, x, scope, env)
     if not _spatial(f, x):
         raise fail(

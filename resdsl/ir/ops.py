@@ -478,9 +478,13 @@ class Identity(_Elementwise):
     name = "identity"
 
 
-class Dropout(_Elementwise):
-    name = "dropout"
+class _Drop(_Elementwise):
+    """Ops that drop with a probability `p` in training: the same range check for both."""
+
     args = (ArgSpec("p", ArgType.FLOAT, 0.5),)
+    # What p is the probability of, and an example call, for the message.
+    drops: ClassVar[str] = ""
+    example: ClassVar[str] = ""
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
         p = a["p"]
@@ -488,14 +492,19 @@ class Dropout(_Elementwise):
         if not 0.0 <= p <= 1.0:
             raise ShapeError(
                 "E0408",
-                f"dropout's p must be between 0 and 1, not {p:g}",
+                f"{self.name}'s p must be between 0 and 1, not {p:g}",
                 f"p = {p:g}",
-                "p is the probability of zeroing a value, e.g. `dropout(0.5)`",
+                f"p is the probability of {self.drops}, e.g. `{self.example}`",
             )
         return ins[0]
 
 
-class DropPath(_Elementwise):
+class Dropout(_Drop):
+    name = "dropout"
+    drops, example = "zeroing a value", "dropout(0.5)"
+
+
+class DropPath(_Drop):
     """Stochastic depth per sample, as timm's `DropPath` (scale_by_keep=True): in training,
     each sample of the batch is zeroed with probability p and the others are scaled by
     1 / (1 − p); the identity in eval mode and when p = 0. p = 1 zeroes every sample in
@@ -503,18 +512,7 @@ class DropPath(_Elementwise):
 
     name = "drop_path"
     args = (ArgSpec("p", ArgType.FLOAT, 0.0),)
-
-    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
-        p = a["p"]
-        assert isinstance(p, float)
-        if not 0.0 <= p <= 1.0:
-            raise ShapeError(
-                "E0408",
-                f"drop_path's p must be between 0 and 1, not {p:g}",
-                f"p = {p:g}",
-                "p is the probability of dropping a sample's path, e.g. `drop_path(0.1)`",
-            )
-        return ins[0]
+    drops, example = "dropping a sample's path", "drop_path(0.1)"
 
 
 class Slice(Op):
