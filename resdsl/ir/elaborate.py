@@ -25,7 +25,7 @@ from dataclasses import replace
 
 from resdsl.diagnostics import Diagnostic, Label, Span, SpecError, fail
 from resdsl.ir import connect
-from resdsl.ir.evaluate import Env, Evaluator
+from resdsl.ir.evaluate import Env, Evaluator, not_a_tensor
 from resdsl.ir.graph import Graph, Scope
 from resdsl.ir.ops import (
     MAX_DIM,
@@ -426,16 +426,12 @@ class Elaborator:
 
     def switch(self, stmt: ast.CallStmt, env: Env) -> Tensor:
         """`t`: the statement is a tensor's name, and the flow continues from that tensor."""
-        value = env[stmt.call.target]
+        name = stmt.call.target
+        value = env[name]
         if not isinstance(value, Tensor):
-            raise fail(
-                "E0401",
-                f"`{stmt.call.target}` is {a_type(value)}, not a tensor",
-                stmt.call.span,
-                f"this is {fmt_value(value)}",
-                help=f"a statement that is just a name continues from the tensor of that "
-                f"name (`{stmt.call.target} = in` names one)",
-            )
+            raise not_a_tensor(name, value, stmt.call.span,
+                               f"a statement that is just a name continues from the tensor of "
+                               f"that name (`{name} = in` names one)")
         if self.group is not None:
             raise self._not_in_group(stmt.call.target, stmt.span)
         return value
@@ -632,20 +628,8 @@ class Elaborator:
         return out
 
     def bind_block(self, block: ast.Definition, call: ast.Call, env: Env, x: Tensor) -> Env:
-        given: dict[str, Value] = {}
-        for param, arg in zip(block.params, (a for a in call.args if a.name is None), strict=False):
-            given[param.name] = self.eval(arg.value, env, x.shape)
-        for arg in call.args:
-            if arg.name is not None:
-                given[arg.name] = self.eval(arg.value, env, x.shape)
-        bound: dict[str, Value] = {}
-        for param in block.params:
-            if param.name in given:
-                bound[param.name] = given[param.name]
-            else:
-                assert param.default is not None
-                bound[param.name] = self.eval(param.default, bound, x.shape)
-        return bound
+        given = self.eval.arguments(block.params, call.args, env, x.shape)
+        return self.eval.with_defaults(block.params, given, x.shape)
 
     # ------------------------------------------------------------------ nodes
 

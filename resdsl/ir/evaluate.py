@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 
-from resdsl.diagnostics import SpecError, fail
+from resdsl.diagnostics import Span, SpecError, fail
 from resdsl.ir.ops import Shape, Tensor, Value, a_type, fmt_value, type_name
 from resdsl.syntax import ast
 
@@ -79,6 +79,12 @@ def _too_long(node: ast.Expr, chars: int | None) -> SpecError:
         "too long",
         help="values are for sizes and names; a list counts the values of the lists inside it",
     )
+
+
+def not_a_tensor(name: str, value: Value, span: Span, help: str) -> SpecError:
+    """E0401 for a name used as a tensor that holds a value."""
+    return fail("E0401", f"`{name}` is {a_type(value)}, not a tensor", span,
+                f"this is {fmt_value(value)}", help=help)
 
 
 def _type_error(node: ast.Expr, op: str, *values: Value) -> SpecError:
@@ -224,14 +230,9 @@ class Evaluator:
             # `t.c`: the size of a named tensor.
             value = env[node.obj.name]
             if not isinstance(value, Tensor):
-                raise fail(
-                    "E0401",
-                    f"`{node.obj.name}` is {a_type(value)}, not a tensor",
-                    node.obj.span,
-                    f"this is {fmt_value(value)}",
-                    help=f"`.{node.name}` reads a size of `in` or of a tensor named with "
-                    f"`{node.obj.name} = in`",
-                )
+                raise not_a_tensor(node.obj.name, value, node.obj.span,
+                                   f"`.{node.name}` reads a size of `in` or of a tensor named "
+                                   f"with `{node.obj.name} = in`")
             shape = value.shape
         elif shape is None:
             raise fail(
@@ -353,29 +354,46 @@ class Evaluator:
         # `round` rounds half to even, as Python's (and so torchvision's `int(round(x))`).
         return _check(round(v) if name == "round" else int(v), node)
 
+    def arguments(
+        self, params: tuple[ast.Param, ...], args: tuple[ast.Arg, ...], env: Env,
+        shape: Shape | None,
+    ) -> dict[str, Value]:
+        """The values a call of a block or a function passes, positional then keyword,
+        evaluated where the call is (the static checks matched them to the parameters)."""
+        given: dict[str, Value] = {}
+        for param, arg in zip(params, (a for a in args if a.name is None), strict=False):
+            given[param.name] = self(arg.value, env, shape)
+        for arg in args:
+            if arg.name is not None:
+                given[arg.name] = self(arg.value, env, shape)
+        return given
+
+    def with_defaults(
+        self, params: tuple[ast.Param, ...], given: Mapping[str, Value], shape: Shape | None
+    ) -> dict[str, Value]:
+        """Every parameter bound: the given values, and the defaults of the others evaluated
+        in order in the callee's scope (`shape`: a block's input; None in a function)."""
+        bound: dict[str, Value] = {}
+        for param in params:
+            if param.name in given:
+                bound[param.name] = given[param.name]
+            else:
+                assert param.default is not None
+                bound[param.name] = self(param.default, bound, shape)
+        return bound
+
     def _user_function(
         self, fn: ast.Function, node: ast.FuncCall, env: Env, shape: Shape | None
     ) -> Value:
         """Bind the arguments (the static checks matched them to the parameters), then run
         the bindings and the result in the function's own scope, where `in` does not exist."""
-        given: dict[str, Value] = {}
-        for param, arg in zip(fn.params, (a for a in node.args if a.name is None), strict=False):
-            given[param.name] = self(arg.value, env, shape)
-        for arg in node.args:
-            if arg.name is not None:
-                given[arg.name] = self(arg.value, env, shape)
+        given = self.arguments(fn.params, node.args, env, shape)
         if self._calls >= MAX_FUNCTION_DEPTH:
             raise fail("E0004", f"functions call each other more than {MAX_FUNCTION_DEPTH} "
                        "levels deep", node.span, "too deep")
         self._calls += 1  # the nesting depth: one level per call being evaluated
         try:
-            local: dict[str, Value] = {}
-            for param in fn.params:
-                if param.name in given:
-                    local[param.name] = given[param.name]
-                else:
-                    assert param.default is not None
-                    local[param.name] = self(param.default, local, None)
+            local = self.with_defaults(fn.params, given, None)
             for binding in fn.bindings:
                 local[binding.name] = self(binding.value, local, None)
             return self(fn.result, local, None)
