@@ -100,8 +100,10 @@ def write_json(path: Path, doc: dict[str, Any]) -> None:
 
 
 def save_figure(fig: Any, path: Path) -> None:
-    # No creation date in the file: the same numbers give the same bytes.
+    """Write the figure and close it. No creation date in the file: the same numbers give the
+    same bytes."""
     fig.savefig(path, dpi=110, metadata={"Software": None})
+    pyplot().close(fig)
 
 
 def pyplot() -> Any:

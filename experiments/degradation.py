@@ -95,7 +95,6 @@ def plot(histories: dict[str, History], depths: tuple[int, ...], path: Path) -> 
                  fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

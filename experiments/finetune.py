@@ -138,7 +138,6 @@ def plot(curves: dict[str, dict[str, History]], path: Path) -> None:
                  "vs from scratch (same optimiser and budget)", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

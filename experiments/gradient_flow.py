@@ -117,7 +117,6 @@ def plot(results: dict[str, list[dict[str, object]]], depths: tuple[int, ...], b
                  fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -186,7 +186,6 @@ def plot(results: dict[str, Any], nets: tuple[tuple[str, int], ...], path: Path)
     fig.suptitle("Lesion study on the digits: test error after deleting one part at test time",
                  fontsize=10)
     save_figure(fig, path)
-    plt.close(fig)
 
 
 if __name__ == "__main__":
