@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from resdsl.diagnostics import SpecError, render_all_text, render_json
+from resdsl.diagnostics import SpecError, write_errors
 from resdsl.pipeline import Options, UsageError
 
 MIN_RUNS = 20
@@ -62,10 +62,7 @@ def bench(args: argparse.Namespace, options: Options, out: TextIO, err: TextIO) 
     try:
         rows, net_name, shape = _measure(args, options, err)
     except SpecError as exc:
-        if args.format == "json":
-            out.write(render_json(exc.diagnostics))
-        else:
-            err.write(render_all_text(exc.diagnostics))
+        write_errors(exc.diagnostics, args.format, out, err)
         return EXIT_SPEC
     if args.format == "json":
         doc = {"network": net_name, "spec": args.spec, "input": list(shape),

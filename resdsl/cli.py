@@ -15,7 +15,7 @@ from typing import TextIO
 from resdsl import __version__
 from resdsl.api import Network
 from resdsl.backends.torch_module import build_module
-from resdsl.diagnostics import Diagnostic, SpecError, render_all_text, render_json
+from resdsl.diagnostics import Diagnostic, SpecError, render_all_text, render_json, write_errors
 from resdsl.ir.ops import fmt_shape
 from resdsl.outputs import check_output
 from resdsl.passes.counts import rollup, totals
@@ -178,9 +178,7 @@ def _info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         result = build(args.spec, _options(args))
     except SpecError as exc:
-        if args.format == "json":
-            out.write(render_json(exc.diagnostics))
-        _report(exc.diagnostics, args.format, err)
+        write_errors(exc.diagnostics, args.format, out, err)
         return EXIT_SPEC
     _report(result.warnings, args.format, err)
     if args.format == "text":
@@ -254,9 +252,7 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             net.save_exported(output, build_module(net.graph, state))
             what = "torch.export archive"
     except SpecError as exc:
-        if args.format == "json":
-            out.write(render_json(exc.diagnostics))
-        _report(exc.diagnostics, args.format, err)
+        write_errors(exc.diagnostics, args.format, out, err)
         return EXIT_SPEC
     _report(net.result.warnings, args.format, err)
     t = net.counts()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from resdsl.diagnostics import SpecError, error, render_all_text, render_json
+from resdsl.diagnostics import SpecError, error, render_all_text, write_errors
 from resdsl.ir.paths import PathCounts, count_paths
 from resdsl.pipeline import Options, UsageError, build
 
@@ -42,10 +42,7 @@ def paths(args: argparse.Namespace, options: Options, out: TextIO, err: TextIO) 
             plot(counts, result.network.name, args.plot,
                  [f.source.path for f in result.program.files])
     except SpecError as exc:
-        if args.format == "json":
-            out.write(render_json(exc.diagnostics))
-        else:
-            err.write(render_all_text(exc.diagnostics))
+        write_errors(exc.diagnostics, args.format, out, err)
         return EXIT_SPEC
     if result.warnings and args.format == "text":
         err.write(render_all_text(result.warnings))

@@ -13,7 +13,7 @@ from resdsl.diagnostics.diagnostic import (
     fail,
     warning,
 )
-from resdsl.diagnostics.render import render_all_text, render_json, render_text
+from resdsl.diagnostics.render import render_all_text, render_json, render_text, write_errors
 
 __all__ = [
     "CODES",
@@ -30,4 +30,5 @@ __all__ = [
     "render_json",
     "render_text",
     "warning",
+    "write_errors",
 ]

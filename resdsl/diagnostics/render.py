@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import TextIO
 
 from resdsl.diagnostics.diagnostic import Diagnostic, Label, Span
 
@@ -115,3 +116,12 @@ def to_json(diagnostic: Diagnostic) -> dict[str, object]:
 
 def render_json(diagnostics: Iterable[Diagnostic]) -> str:
     return json.dumps([to_json(d) for d in diagnostics], indent=2, ensure_ascii=False) + "\n"
+
+
+def write_errors(diagnostics: Sequence[Diagnostic], fmt: str, out: TextIO, err: TextIO) -> None:
+    """A command's failure: with `--format json` the diagnostics array on stdout (what tools
+    read), else the text on stderr."""
+    if fmt == "json":
+        out.write(render_json(diagnostics))
+    elif diagnostics:
+        err.write(render_all_text(diagnostics))
