@@ -38,25 +38,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import resdsl  # noqa: E402
-from tests.conftest import ROOT, SPECS  # noqa: E402
+from tests.conftest import ROOT, SPECS, small_shape  # noqa: E402
 
 ALL_SPECS = sorted(p.stem for p in SPECS.glob("*.res"))
-# The ImageNet networks at 64×64 keep every spec's forward to milliseconds; the CIFAR ones
-# keep their own 32×32. Every spec here still has a spatial extent ≥ 1 at its last stage.
-SMALL = 64
-# Inception-ResNet-v2's valid convolutions and stride-2 reductions need at least 75×75
-# (timm's inception_resnet_v2 refuses smaller inputs for the same reason).
-SMALLEST = {"inception_resnet_v2": 75}
-
-
 def small(spec: str, **params: Any) -> resdsl.Network:
-    """The spec at its own input size, or 64×64 (or its smallest size) when that is larger."""
-    net = resdsl.load(str(SPECS / f"{spec}.res"), **params)
-    c, h, w = net.input_shape
-    size = SMALLEST.get(spec, SMALL)
-    if h <= size and w <= size:
-        return net
-    return resdsl.load(str(SPECS / f"{spec}.res"), input_shape=(c, size, size), **params)
+    """The spec at the small input the backend tests share (`tests.conftest.small_shape`)."""
+    return resdsl.load(str(SPECS / f"{spec}.res"), input_shape=small_shape(spec), **params)
 
 
 def batch(net: resdsl.Network, n: int, seed: int = 0) -> Any:
