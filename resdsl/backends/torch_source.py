@@ -625,19 +625,6 @@ def _child_names(draft: _Draft) -> Iterable[str]:
             yield head[5:].split(".")[0]
 
 
-def _child_region(parent: str, owner: str, regions: dict[str, _Region]) -> str | None:
-    """The region directly below `parent` on the way down to `owner`."""
-    if owner == parent:
-        return None
-    parts = owner.split(".")
-    start = parent.count(".") + 1 if parent else 0
-    for k in range(start + 1, len(parts) + 1):
-        prefix = ".".join(parts[:k])
-        if prefix in regions:
-            return prefix
-    return None
-
-
 def _type_name(value: HoleValue) -> str:
     if isinstance(value, tuple):
         return "tuple[int, ...]"

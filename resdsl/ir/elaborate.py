@@ -660,12 +660,6 @@ class Elaborator:
         nid = self.graph.add(op, args, tuple(t.node for t in inputs), shape, path, span, init)
         return Tensor(nid, shape)
 
-    @staticmethod
-    def _arg_int(args: Mapping[str, Value], name: str) -> int:
-        value = args[name]
-        assert isinstance(value, int)
-        return value
-
     # ------------------------------------------------------------------ primitives
 
     def primitive(self, stmt: ast.PrimitiveStmt, x: Tensor, scope: _Scope, env: Env) -> Tensor:

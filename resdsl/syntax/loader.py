@@ -118,14 +118,6 @@ def read_limited(path: str, span: Span | None = None) -> bytes:
     return data
 
 
-def read_source(path: str, span: Span | None = None, budget: int = MAX_TOKENS) -> ast.File:
-    """Read and parse the spec at `path`; `span` is the `use` that imports it, if any.
-    `budget` is the tokens it may hold (what MAX_TOKENS leaves after the files before it)."""
-    source = decode(path, read_limited(path, span))
-    count_tokens(source, budget)
-    return parse(source)
-
-
 def count_tokens(source: Source, budget: int = MAX_TOKENS) -> int:
     """The tokens of `source`, counted before it is parsed (in C, about 0.1 s a MiB); past
     `budget`, an error at the first token over it."""
