@@ -35,7 +35,14 @@ from resdsl.ir.elaborate import MAX_NODES, MAX_STEPS  # noqa: E402
 from resdsl.ir.evaluate import MAX_OPERATIONS  # noqa: E402
 from resdsl.syntax.loader import MAX_TOKENS  # noqa: E402
 from tests.fuzz.harness import run_process  # noqa: E402
-from tests.fuzz.hostile import CASES, Case, net  # noqa: E402
+from tests.fuzz.hostile import (  # noqa: E402
+    CASES,
+    CIFAR,
+    CIFAR_DEPTH_AT_LIMIT,
+    Case,
+    near_every_limit,
+    net,
+)
 
 BAR_CPU = 5.0
 BAR_RSS = 1 << 30
@@ -50,21 +57,19 @@ def limit_cases() -> list[Case]:
     """Specs just under each limit, and one that is near all of them at once."""
     nodes = MAX_NODES - 10
     steps_outer = MAX_STEPS // (4 * 990 + 5)
-    unused = "".join(f"block u{i}(c) {{ conv(c, 3); bn; relu }}\n" for i in range(2_000))
     return [
-        Case("tokens: 24,900 statements", net("relu;\n" * ((MAX_TOKENS - 200) // 2))),
+        Case(f"tokens: {(MAX_TOKENS - 200) // 2:,} statements",
+             net("relu;\n" * ((MAX_TOKENS - 200) // 2))),
         Case(f"nodes: {nodes:,} named", net(f"    layer: repeat {nodes} as i {{ r{{i}}: relu }}"),
              command="info"),
-        Case("nodes: CIFAR ResNet depth 12,362", 'use "blocks/cifar.res"\n'
-             "network r(depth = 12362) {\n    input [3, 32, 32]\n    cifar_resnet(depth, 10)\n}\n",
-             command="info"),
+        Case(f"nodes: CIFAR ResNet depth {CIFAR_DEPTH_AT_LIMIT:,}",
+             CIFAR.format(depth=CIFAR_DEPTH_AT_LIMIT), command="info"),
         Case(f"steps: {steps_outer} × 990 empty iterations",
              net(f"    repeat {steps_outer} {{ repeat 990 {{ }} }}")),
-        Case("steps: bindings", net("    repeat 560 { repeat 99 { _x = 1; _y = 2; _z = 3 } }")),
+        Case("steps: bindings",
+             net(f"    repeat {MAX_STEPS // 715} {{ repeat 99 {{ _x = 1; _y = 2; _z = 3 }} }}")),
         Case("operations: list of 400 expressions", net(_ops_repeat(MAX_OPERATIONS // 2_420, 400))),
-        Case("all limits at once", lambda: unused + net(
-            f"    layer: repeat {MAX_NODES - 6_000} as i {{ r{{i}}: relu }}\n"
-            "    repeat 100 { repeat 300 { } }\n" + _ops_repeat(400, 400))),
+        Case("all limits at once", near_every_limit),
     ]
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from resdsl.diagnostics import InternalError, Source, SpecError
-from resdsl.ir.elaborate import MAX_NODES, MAX_PATH
+from resdsl.ir.elaborate import MAX_PATH
 from resdsl.ir.evaluate import MAX_LENGTH, MAX_OPERATIONS, _size
 from resdsl.ir.graph import Graph
 from resdsl.ir.ops import Value
@@ -40,10 +40,12 @@ from tests.fuzz.harness import (
     run_process,
     run_texts,
 )
-from tests.fuzz.hostile import CASES, net
+from tests.fuzz.hostile import CASES, near_every_limit, net
 from tests.fuzz.mutate import Mutator
 
 SPECIAL = ROOT / "tests" / "golden" / "errors" / "special"
+# CPU time grows with the machine's load (cache and core sharing): a ceiling, not the contract.
+CPU_CEILING = 4 * CONTRACT_SECONDS
 
 
 def _codes(tmp_path: Path, text: str, name: str = "main.res") -> tuple[list[str], str]:
@@ -104,11 +106,15 @@ def test_the_generator_follows_the_grammar() -> None:
 
 
 def _contract(case_name: str, tmp_path: Path) -> str:
+    """Exit 0 or 1, no traceback, the expected diagnostic, and memory within the contract.
+    CPU time is not load-independent (a spec that takes 2 s on a quiet machine took 5.7 s with
+    the machine loaded twice over): its tight figure is bench/frontend_limits.py's; here only
+    a ceiling four times the contract, which catches a blow-up but not load."""
     case = next(c for c in CASES if c.name == case_name)
     run = run_process(case.command, case.write(tmp_path))
     assert run.code in (0, 1), run.text[-2000:]
     assert "Traceback" not in run.text
-    assert run.cpu < CONTRACT_SECONDS, (case_name, run.cpu)
+    assert run.cpu < CPU_CEILING, (case_name, run.cpu)
     assert run.rss < CONTRACT_RSS, (case_name, run.rss)
     if case.expect:
         assert any(f"error[{code}]" in run.text for code in case.expect), run.text[-2000:]
@@ -122,18 +128,22 @@ def test_the_issue_s_acceptance_cases_keep_the_contract(name: str, tmp_path: Pat
 
 
 def test_a_spec_near_every_limit_at_once_keeps_the_contract(tmp_path: Path) -> None:
-    """Unused blocks for tokens, a repeat of named nodes for nodes and steps, empty bodies for
-    steps, a list of expressions for operations: the costliest spec the limits admit."""
-    unused = "".join(f"block u{i}(c) {{ conv(c, 3); bn; relu }}\n" for i in range(2_000))
-    ops = ", ".join(["i + i * i"] * 400)
+    """The costliest spec the limits admit runs within the memory contract (and the CPU
+    ceiling); the tight CPU figure is measured by bench/frontend_limits.py."""
     spec = tmp_path / "all.res"
-    spec.write_text(unused + net(
-        f"    layer: repeat {MAX_NODES - 6_000} as i {{ r{{i}}: relu }}\n"
-        "    repeat 100 { repeat 300 { } }\n"
-        f"    repeat 400 as i {{ _x = [{ops}] }}"), encoding="utf-8")
+    spec.write_text(near_every_limit(), encoding="utf-8")
     run = run_process("check", spec)
     assert run.code == 0, run.text[-2000:]
-    assert run.cpu < CONTRACT_SECONDS and run.rss < CONTRACT_RSS, (run.cpu, run.rss)
+    assert run.cpu < CPU_CEILING and run.rss < CONTRACT_RSS, (run.cpu, run.rss)
+
+
+@pytest.mark.parametrize(("grow", "code"), [("tokens", "E0003"), ("nodes", "E0503"),
+                                            ("steps", "E0503"), ("operations", "E0503")])
+def test_that_spec_sits_within_a_fifth_of_every_limit(grow: str, code: str,
+                                                      tmp_path: Path) -> None:
+    """A load-independent proof that the spec above is the worst case: adding a fifth of any
+    one limit to its part crosses that limit."""
+    assert _codes(tmp_path, near_every_limit(grow))[0] == [code]
 
 
 # ---------------------------------------------------------------------- files

@@ -50,7 +50,7 @@ from resdsl.syntax import ast
 # Limits that keep a hostile spec from exhausting memory; docs/language.md lists them. With
 # MAX_STEPS and the evaluator's MAX_OPERATIONS, they are sized so that `resdsl check` and
 # `info` finish within 5 s and 1 GB whatever the spec (measured: bench/frontend_limits.py).
-MAX_NODES = 50_000
+MAX_NODES = 20_000
 MAX_REPEAT = 100_000
 # Bodies (of block calls, sequences, primitives, repeats) inside each other; elaboration
 # recurses once per level, so this also keeps it far from Python's recursion limit.
@@ -60,7 +60,7 @@ MAX_DEPTH = 100
 # scope and context), and one more per 64 visible variables, which it copies. So a repeat
 # of statements or bodies that create no node, such as guarded-off ones, cannot run long,
 # nor copy a large scope a hundred thousand times. The shipped specs take 2 to 6 a node.
-MAX_STEPS = 400_000
+MAX_STEPS = 160_000
 BODY_STEPS = 4
 # A module path (`layer1.0.conv1`), interpolated names included, holds at most this many
 # characters: each node keeps its path.

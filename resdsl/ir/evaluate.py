@@ -25,7 +25,7 @@ MAX_LENGTH = 10_000
 # Operations one evaluator may run: every expression evaluated counts one, and so does each
 # value walked to measure, compare or scan a list. User functions that call each other
 # several times multiply their work; this bounds it (docs/language.md §Limits).
-MAX_OPERATIONS = 1_000_000
+MAX_OPERATIONS = 400_000
 FUNCTIONS = ("abs", "int", "len", "max", "min", "round")
 # User functions calling user functions; each level is one Python call.
 MAX_FUNCTION_DEPTH = 100

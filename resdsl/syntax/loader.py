@@ -26,7 +26,7 @@ MAX_IMPORT_DEPTH = 64
 # a token, so this bounds it to about a second (docs/language.md §Limits); the largest
 # shipped spec has 758. Each file counts FILE_TOKENS more, for the cost of finding, reading
 # and parsing it, so that ten thousand imports of empty files are bounded too.
-MAX_TOKENS = 50_000
+MAX_TOKENS = 30_000
 FILE_TOKENS = 50
 # What counts as a token: a name or number, a string, a two-character operator or any other
 # character but a space; comments are matched (so that they are skipped) but not counted.

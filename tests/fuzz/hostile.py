@@ -13,11 +13,40 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from resdsl.ir.elaborate import MAX_NODES, MAX_STEPS
+from resdsl.ir.evaluate import MAX_OPERATIONS
+from resdsl.syntax.loader import MAX_TOKENS
+
 NET = "network n {{\n    input [3, 8, 8]\n{body}\n}}\n"
 
 
 def net(body: str, head: str = "") -> str:
     return head + NET.format(body=body)
+
+
+def near_every_limit(grow: str = "") -> str:
+    """The costliest spec the limits admit: unused blocks for tokens, a repeat of named nodes
+    for nodes (and steps), empty bodies for steps and lists of expressions for operations,
+    each part sized to bring its budget near its limit with the others. `grow` names one
+    budget (tokens, nodes, steps, operations) to add a fifth of its limit to, which crosses
+    it: the proof that the spec sits within 20% of every limit at once."""
+    def part(name: str, size: int, cost: int) -> int:
+        """`size` items of `cost` each, plus a fifth of the limit when `name` grows."""
+        limit = {"tokens": MAX_TOKENS, "nodes": MAX_NODES, "steps": MAX_STEPS,
+                 "operations": MAX_OPERATIONS}[name]
+        return size + (limit // 5 // cost + 1 if name == grow else 0)
+
+    # Costs: a block is 17 tokens; an iteration of 300 empty bodies about 1,200 steps; a list
+    # of 400 `i + i * i` about 2,000 operations.
+    blocks = part("tokens", (MAX_TOKENS * 9 // 10 - 100) // 17, 17)
+    nodes = part("nodes", MAX_NODES * 22 // 25, 1)
+    empty = part("steps", MAX_STEPS // 4_000, 1_200)
+    lists = part("operations", MAX_OPERATIONS // 2_500, 2_000)
+    row = ", ".join(["i + i * i"] * 400)
+    unused = "".join(f"block u{i}(c) {{ conv(c, 3); bn; relu }}\n" for i in range(blocks))
+    return unused + net(f"    layer: repeat {nodes} as i {{ r{{i}}: relu }}\n"
+                        f"    repeat {empty} {{ repeat 300 {{ }} }}\n"
+                        f"    repeat {lists} as i {{ _x = [{row}] }}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +130,10 @@ def _use_chain(folder_files: int) -> dict[str, str]:
     return files
 
 
+# The deepest CIFAR ResNet (depth 6n + 2) that the 20,000-node limit admits: 19,077 nodes
+# (found by bisection; depth 5,456 is refused, as its repeats are projected from their first,
+# projecting, unit).
+CIFAR_DEPTH_AT_LIMIT = 5_450
 CIFAR = 'use "blocks/cifar.res"\nnetwork r(classes = 10, depth = {depth}) {{\n' \
     "    input [3, 32, 32]\n    cifar_resnet(depth, classes)\n}}\n"
 
@@ -150,20 +183,23 @@ CASES: tuple[Case, ...] = (
     # --- time and memory at and past the limits (issue #10)
     Case("repeat_400k_nodes", net("    repeat 100000 { repeat 4 { relu } }"),
          expect=("E0503",)),
-    Case("repeat_at_node_limit", net("    layer: repeat 49990 as i { r{i}: relu }"),
+    Case("repeat_at_node_limit", net(f"    layer: repeat {MAX_NODES - 10} as i {{ r{{i}}: relu }}"),
          command="info", slow=True),
     Case("cifar_depth_110110", CIFAR.format(depth=110110), expect=("E0503",)),
-    Case("cifar_depth_at_limit", CIFAR.format(depth=12362), command="info", slow=True),
+    Case("cifar_depth_at_limit", CIFAR.format(depth=CIFAR_DEPTH_AT_LIMIT), command="info",
+         slow=True),
     Case("blocks_call_next_twice", lambda: _chain_blocks(40, 2), expect=("E0503",), slow=True),
     Case("blocks_call_next_ten_times", lambda: _chain_blocks(12, 10), expect=("E0503",), slow=True),
     Case("statements_150k", lambda: net("relu;\n" * 150_000), expect=("E0003",)),
     Case("statements_95k_one_line", lambda: net("    " + "relu; " * 95_000),
          expect=("E0003",)),
-    Case("statements_at_token_limit", lambda: net("relu;\n" * 24_900), slow=True),
+    Case("statements_at_token_limit", lambda: net("relu;\n" * ((MAX_TOKENS - 200) // 2)),
+         slow=True),
     Case("uses_2000_empty_files", _many_uses(2_000)[0] + net("    relu"),
          files=_many_uses(2_000)[1], expect=("E0003",)),
     Case("empty_repeats", net("    repeat 100000 { repeat 100000 { } }"), expect=("E0503",)),
-    Case("empty_repeats_at_limit", net("    repeat 100 { repeat 990 { } }"), slow=True),
+    Case("empty_repeats_at_limit", net(f"    repeat {MAX_STEPS // 3_965} {{ repeat 990 {{ }} }}"),
+         slow=True),
     Case("binding_repeats", net("    repeat 100000 { repeat 48 { _x = 1 } }"),
          expect=("E0503",)),
     Case("guarded_off_repeats", net("    repeat 100000 { repeat 100 { relu if false } }"),
