@@ -186,3 +186,56 @@ def test_define_values_are_constants(tmp_path: Path) -> None:
             graph_of(tmp_path, text, Options(defines={"c": bad}))
     g = graph_of(tmp_path, text, Options(defines={"c": "max(3, 2 * 5)"}))
     assert by_path(g)["x"].shape[0] == 10
+
+
+# ------------------------------------------------ other languages' spellings (issue 15)
+
+
+@pytest.mark.parametrize(("condition", "word"), [
+    ("a > 0 && a < 3", "and"), ("a > 0 || a < 3", "or"), ("!(a > 0)", "not"),
+    ("a > 0 & a < 3", "and"), ("a > 0 | a < 3", "or"),
+])
+def test_c_operators_suggest_the_language_words(
+    tmp_path: Path, condition: str, word: str
+) -> None:
+    with pytest.raises(SpecError) as exc:
+        graph_of(tmp_path, f"network n(a = 1) {{ input [4, 8, 8]; conv(4, 3) if {condition} }}")
+    (d,) = exc.value.diagnostics
+    fixed = condition.replace("&&", "and").replace("||", "or").replace("!(", "not (")
+    fixed = fixed.replace(" & ", " and ").replace(" | ", " or ")
+    assert d.code == "E0102" and f"written `{word}`" in d.message
+    assert d.help is not None and f"`conv(4, 3) if {fixed}`" in d.help
+
+
+@pytest.mark.parametrize(("value", "hint"), [
+    ("True", "write `true`"), ("False", "write `false`"), ("FALSE", "write `false`"),
+    ("None", "leave the argument out"), ("null", "leave the argument out"),
+])
+def test_other_languages_literals_get_the_right_spelling(
+    tmp_path: Path, value: str, hint: str
+) -> None:
+    with pytest.raises(SpecError) as exc:
+        graph_of(tmp_path, f"network n {{ input [4, 8, 8]; conv(4, 3, bias = {value}) }}")
+    (d,) = exc.value.diagnostics
+    assert d.code == "E0202" and d.help is not None and hint in d.help
+
+
+@pytest.mark.parametrize(("body", "help"), [
+    # The innermost repeat without an index is the one to name.
+    ("repeat 2 as s { repeat 3 { conv(4 + i, 3) } }", "`repeat 3 as i`"),
+    ("repeat n + 1 { conv(4 + k, 3) }", "`repeat n + 1 as k`"),
+    # A long name might be something else: the help says both.
+    ("repeat 2 { conv(4 + width, 3) }", "if `width` is the repeat's index"),
+    # A misspelling is still a misspelling.
+    ("repeat 2 { conv(4 + nn, 3) }", "did you mean `n`?"),
+    # Outside any repeat without an index: a parameter.
+    ("repeat 2 as j { conv(4 + i, 3) }", "add `i` as a parameter"),
+])
+def test_an_unknown_name_in_a_repeat_without_an_index_suggests_naming_it(
+    tmp_path: Path, body: str, help: str
+) -> None:
+    with pytest.raises(SpecError) as exc:
+        graph_of(tmp_path, f"network n(n = 1) {{ input [4, 8, 8]; {body} }}")
+    errors = [d for d in exc.value.diagnostics if d.is_error]
+    assert [d.code for d in errors] == ["E0202"]
+    assert errors[0].help is not None and help in errors[0].help

@@ -463,19 +463,17 @@ class Elaborator:
         try:
             OPS[op].infer([t.shape for t, _ in inputs], {})
         except ShapeError as exc:
+            if op == "mul":
+                raise _mul_error(call, inputs) from None
             raise fail(
                 exc.code,
                 f"`{call.target}` joins tensors of "
-                + ("different shapes" if op == "add" else "different spatial sizes"
-                   if op == "concat" else "shapes that do not broadcast"),
+                + ("different shapes" if op == "add" else "different spatial sizes"),
                 call.target_span,
                 ", ".join(fmt_shape(t.shape) for t, _ in inputs),
                 secondary=tuple(Label(s, f"gives {fmt_shape(t.shape)}") for t, s in inputs),
-                help={
-                    "add": "every tensor of a sum has the same shape",
-                    "concat": "concatenated tensors have the same height and width",
-                }.get(op, exc.help or "the factor has the input's channels and 1×1 or its "
-                      "spatial size"),
+                help="every tensor of a sum has the same shape" if op == "add"
+                else "concatenated tensors have the same height and width",
             ) from None
         name = self.name(stmt.label, env, x) if stmt.label is not None else None
         label_span = stmt.label.span if stmt.label is not None else call.span
@@ -712,6 +710,37 @@ class Elaborator:
             path = inner.path
         fid = self.graph.open_frame("clause", role, path, clause.span, {}, x.node)
         return self.closed(fid, self.body(clause.body, x, inner, env))
+
+
+def _mul_error(call: ast.Call, inputs: list[tuple[Tensor, Span]]) -> SpecError:
+    """`mul(x, f)` whose factor `f` does not broadcast over `x`: which is which, and the
+    order that works when the tensors were given the other way round."""
+    (x, x_span), (f, f_span) = inputs
+    try:
+        OPS["mul"].infer([f.shape, x.shape], {})
+        swapped = True
+    except ShapeError:
+        swapped = False
+    if swapped and x_span != f_span:
+        help = (f"the tensor scaled comes first and the factor second: "
+                f"`mul({f_span.text}, {x_span.text})` scales {fmt_shape(f.shape)} by "
+                f"{fmt_shape(x.shape)}")
+    elif swapped:
+        help = "the tensor scaled comes first and the factor second: reverse the list"
+    else:
+        channels = x.shape[0]
+        help = (f"the factor has the first tensor's {channels} channels and, for each other "
+                "size, 1 or the first tensor's")
+    return fail(
+        "E0309",
+        f"`mul`'s factor {fmt_shape(f.shape)} does not broadcast over the tensor it scales, "
+        f"{fmt_shape(x.shape)}",
+        call.target_span,
+        f"scales {fmt_shape(x.shape)} by {fmt_shape(f.shape)}",
+        secondary=(Label(x_span, f"first, the tensor scaled: {fmt_shape(x.shape)}"),
+                   Label(f_span, f"second, the factor: {fmt_shape(f.shape)}")),
+        help=help,
+    )
 
 
 @contextmanager
