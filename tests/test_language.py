@@ -188,6 +188,101 @@ def test_define_values_are_constants(tmp_path: Path) -> None:
     assert by_path(g)["x"].shape[0] == 10
 
 
+# ------------------------------------------------ list elements, guarded groups (issue 15)
+
+
+TAPS = """
+    network n {
+        input [4, 8, 8]
+        repeat 3 as i { t{i}: conv(4, 3); b = in }
+        STATEMENT
+        relu
+        add(in, b[-1])
+    }
+"""
+
+
+@pytest.mark.parametrize(("statement", "source"), [("b[0]", "t0"), ("b[1]", "t1"),
+                                                   ("b[-3]", "t0"), ("b[0] if true", "t0")])
+def test_a_list_element_is_a_statement_that_continues_from_that_tensor(
+    tmp_path: Path, statement: str, source: str
+) -> None:
+    """`b[0]` after a repeat that collects `b = in` continues from the first iteration's
+    tensor, as a bare `b` continues from a tensor named `b`."""
+    nodes = by_path(graph_of(tmp_path, TAPS.replace("STATEMENT", statement)))
+    assert nodes["3"].op == "relu"
+    assert nodes["3"].inputs == (nodes[source].id,)
+
+
+def test_a_guarded_off_list_element_leaves_the_flow_alone(tmp_path: Path) -> None:
+    g = graph_of(tmp_path, TAPS.replace("STATEMENT", "b[0] if false").replace(
+        "add(in, b[-1])", "add(in, b[0])"))
+    nodes = by_path(g)
+    assert nodes["3"].op == "relu" and nodes["3"].inputs == (nodes["t2"].id,)
+
+
+@pytest.mark.parametrize(("statement", "code"), [
+    ("c[0]", "E0201"),       # no tensor `c`
+    ("b", "E0401"),          # a list, not a tensor
+    ("b[3]", "E0407"),       # out of range
+    ("b[0][0]", "E0401"),    # a tensor cannot be indexed
+    ("w[0]", "E0401"),       # a list of values
+    ("x: b[0]", "E0212"),    # a continuation makes no module to name
+])
+def test_a_list_element_statement_must_be_a_tensor(
+    tmp_path: Path, statement: str, code: str
+) -> None:
+    text = TAPS.replace("STATEMENT", statement).replace("input [4, 8, 8]",
+                                                        "input [4, 8, 8]; w = [1, 2]")
+    with pytest.raises(SpecError) as exc:
+        graph_of(tmp_path, text)
+    assert [d.code for d in exc.value.diagnostics if d.is_error] == [code]
+
+
+def test_a_named_continuation_is_refused_not_ignored(tmp_path: Path) -> None:
+    """`x: t` used to drop its name silently."""
+    with pytest.raises(SpecError) as exc:
+        graph_of(tmp_path, """
+            network n { input [4, 8, 8]; t = in; conv(4, 3); x: t; add(in, t) }
+        """)
+    assert [d.code for d in exc.value.diagnostics] == ["E0212"]
+
+
+GROUPED = """
+    network n(c = true) {
+        input [4, 8, 8]
+        conv(4, 3)
+        BODY
+        post_attn: conv(4, 1)
+        conv(4, 1)
+    }
+"""
+
+
+def test_a_guarded_unnamed_sequence_covers_its_statements_and_opens_no_level(
+    tmp_path: Path,
+) -> None:
+    """`{ bn; relu } if c` runs both statements or neither, with the keys of `bn; relu`."""
+    grouped = state_shapes(graph_of(tmp_path, GROUPED.replace("BODY", "{ bn; relu } if c")))
+    plain = state_shapes(graph_of(tmp_path, GROUPED.replace("BODY", "bn; relu")))
+    assert grouped == plain
+    assert list(grouped) == ["0.weight", "1.weight", "1.bias", "1.running_mean",
+                             "1.running_var", "1.num_batches_tracked", "post_attn.weight",
+                             "4.weight"]
+    off = graph_of(tmp_path, GROUPED.replace("BODY", "{ bn; relu } if c"),
+                   Options(defines={"c": "false"}))
+    assert [n.path for n in off.nodes()] == ["input", "0", "post_attn", "2"]
+
+
+def test_an_unguarded_or_named_sequence_still_opens_a_level(tmp_path: Path) -> None:
+    unnamed = by_path(graph_of(tmp_path, GROUPED.replace("BODY", "{ bn; relu }")))
+    assert {"1.0", "1.1", "post_attn", "3"} <= set(unnamed)
+    named = by_path(graph_of(tmp_path, GROUPED.replace("BODY", "norm: { bn; relu } if c")))
+    assert {"norm.0", "norm.1", "post_attn", "3"} <= set(named)
+    numbered = by_path(graph_of(tmp_path, GROUPED.replace("BODY", "1: { bn; relu } if c")))
+    assert {"1.0", "1.1", "post_attn", "3"} <= set(numbered)
+
+
 # ------------------------------------------------ other languages' spellings (issue 15)
 
 

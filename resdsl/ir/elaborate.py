@@ -9,8 +9,10 @@ Naming (the contract with PyTorch's state_dict keys):
 - a statement's name opens a level of the module path (`layer1`, `conv1`);
 - `name: repeat` numbers its iterations `name.0`, `name.1`, ...;
 - an unnamed op takes its position in the enclosing scope, as in `nn.Sequential`;
-- an unnamed block call, sequence, repeat or primitive is transparent: what it creates is
-  named directly in the enclosing scope.
+- an unnamed block call, repeat or primitive is transparent: what it creates is named
+  directly in the enclosing scope;
+- an unnamed sequence takes its position and opens a level, as a nested `nn.Sequential`;
+  a guarded one (`{ bn; relu } if c`) only groups statements under its guard, transparent.
 
 Named or not, every block call, primitive, repeat (and iteration), sequence and clause is also
 recorded as a `Frame` of the graph, so the spec's structure survives the lowering.
@@ -295,11 +297,21 @@ class Elaborator:
             if target in JOINS:
                 return self.join(stmt, x, scope, env)
             if target not in USER_OPS and target not in self.blocks.by_name:
-                return self.switch(stmt, env)
+                return self.continue_from(target, env[target], stmt.call.span, stmt.span)
             return self.call(stmt.call, stmt.label, x, scope, env, stmt.span)
+        if isinstance(stmt, ast.ElementStmt):
+            if stmt.guard is not None and not self._guard(stmt.guard, env, x):
+                return x
+            value = self.eval(stmt.value, env, x.shape)
+            return self.continue_from(stmt.value.span.text, value, stmt.value.span, stmt.span)
         if isinstance(stmt, ast.SeqStmt):
             if stmt.guard is not None and not self._guard(stmt.guard, env, x):
                 return x
+            if stmt.guard is not None and stmt.label is None:
+                # `{ bn; relu } if c` puts statements under one guard, and no more: they run
+                # all or none, named as if written without the braces.
+                fid = self.graph.open_frame("sequence", "sequence", None, stmt.span, {}, x.node)
+                return self.closed(fid, self.body(stmt.body, x, scope, env))
             # An unnamed sequence takes its position, as a nested `nn.Sequential` does.
             label_span = stmt.label.span if stmt.label is not None else stmt.span
             name = self.name(stmt.label, env, x) if stmt.label else str(scope.position)
@@ -424,16 +436,22 @@ class Elaborator:
 
     # ------------------------------------------------------------------ named tensors
 
-    def switch(self, stmt: ast.CallStmt, env: Env) -> Tensor:
-        """`t`: the statement is a tensor's name, and the flow continues from that tensor."""
-        name = stmt.call.target
-        value = env[name]
+    def continue_from(self, what: str, value: Value, span: Span, stmt_span: Span) -> Tensor:
+        """`t` or `t[0]`: the statement is a tensor, and the flow continues from it. `what`
+        is the statement's text, `value` what it evaluates to."""
+        if isinstance(value, tuple) and value and all(isinstance(v, Tensor) for v in value):
+            raise not_a_tensor(what, value, span,
+                               f"`{what}` holds one tensor from each iteration of a repeat: "
+                               f"continue from one (`{what}[0]`, `{what}[-1]`) or join them "
+                               f"(`cat({what})`, `add({what})`)")
         if not isinstance(value, Tensor):
-            raise not_a_tensor(name, value, stmt.call.span,
-                               f"a statement that is just a name continues from the tensor of "
-                               f"that name (`{name} = in` names one)")
+            name = what.split("[", 1)[0]
+            raise not_a_tensor(what, value, span,
+                               f"a statement that is just a tensor continues from it: `{name} "
+                               f"= in` names one; inside a repeat, it names a list of them, "
+                               f"read with `{name}[0]`")
         if self.group is not None:
-            raise self._not_in_group(stmt.call.target, stmt.span)
+            raise self._not_in_group(what, stmt_span)
         return value
 
     def join(self, stmt: ast.CallStmt, x: Tensor, scope: _Scope, env: Env) -> Tensor:

@@ -265,7 +265,24 @@ class _DefinitionChecker:
             self._expr(stmt.shape, visible)
         elif isinstance(stmt, ast.CallStmt):
             self._label(stmt.label, visible)
+            target = stmt.call.target
+            if target in visible and not (target in USER_OPS or target in JOINS
+                                          or target in self.blocks.by_name):
+                self._continuation_label(stmt.label, target)
             self._call(stmt.call, visible, statement=True)
+            if stmt.guard is not None:
+                self._expr(stmt.guard, visible)
+        elif isinstance(stmt, ast.ElementStmt):
+            self._continuation_label(stmt.label, stmt.value.span.text)
+            root = stmt.root
+            if root.name in visible or root.name in self.bound:
+                self._expr(stmt.value, visible)
+            else:
+                self._unknown_tensor(root.name, root.span, visible)
+                element: ast.Expr = stmt.value
+                while isinstance(element, ast.Index):  # `c[i][j]`: the indices still count
+                    self._expr(element.index, visible)
+                    element = element.obj
             if stmt.guard is not None:
                 self._expr(stmt.guard, visible)
         elif isinstance(stmt, ast.SeqStmt):
@@ -435,6 +452,32 @@ class _DefinitionChecker:
             for p in block.params
         )
         self._args(call.target, sig, call.args, call.target_span, visible, "block")
+
+    def _continuation_label(self, label: ast.Name | None, what: str) -> None:
+        """`x: t`: a statement that continues from a tensor makes no module to name."""
+        if label is not None:
+            self._misplaced(
+                label.span,
+                f"`{what}` continues from a tensor, and makes no module to name",
+                "a name here",
+                f"drop `{label.span.text}:`; to name the tensor, write `{label.span.text} = in` "
+                "on the next line",
+            )
+
+    def _unknown_tensor(self, name: str, span: Span, visible: Visible) -> None:
+        """`t[0]` as a statement, with no `t` anywhere in the definition."""
+        tensors = [n for n, d in visible.items() if d.tensor]
+        self.out.append(
+            error(
+                "E0201",
+                f"unknown tensor `{name}`",
+                span,
+                "not a named tensor",
+                help=did_you_mean(name, tensors)
+                or f"name a tensor with `{name} = in`; inside a repeat, that makes the list "
+                f"`{name}` of every iteration's tensor",
+            )
+        )
 
     def _args(
         self,

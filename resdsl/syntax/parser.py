@@ -565,6 +565,18 @@ class _ToAst(Transformer_NonRecursive[Any, Any]):
     def call_stmt(self, meta: Any, c: list[Any]) -> ast.CallStmt:
         return ast.CallStmt(c[0], c[1], c[2], self._span(meta))
 
+    def element_stmt(self, meta: Any, c: list[Any]) -> ast.ElementStmt:
+        label, name, *elements, guard = c
+        value: ast.Expr = ast.Var(str(name), _tok_span(self.source, name))
+        for index, span in elements:
+            value = self._deep(ast.Index(value, index, value.span.to(span)), value, index)
+        assert isinstance(value, ast.Index)
+        return ast.ElementStmt(label, value, guard, self._span(meta))
+
+    def element(self, meta: Any, c: list[Any]) -> tuple[ast.Expr, Span]:
+        """`[i]` of `t[i]`: the index, and the span that ends at the `]`."""
+        return c[0], self._span(meta)
+
     def seq_stmt(self, meta: Any, c: list[Any]) -> ast.SeqStmt:
         return ast.SeqStmt(c[0], c[1], c[2], self._span(meta))
 
