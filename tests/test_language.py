@@ -186,3 +186,151 @@ def test_define_values_are_constants(tmp_path: Path) -> None:
             graph_of(tmp_path, text, Options(defines={"c": bad}))
     g = graph_of(tmp_path, text, Options(defines={"c": "max(3, 2 * 5)"}))
     assert by_path(g)["x"].shape[0] == 10
+
+
+# ------------------------------------------------ list elements, guarded groups (issue 15)
+
+
+TAPS = """
+    network n {
+        input [4, 8, 8]
+        repeat 3 as i { t{i}: conv(4, 3); b = in }
+        STATEMENT
+        relu
+        add(in, b[-1])
+    }
+"""
+
+
+@pytest.mark.parametrize(("statement", "source"), [("b[0]", "t0"), ("b[1]", "t1"),
+                                                   ("b[-3]", "t0"), ("b[0] if true", "t0")])
+def test_a_list_element_is_a_statement_that_continues_from_that_tensor(
+    tmp_path: Path, statement: str, source: str
+) -> None:
+    """`b[0]` after a repeat that collects `b = in` continues from the first iteration's
+    tensor, as a bare `b` continues from a tensor named `b`."""
+    nodes = by_path(graph_of(tmp_path, TAPS.replace("STATEMENT", statement)))
+    assert nodes["3"].op == "relu"
+    assert nodes["3"].inputs == (nodes[source].id,)
+
+
+def test_a_guarded_off_list_element_leaves_the_flow_alone(tmp_path: Path) -> None:
+    g = graph_of(tmp_path, TAPS.replace("STATEMENT", "b[0] if false").replace(
+        "add(in, b[-1])", "add(in, b[0])"))
+    nodes = by_path(g)
+    assert nodes["3"].op == "relu" and nodes["3"].inputs == (nodes["t2"].id,)
+
+
+@pytest.mark.parametrize(("statement", "code"), [
+    ("c[0]", "E0201"),       # no tensor `c`
+    ("b", "E0401"),          # a list, not a tensor
+    ("b[3]", "E0407"),       # out of range
+    ("b[0][0]", "E0401"),    # a tensor cannot be indexed
+    ("w[0]", "E0401"),       # a list of values
+    ("x: b[0]", "E0212"),    # a continuation makes no module to name
+])
+def test_a_list_element_statement_must_be_a_tensor(
+    tmp_path: Path, statement: str, code: str
+) -> None:
+    text = TAPS.replace("STATEMENT", statement).replace("input [4, 8, 8]",
+                                                        "input [4, 8, 8]; w = [1, 2]")
+    with pytest.raises(SpecError) as exc:
+        graph_of(tmp_path, text)
+    assert [d.code for d in exc.value.diagnostics if d.is_error] == [code]
+
+
+def test_a_named_continuation_is_refused_not_ignored(tmp_path: Path) -> None:
+    """`x: t` used to drop its name silently."""
+    with pytest.raises(SpecError) as exc:
+        graph_of(tmp_path, """
+            network n { input [4, 8, 8]; t = in; conv(4, 3); x: t; add(in, t) }
+        """)
+    assert [d.code for d in exc.value.diagnostics] == ["E0212"]
+
+
+GROUPED = """
+    network n(c = true) {
+        input [4, 8, 8]
+        conv(4, 3)
+        BODY
+        post_attn: conv(4, 1)
+        conv(4, 1)
+    }
+"""
+
+
+def test_a_guarded_unnamed_sequence_covers_its_statements_and_opens_no_level(
+    tmp_path: Path,
+) -> None:
+    """`{ bn; relu } if c` runs both statements or neither, with the keys of `bn; relu`."""
+    grouped = state_shapes(graph_of(tmp_path, GROUPED.replace("BODY", "{ bn; relu } if c")))
+    plain = state_shapes(graph_of(tmp_path, GROUPED.replace("BODY", "bn; relu")))
+    assert grouped == plain
+    assert list(grouped) == ["0.weight", "1.weight", "1.bias", "1.running_mean",
+                             "1.running_var", "1.num_batches_tracked", "post_attn.weight",
+                             "4.weight"]
+    off = graph_of(tmp_path, GROUPED.replace("BODY", "{ bn; relu } if c"),
+                   Options(defines={"c": "false"}))
+    assert [n.path for n in off.nodes()] == ["input", "0", "post_attn", "2"]
+
+
+def test_an_unguarded_or_named_sequence_still_opens_a_level(tmp_path: Path) -> None:
+    unnamed = by_path(graph_of(tmp_path, GROUPED.replace("BODY", "{ bn; relu }")))
+    assert {"1.0", "1.1", "post_attn", "3"} <= set(unnamed)
+    named = by_path(graph_of(tmp_path, GROUPED.replace("BODY", "norm: { bn; relu } if c")))
+    assert {"norm.0", "norm.1", "post_attn", "3"} <= set(named)
+    numbered = by_path(graph_of(tmp_path, GROUPED.replace("BODY", "1: { bn; relu } if c")))
+    assert {"1.0", "1.1", "post_attn", "3"} <= set(numbered)
+
+
+# ------------------------------------------------ other languages' spellings (issue 15)
+
+
+@pytest.mark.parametrize(("condition", "word"), [
+    ("a > 0 && a < 3", "and"), ("a > 0 || a < 3", "or"), ("!(a > 0)", "not"),
+    ("a > 0 & a < 3", "and"), ("a > 0 | a < 3", "or"),
+])
+def test_c_operators_suggest_the_language_words(
+    tmp_path: Path, condition: str, word: str
+) -> None:
+    with pytest.raises(SpecError) as exc:
+        graph_of(tmp_path, f"network n(a = 1) {{ input [4, 8, 8]; conv(4, 3) if {condition} }}")
+    (d,) = exc.value.diagnostics
+    fixed = condition.replace("&&", "and").replace("||", "or").replace("!(", "not (")
+    fixed = fixed.replace(" & ", " and ").replace(" | ", " or ")
+    assert d.code == "E0102" and f"written `{word}`" in d.message
+    assert d.help is not None and f"`conv(4, 3) if {fixed}`" in d.help
+
+
+@pytest.mark.parametrize(("value", "hint"), [
+    ("True", "write `true`"), ("False", "write `false`"), ("FALSE", "write `false`"),
+    ("None", "leave the argument out"), ("null", "leave the argument out"),
+])
+def test_other_languages_literals_get_the_right_spelling(
+    tmp_path: Path, value: str, hint: str
+) -> None:
+    with pytest.raises(SpecError) as exc:
+        graph_of(tmp_path, f"network n {{ input [4, 8, 8]; conv(4, 3, bias = {value}) }}")
+    (d,) = exc.value.diagnostics
+    assert d.code == "E0202" and d.help is not None and hint in d.help
+
+
+@pytest.mark.parametrize(("body", "help"), [
+    # The innermost repeat without an index is the one to name.
+    ("repeat 2 as s { repeat 3 { conv(4 + i, 3) } }", "`repeat 3 as i`"),
+    ("repeat n + 1 { conv(4 + k, 3) }", "`repeat n + 1 as k`"),
+    # A long name might be something else: the help says both.
+    ("repeat 2 { conv(4 + width, 3) }", "if `width` is the repeat's index"),
+    # A misspelling is still a misspelling.
+    ("repeat 2 { conv(4 + nn, 3) }", "did you mean `n`?"),
+    # Outside any repeat without an index: a parameter.
+    ("repeat 2 as j { conv(4 + i, 3) }", "add `i` as a parameter"),
+])
+def test_an_unknown_name_in_a_repeat_without_an_index_suggests_naming_it(
+    tmp_path: Path, body: str, help: str
+) -> None:
+    with pytest.raises(SpecError) as exc:
+        graph_of(tmp_path, f"network n(n = 1) {{ input [4, 8, 8]; {body} }}")
+    errors = [d for d in exc.value.diagnostics if d.is_error]
+    assert [d.code for d in errors] == ["E0202"]
+    assert errors[0].help is not None and help in errors[0].help

@@ -41,6 +41,10 @@ class Source:
         line = max(1, bisect_right(starts, offset))
         return line, offset - starts[line - 1] + 1
 
+    def offset(self, line: int, column: int) -> int:
+        """The offset of the 1-based `line` and `column`; the inverse of `position`."""
+        return self._line_starts[line - 1] + column - 1
+
     def span(self, start: int, end: int) -> Span:
         """The span of characters `start:end`, with its line and column computed."""
         line, col = self.position(start)
@@ -64,6 +68,12 @@ class Span:
 
     def __str__(self) -> str:
         return f"{self.source.path}:{self.line}:{self.column}"
+
+    @property
+    def text(self) -> str:
+        """The spec's text under the span (`t[0]`, `stride != 1`), for messages."""
+        start = self.source.offset(self.line, self.column)
+        return self.source.text[start : self.source.offset(self.end_line, self.end_column)]
 
     def to(self, other: Span) -> Span:
         """The span from the start of this one to the end of `other`."""

@@ -188,14 +188,31 @@ def _check_residual(
     same_c = len(f.shape) == len(s.shape) == 3 and f.shape[0] == s.shape[0]
     stride = _stride_between(s.shape, f.shape)
     strided = f", stride = {stride}" if stride != 1 else ""
+    clause = stmt.shortcut
+    # The shortcut's name in the spec (`shortcut proj: ...`), none for an unnamed one, and
+    # torchvision's `downsample` when there is no shortcut yet.
+    name = (clause.label.span.text if clause.label else None) if clause else "downsample"
     fix = (
-        f"`shortcut downsample: {{ conv({f.shape[0]}, 1{strided}); bn }}`"
+        f"`shortcut {name + ': ' if name else ''}{{ conv({f.shape[0]}, 1{strided}); bn }}`"
         if len(f.shape) == 3
         else "a shortcut that gives the body's shape"
     )
     # Either side may be the wrong one: a missing projection, or a body that should have
     # kept the input's shape (a wrong width or stride inside it).
     body_fix = f"or make the body give {fmt_shape(s.shape)}"
+    if identity and clause is not None and clause.guard is not None:
+        # The user wrote a shortcut, but its guard left it off where the shapes differ.
+        differs = (f"in.c != {f.shape[0]}" if not same_c
+                   else f"in.h != {f.shape[1]}" if len(f.shape) == 3 else "...")
+        help = (f"the shortcut{f' `{name}`' if name else ''} is off here, since "
+                f"its guard `{clause.guard.span.text}` is false: make the guard hold where the "
+                f"shapes differ, e.g. `if {clause.guard.span.text} or {differs}`; {body_fix}")
+    elif same_c:
+        help = f"give the shortcut the same stride: {fix}; {body_fix} (stride 1)"
+    elif identity:
+        help = f"add a projection shortcut: {fix}; {body_fix}"
+    else:
+        help = f"make the shortcut give {fmt_shape(f.shape)}: {fix}; {body_fix}"
     if same_c:
         raise fail(
             "E0302",
@@ -205,7 +222,7 @@ def _check_residual(
             secondary=secondary,
             notes=(f"the body changes the spatial size {fmt_shape(s.shape[1:])} → "
                    f"{fmt_shape(f.shape[1:])}, usually with a stride",),
-            help=f"give the shortcut the same stride: {fix}; {body_fix} (stride 1)",
+            help=help,
         )
     raise fail(
         "E0301",
@@ -213,11 +230,7 @@ def _check_residual(
         stmt.kind_span,
         label,
         secondary=secondary,
-        help=(
-            f"add a projection shortcut: {fix}; {body_fix}"
-            if identity
-            else f"make the shortcut give {fmt_shape(f.shape)}: {fix}; {body_fix}"
-        ),
+        help=help,
     )
 
 

@@ -9,8 +9,10 @@ Naming (the contract with PyTorch's state_dict keys):
 - a statement's name opens a level of the module path (`layer1`, `conv1`);
 - `name: repeat` numbers its iterations `name.0`, `name.1`, ...;
 - an unnamed op takes its position in the enclosing scope, as in `nn.Sequential`;
-- an unnamed block call, sequence, repeat or primitive is transparent: what it creates is
-  named directly in the enclosing scope.
+- an unnamed block call, repeat or primitive is transparent: what it creates is named
+  directly in the enclosing scope;
+- an unnamed sequence takes its position and opens a level, as a nested `nn.Sequential`;
+  a guarded one (`{ bn; relu } if c`) only groups statements under its guard, transparent.
 
 Named or not, every block call, primitive, repeat (and iteration), sequence and clause is also
 recorded as a `Frame` of the graph, so the spec's structure survives the lowering.
@@ -295,11 +297,21 @@ class Elaborator:
             if target in JOINS:
                 return self.join(stmt, x, scope, env)
             if target not in USER_OPS and target not in self.blocks.by_name:
-                return self.switch(stmt, env)
+                return self.continue_from(target, env[target], stmt.call.span, stmt.span)
             return self.call(stmt.call, stmt.label, x, scope, env, stmt.span)
+        if isinstance(stmt, ast.ElementStmt):
+            if stmt.guard is not None and not self._guard(stmt.guard, env, x):
+                return x
+            value = self.eval(stmt.value, env, x.shape)
+            return self.continue_from(stmt.value.span.text, value, stmt.value.span, stmt.span)
         if isinstance(stmt, ast.SeqStmt):
             if stmt.guard is not None and not self._guard(stmt.guard, env, x):
                 return x
+            if stmt.guard is not None and stmt.label is None:
+                # `{ bn; relu } if c` puts statements under one guard, and no more: they run
+                # all or none, named as if written without the braces.
+                fid = self.graph.open_frame("sequence", "sequence", None, stmt.span, {}, x.node)
+                return self.closed(fid, self.body(stmt.body, x, scope, env))
             # An unnamed sequence takes its position, as a nested `nn.Sequential` does.
             label_span = stmt.label.span if stmt.label is not None else stmt.span
             name = self.name(stmt.label, env, x) if stmt.label else str(scope.position)
@@ -424,16 +436,22 @@ class Elaborator:
 
     # ------------------------------------------------------------------ named tensors
 
-    def switch(self, stmt: ast.CallStmt, env: Env) -> Tensor:
-        """`t`: the statement is a tensor's name, and the flow continues from that tensor."""
-        name = stmt.call.target
-        value = env[name]
+    def continue_from(self, what: str, value: Value, span: Span, stmt_span: Span) -> Tensor:
+        """`t` or `t[0]`: the statement is a tensor, and the flow continues from it. `what`
+        is the statement's text, `value` what it evaluates to."""
+        if isinstance(value, tuple) and value and all(isinstance(v, Tensor) for v in value):
+            raise not_a_tensor(what, value, span,
+                               f"`{what}` holds one tensor from each iteration of a repeat: "
+                               f"continue from one (`{what}[0]`, `{what}[-1]`) or join them "
+                               f"(`cat({what})`, `add({what})`)")
         if not isinstance(value, Tensor):
-            raise not_a_tensor(name, value, stmt.call.span,
-                               f"a statement that is just a name continues from the tensor of "
-                               f"that name (`{name} = in` names one)")
+            name = what.split("[", 1)[0]
+            raise not_a_tensor(what, value, span,
+                               f"a statement that is just a tensor continues from it: `{name} "
+                               f"= in` names one; inside a repeat, it names a list of them, "
+                               f"read with `{name}[0]`")
         if self.group is not None:
-            raise self._not_in_group(stmt.call.target, stmt.span)
+            raise self._not_in_group(what, stmt_span)
         return value
 
     def join(self, stmt: ast.CallStmt, x: Tensor, scope: _Scope, env: Env) -> Tensor:
@@ -463,19 +481,17 @@ class Elaborator:
         try:
             OPS[op].infer([t.shape for t, _ in inputs], {})
         except ShapeError as exc:
+            if op == "mul":
+                raise _mul_error(call, inputs) from None
             raise fail(
                 exc.code,
                 f"`{call.target}` joins tensors of "
-                + ("different shapes" if op == "add" else "different spatial sizes"
-                   if op == "concat" else "shapes that do not broadcast"),
+                + ("different shapes" if op == "add" else "different spatial sizes"),
                 call.target_span,
                 ", ".join(fmt_shape(t.shape) for t, _ in inputs),
                 secondary=tuple(Label(s, f"gives {fmt_shape(t.shape)}") for t, s in inputs),
-                help={
-                    "add": "every tensor of a sum has the same shape",
-                    "concat": "concatenated tensors have the same height and width",
-                }.get(op, exc.help or "the factor has the input's channels and 1×1 or its "
-                      "spatial size"),
+                help="every tensor of a sum has the same shape" if op == "add"
+                else "concatenated tensors have the same height and width",
             ) from None
         name = self.name(stmt.label, env, x) if stmt.label is not None else None
         label_span = stmt.label.span if stmt.label is not None else call.span
@@ -712,6 +728,37 @@ class Elaborator:
             path = inner.path
         fid = self.graph.open_frame("clause", role, path, clause.span, {}, x.node)
         return self.closed(fid, self.body(clause.body, x, inner, env))
+
+
+def _mul_error(call: ast.Call, inputs: list[tuple[Tensor, Span]]) -> SpecError:
+    """`mul(x, f)` whose factor `f` does not broadcast over `x`: which is which, and the
+    order that works when the tensors were given the other way round."""
+    (x, x_span), (f, f_span) = inputs
+    try:
+        OPS["mul"].infer([f.shape, x.shape], {})
+        swapped = True
+    except ShapeError:
+        swapped = False
+    if swapped and x_span != f_span:
+        help = (f"the tensor scaled comes first and the factor second: "
+                f"`mul({f_span.text}, {x_span.text})` scales {fmt_shape(f.shape)} by "
+                f"{fmt_shape(x.shape)}")
+    elif swapped:
+        help = "the tensor scaled comes first and the factor second: reverse the list"
+    else:
+        channels = x.shape[0]
+        help = (f"the factor has the first tensor's {channels} channels and, for each other "
+                "size, 1 or the first tensor's")
+    return fail(
+        "E0309",
+        f"`mul`'s factor {fmt_shape(f.shape)} does not broadcast over the tensor it scales, "
+        f"{fmt_shape(x.shape)}",
+        call.target_span,
+        f"scales {fmt_shape(x.shape)} by {fmt_shape(f.shape)}",
+        secondary=(Label(x_span, f"first, the tensor scaled: {fmt_shape(x.shape)}"),
+                   Label(f_span, f"second, the factor: {fmt_shape(f.shape)}")),
+        help=help,
+    )
 
 
 @contextmanager

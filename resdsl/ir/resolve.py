@@ -175,6 +175,9 @@ class _DefinitionChecker:
             elif isinstance(stmt, ast.RepeatStmt) and stmt.var and stmt.var_span:
                 self.bound.setdefault(stmt.var, stmt.var_span)
         self.misplaced: set[str] = set()
+        # The repeats without `as i` around the statement being checked, innermost last: an
+        # unknown `i` inside one is most likely its index.
+        self.unindexed: list[ast.RepeatStmt] = []
         self.tensors = {s.name for s in walk_stmts(definition.body)
                         if isinstance(s, ast.Binding) and is_tensor_binding(s)}
 
@@ -262,7 +265,24 @@ class _DefinitionChecker:
             self._expr(stmt.shape, visible)
         elif isinstance(stmt, ast.CallStmt):
             self._label(stmt.label, visible)
+            target = stmt.call.target
+            if target in visible and not (target in USER_OPS or target in JOINS
+                                          or target in self.blocks.by_name):
+                self._continuation_label(stmt.label, target)
             self._call(stmt.call, visible, statement=True)
+            if stmt.guard is not None:
+                self._expr(stmt.guard, visible)
+        elif isinstance(stmt, ast.ElementStmt):
+            self._continuation_label(stmt.label, stmt.value.span.text)
+            root = stmt.root
+            if root.name in visible or root.name in self.bound:
+                self._expr(stmt.value, visible)
+            else:
+                self._unknown_tensor(root.name, root.span, visible)
+                element: ast.Expr = stmt.value
+                while isinstance(element, ast.Index):  # `c[i][j]`: the indices still count
+                    self._expr(element.index, visible)
+                    element = element.obj
             if stmt.guard is not None:
                 self._expr(stmt.guard, visible)
         elif isinstance(stmt, ast.SeqStmt):
@@ -278,7 +298,13 @@ class _DefinitionChecker:
             inner = dict(visible)
             if stmt.var is not None and stmt.var_span is not None:
                 self._define(stmt.var, stmt.var_span, "repeat index", inner)
-            after = self._body(stmt.body, inner, False)
+            else:
+                self.unindexed.append(stmt)
+            try:
+                after = self._body(stmt.body, inner, False)
+            finally:
+                if stmt.var is None:
+                    self.unindexed.pop()
             # A tensor named in each iteration is, after the repeat, the list of them.
             for sub in stmt.body:
                 if is_tensor_binding(sub):
@@ -427,6 +453,32 @@ class _DefinitionChecker:
         )
         self._args(call.target, sig, call.args, call.target_span, visible, "block")
 
+    def _continuation_label(self, label: ast.Name | None, what: str) -> None:
+        """`x: t`: a statement that continues from a tensor makes no module to name."""
+        if label is not None:
+            self._misplaced(
+                label.span,
+                f"`{what}` continues from a tensor, and makes no module to name",
+                "a name here",
+                f"drop `{label.span.text}:`; to name the tensor, write `{label.span.text} = in` "
+                "on the next line",
+            )
+
+    def _unknown_tensor(self, name: str, span: Span, visible: Visible) -> None:
+        """`t[0]` as a statement, with no `t` anywhere in the definition."""
+        tensors = [n for n, d in visible.items() if d.tensor]
+        self.out.append(
+            error(
+                "E0201",
+                f"unknown tensor `{name}`",
+                span,
+                "not a named tensor",
+                help=did_you_mean(name, tensors)
+                or f"name a tensor with `{name} = in`; inside a repeat, that makes the list "
+                f"`{name}` of every iteration's tensor",
+            )
+        )
+
     def _args(
         self,
         target: str,
@@ -565,17 +617,45 @@ class _DefinitionChecker:
                     "holds it; define it where this use can see it"
                 )
         else:
-            message, label = f"unknown variable `{e.name}`", "not defined here"
-            kind = self.definition.kind
-            hint = (
-                f"`{e.name}` is an op or block, not a value: name a layer with `:` "
-                f"(`x: {e.name}`); `=` binds a value"
-                if e.name in USER_OPS or e.name in self.blocks.by_name
-                else did_you_mean(e.name, visible)
-                or f"a {kind} sees only its parameters and bindings; add `{e.name}` as a "
-                "parameter"
-            )
+            label = "not defined here"
+            message, hint, secondary = self._unknown(e.name, visible)
         self.out.append(error("E0202", message, e.span, label, help=hint, secondary=secondary))
+
+    def _unknown(self, name: str, visible: Visible) -> tuple[str, str, tuple[Label, ...]]:
+        """The message, help and labels for a name defined nowhere in the definition."""
+        hint = (
+            f"`{name}` is an op or block, not a value: name a layer with `:` "
+            f"(`x: {name}`); `=` binds a value"
+            if name in USER_OPS or name in self.blocks.by_name
+            else literal_hint(name) or did_you_mean(name, visible)
+        )
+        kind = self.definition.kind
+        if hint is not None or not self.unindexed:
+            return (f"unknown variable `{name}`",
+                    hint or f"a {kind} sees only its parameters and bindings; add `{name}` as "
+                    "a parameter", ())
+        # Inside a repeat without `as i`: the name is most likely the repeat's index.
+        count = self.unindexed[-1].count.span
+        hint = (
+            f"name the repeat's index with `repeat {count.text} as {name}`"
+            if len(name) <= 3 or name in _INDEX_NAMES
+            else f"if `{name}` is the repeat's index, name it with `repeat {count.text} as "
+            f"{name}`; otherwise add it as a parameter of the {kind}"
+        )
+        return f"`{name}` is not defined here", hint, (Label(count, "this repeat names no index"),)
+
+
+def literal_hint(name: str) -> str | None:
+    """`True`, `None`: other languages' spellings of the literals, and what to write instead."""
+    if name.lower() in ("true", "false"):
+        return f"write `{name.lower()}`: the booleans are `true` and `false`, in lower case"
+    if name.lower() in ("none", "null", "nil"):
+        return f"there is no `{name}`: leave the argument out to get its default"
+    return None
+
+
+# Names that say "index" whatever their length (short names are taken as indices anyway).
+_INDEX_NAMES = ("idx", "index", "iteration", "layer", "stage", "unit", "step")
 
 
 # Reporting stops after this many errors: a flood helps nobody, and each "did you mean"

@@ -162,8 +162,29 @@ class CallStmt:
 
 
 @dataclass(frozen=True)
+class ElementStmt:
+    """`t[0]`: the flow continues from an element of a list of tensors (`t = in` inside a
+    repeat makes one). A bare `t` is a `CallStmt`: only elaboration tells it from a call."""
+
+    label: Name | None  # refused: a continuation makes no module to name
+    value: Index
+    guard: Expr | None
+    span: Span
+
+    @property
+    def root(self) -> Var:
+        """The list's name: `t` of `t[0][1]`."""
+        obj: Expr = self.value
+        while isinstance(obj, Index):
+            obj = obj.obj
+        assert isinstance(obj, Var)
+        return obj
+
+
+@dataclass(frozen=True)
 class SeqStmt:
-    """`name: { ... }`, or `{ ... }` unnamed: an unnamed sequence takes a position."""
+    """`name: { ... }`, or `{ ... }` unnamed: an unnamed sequence takes a position, unless it
+    is guarded (`{ bn; relu } if c`), which only groups its statements under the guard."""
 
     label: Name | None
     body: tuple[Stmt, ...]
@@ -215,7 +236,7 @@ class PrimitiveStmt:
         return tuple(s for s in self.body if isinstance(s, PrimitiveStmt) and s.kind == "branch")
 
 
-Stmt = Binding | InputStmt | CallStmt | SeqStmt | RepeatStmt | PrimitiveStmt
+Stmt = Binding | InputStmt | CallStmt | ElementStmt | SeqStmt | RepeatStmt | PrimitiveStmt
 
 # ---------------------------------------------------------------- definitions
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from lark import Lark, Token, Transformer_NonRecursive, v_args
 from lark.exceptions import (
@@ -19,7 +19,7 @@ from lark.exceptions import (
 )
 
 from resdsl._resources import grammar_path
-from resdsl.diagnostics import Source, Span, SpecError, error, fail
+from resdsl.diagnostics import Label, Source, Span, SpecError, error, fail
 from resdsl.syntax import ast
 
 # Limits that keep hostile input from exhausting time or memory; docs/language.md lists them.
@@ -213,6 +213,19 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> Any:
         span = source.span(start, start + len(str(tok)))
         accepts: Collection[str] = exc.accepts or exc.expected
         hint = _syntax_help(source, tok, accepts)
+        brackets = _Brackets(source.text, start)
+        if brackets.open and (tok.type in _DEFINITION_STARTS or brackets.definition):
+            # A definition inside a body: a bracket above was never closed, and the mistake
+            # is there, not here.
+            opened = brackets.open[-1]
+            return error(
+                "E0101",
+                f"unexpected {_describe(tok)}: a `{opened.char}` above is never closed",
+                span,
+                f"expected {_expected(set(accepts))}",
+                secondary=brackets.labels(source),
+                help=brackets.help(source, f"line {span.line}") if opened.char == "{" else hint,
+            )
         return error(
             "E0101",
             f"unexpected {_describe(tok)}",
@@ -223,30 +236,37 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> Any:
     if isinstance(exc, UnexpectedCharacters):
         pos = exc.pos_in_stream or 0
         ch = source.text[pos]
+        operator = next((op for op in _FOREIGN_OPERATORS if source.text.startswith(op, pos)),
+                        None)
+        if operator is not None:
+            word = _FOREIGN_OPERATORS[operator]
+            span = source.span(pos, pos + len(operator))
+            return error(
+                "E0102",
+                f"unexpected `{operator}`: the boolean {word} is written `{word}`",
+                span,
+                f"write `{word}`",
+                help=_with_word(source.line(span.line), span.column - 1, operator, word),
+            )
         return error(
             "E0102",
             f"unexpected character `{ch}`",
             source.span(pos, pos + 1),
             "not part of the language here",
-            help=(
-                "strings use double quotes: \"blocks/resnet.res\""
-                if ch == "'"
-                else "a name is used as it is, without `$`: `width`, not `$width`"
-                if ch == "$"
-                else "names are letters, digits and `_`; comments start with `#`; "
-                "docs/language.md has the syntax"
-            ),
+            help=_CHARACTER_HELP.get(ch, "names are letters, digits and `_`; comments start "
+                                     "with `#`; docs/language.md has the syntax"),
         )
     end = len(source.text.rstrip())
     expected: Collection[str] = getattr(exc, "expected", None) or ()
     if isinstance(exc, UnexpectedToken):
         expected = exc.accepts or exc.expected
-    closing = _unclosed(source.text)
-    if len(closing) == 1:
+    brackets = _Brackets(source.text, len(source.text))
+    closing = [_CLOSER[b.char] for b in reversed(brackets.open)]
+    if brackets.misfit is not None or closing == ["}"]:
+        close_hint: str | None = brackets.help(source, "the end of the file")
+    elif len(closing) == 1:
         opening = "([{"[")]}".index(closing[0])]
-        close_hint: str | None = (
-            f"a `{closing[0]}` is missing: every `{opening}` needs its `{closing[0]}`"
-        )
+        close_hint = f"a `{closing[0]}` is missing: every `{opening}` needs its `{closing[0]}`"
     elif closing:
         listed = " and ".join(f"`{c}`" for c in closing)
         close_hint = f"{listed} are missing, in that order: every bracket needs its closing one"
@@ -257,26 +277,165 @@ def _syntax_error(source: Source, exc: UnexpectedInput) -> Any:
         "unexpected end of file",
         source.span(end, end),
         f"expected {_expected(set(expected))}" if expected else "the spec stops here",
+        secondary=brackets.labels(source),
         help=close_hint,
     )
 
 
-def _unclosed(text: str) -> list[str]:
-    """The closing brackets the text still needs, innermost first."""
-    stack: list[str] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch in "#\"":
-            stop = text.find("\n" if ch == "#" else '"', i + 1)
-            i = len(text) if stop < 0 else stop + 1
-            continue
-        if ch in "([{":
-            stack.append(")]}"["([{".index(ch)])
-        elif ch in ")]}" and stack and stack[-1] == ch:
-            stack.pop()
-        i += 1
-    return stack[::-1]
+_DEFINITION_STARTS = {"BLOCK", "NETWORK", "DEF", "USE"}
+_CLOSER = {"(": ")", "[": "]", "{": "}"}
+# Characters the lexer refuses, as other languages use them.
+_CHARACTER_HELP = {
+    "'": "strings use double quotes: \"blocks/resnet.res\"",
+    "$": "a name is used as it is, without `$`: `width`, not `$width`",
+}
+# What separates statements on a line: `;`, and a body's braces (a `{` glued to a name opens
+# an interpolation, not a body).
+_STATEMENT_START = re.compile(r";|(?:^|(?<=\s))\{")
+_STATEMENT_END = re.compile(r"[;}]")
+# Other languages' boolean operators (`!=` is a comparison, so a lone `!` only gets here),
+# longest first.
+_FOREIGN_OPERATORS = {"&&": "and", "||": "or", "&": "and", "|": "or", "!": "not"}
+
+
+def _with_word(line: str, column: int, operator: str, word: str) -> str:
+    """The help for `a && b`: the statement with the operator written as the language does.
+    The statement is the line, cut at a `;` or at the braces of a body around it."""
+    before = _STATEMENT_START.split(line[:column])[-1].strip()
+    after = _STATEMENT_END.split(line[column + len(operator) :], maxsplit=1)[0].strip()
+    fixed = f"{before} {word} {after}".strip()
+    shown = f"`{fixed}`" if len(fixed) <= 80 else f"`... {word} ...`"
+    return (f"write {shown}: conditions combine with `and`, `or` and `not`"
+            + ("; `!=` is not-equal" if word == "not" else ""))
+
+
+class _Bracket(NamedTuple):
+    offset: int
+    char: str
+    indent: int | None  # of the bracket's line, for a `{` or `}`
+
+
+class _Brackets:
+    """The brackets of a text up to `end`: those still open there (outermost first), and a
+    guess, from indentation, at which `{` lacks its `}`.
+
+    A `}` that starts its line usually lines up with the line of the `{` it closes. When it
+    lines up instead with an enclosing `{` that stays open, it was probably meant for that
+    one, and the `{` it did close is the one missing its `}` (`misfit`: that pair)."""
+
+    def __init__(self, text: str, end: int) -> None:
+        self.open: list[_Bracket] = []
+        uneven: list[tuple[_Bracket, _Bracket]] = []  # `{ }` pairs indented differently
+        line = _Lines(text)
+        for match in _BRACKETS_OUTSIDE_TEXT.finditer(text, 0, end):
+            ch = match.group()
+            if ch in "([{":
+                at = match.start()
+                self.open.append(_Bracket(at, ch, line.indent(at) if ch == "{" else None))
+            elif ch in ")]}" and self.open and _CLOSER[self.open[-1].char] == ch:
+                opener = self.open.pop()
+                if ch == "}" and line.starts(at := match.start()):
+                    closer = _Bracket(at, ch, line.indent(at))
+                    if closer.indent != opener.indent:
+                        uneven.append((opener, closer))
+        self.misfit: tuple[_Bracket, _Bracket] | None = None
+        # A definition that starts a line after the open `{`: the parser reads `network n`
+        # there as two calls, so the body most likely ends before it.
+        self.definition: tuple[int, str] | None = None
+        if self.open and self.open[-1].char == "{":
+            unclosed = self.open[-1]
+            self.misfit = next(
+                ((o, c) for o, c in uneven
+                 if o.offset > unclosed.offset and c.indent == unclosed.indent),
+                None,
+            )
+            found = _DEFINITION_LINE.search(text, unclosed.offset)
+            if found and found.start() < end:
+                self.definition = (found.start(), found.group("keyword"))
+
+    def labels(self, source: Source) -> tuple[Label, ...]:
+        """The innermost open bracket; with a misfit, also the `{` that likely lacks its `}`
+        and the `}` that closed it instead."""
+        if not self.open:
+            return ()
+        unclosed = self.open[-1]
+        if self.misfit is None and self.definition is None:
+            return (Label(_one(source, unclosed), f"this `{unclosed.char}` is never closed"),)
+        if self.misfit is None:
+            assert self.definition is not None
+            at, keyword = self.definition
+            return (
+                Label(_one(source, unclosed), "this `{` is never closed"),
+                Label(source.span(at, at + len(keyword)),
+                      f"so this `{keyword}` is read as a statement of its body"),
+            )
+        opener, closer = self.misfit
+        return (
+            Label(_one(source, unclosed), "this `{` is never closed"),
+            Label(_one(source, opener), "the missing `}` is more likely this one's"),
+            Label(_one(source, closer),
+                  f"this `}}` closes the `{{` of line {_line(source, opener)}, but it lines up "
+                  f"with line {_line(source, unclosed)}"),
+        )
+
+    def help(self, source: Source, where: str) -> str:
+        """Where the missing `}` goes; `where` is what comes after the open `{`'s body."""
+        if self.misfit is not None:
+            opener, closer = self.misfit
+            return (f"add the `}}` that closes the `{{` of line {_line(source, opener)} where "
+                    f"its body ends, before line {_line(source, closer)}")
+        if self.definition is not None:
+            where = f"line {source.position(self.definition[0])[0]}"
+        return (f"add the `}}` that closes the `{{` of line {_line(source, self.open[-1])} "
+                f"where its body ends, before {where}")
+
+
+# `network`, `block`, `def` or `use` at the start of a line, followed by what follows each.
+_DEFINITION_LINE = re.compile(
+    r'^(?P<keyword>network|block|def|use)(?:[ \t]+[A-Za-z_]|(?<=use)[ \t]*")', re.M)
+
+
+class _Lines:
+    """The indentation of the line at an offset, for offsets asked in increasing order: each
+    line is measured once, so a file of one long line costs linear time, not quadratic."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.start = 0  # of the current line
+        self.scanned = 0  # offsets below this are on the current line or before
+        self.first = self._first_nonblank(0)
+
+    def _first_nonblank(self, start: int) -> int:
+        match = _BLANKS.match(self.text, start)
+        return match.end() if match else start
+
+    def _move(self, offset: int) -> None:
+        newline = self.text.rfind("\n", self.scanned, offset)
+        if newline >= 0:
+            self.start = newline + 1
+            self.first = self._first_nonblank(self.start)
+        self.scanned = offset
+
+    def indent(self, offset: int) -> int:
+        """The indentation of `offset`'s line (a tab counts 4)."""
+        self._move(offset)
+        return len(self.text[self.start : self.first].expandtabs(4))
+
+    def starts(self, offset: int) -> bool:
+        """Whether only blanks come before `offset` on its line."""
+        self._move(offset)
+        return offset == self.first
+
+
+_BLANKS = re.compile(r"[ \t]*")
+
+
+def _line(source: Source, bracket: _Bracket) -> int:
+    return source.position(bracket.offset)[0]
+
+
+def _one(source: Source, bracket: _Bracket) -> Span:
+    return source.span(bracket.offset, bracket.offset + 1)
 
 
 def _syntax_help(source: Source, tok: Token, expected: Any) -> str | None:
@@ -405,6 +564,18 @@ class _ToAst(Transformer_NonRecursive[Any, Any]):
 
     def call_stmt(self, meta: Any, c: list[Any]) -> ast.CallStmt:
         return ast.CallStmt(c[0], c[1], c[2], self._span(meta))
+
+    def element_stmt(self, meta: Any, c: list[Any]) -> ast.ElementStmt:
+        label, name, *elements, guard = c
+        value: ast.Expr = ast.Var(str(name), _tok_span(self.source, name))
+        for index, span in elements:
+            value = self._deep(ast.Index(value, index, value.span.to(span)), value, index)
+        assert isinstance(value, ast.Index)
+        return ast.ElementStmt(label, value, guard, self._span(meta))
+
+    def element(self, meta: Any, c: list[Any]) -> tuple[ast.Expr, Span]:
+        """`[i]` of `t[i]`: the index, and the span that ends at the `]`."""
+        return c[0], self._span(meta)
 
     def seq_stmt(self, meta: Any, c: list[Any]) -> ast.SeqStmt:
         return ast.SeqStmt(c[0], c[1], c[2], self._span(meta))
