@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 import resdsl
 from resdsl import ArgumentError, SpecError, UsageError
+from resdsl.api import check_size
 from resdsl.diagnostics import render_all_text
 from tests.conftest import SPECS, run_cli
 
@@ -427,6 +428,8 @@ def _calls(spec: str, out: str) -> dict[str, Callable[[resdsl.Network, Any], obj
         "save_onnx(path)": no_str(lambda v: resdsl.load(spec).save_onnx(v)),
         "save_onnx(verify)": lambda n, v: n.save_onnx(os.path.join(out, "t.onnx"), verify=v),
         "save_python(path)": no_str(lambda v: resdsl.load(spec).save_python(v)),
+        "save_exported(model)": lambda n, v: n.save_exported(os.path.join(out, "m.pt2"), v),
+        "check_size(max_params)": lambda n, v: check_size(n.graph, v),
         "draw(path)": no_str(lambda v: resdsl.load(spec).draw(v, format="dot")),
         "draw(suffix)": lambda n, v: n.draw(suffix(v)) if isinstance(v, str) else None,
         "draw(format)": lambda n, v: n.draw(format=v),
