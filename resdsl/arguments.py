@@ -68,7 +68,8 @@ class Spelling:
             return f"{keyword}={show(value)}"
         if value is True:  # a switch
             return self.name(keyword)
-        return f"{self.name(keyword)} {shlex.quote(str(value))}"
+        text = value if isinstance(value, str) else show(value)
+        return f"{self.name(keyword)} {shlex.quote(text)}"
 
     def usage(self, keyword: str, placeholder: str) -> str:
         """How to pass a value, for a help text: `--max-params N`, `max_params=N`."""
@@ -277,7 +278,8 @@ def input_shape(value: object, spelling: Spelling = PYTHON) -> Shape | None:
         except ArgumentError:
             raise _refuse("input_shape", value, spelling, rule) from None
     else:
-        hint = f"for a vector input write ({value},)" if isinstance(value, int) else ""
+        vector = isinstance(value, int) and not _is_bool(value)
+        hint = f"for a vector input write ({value},)" if vector else ""
         raise _refuse("input_shape", value, spelling, rule, wrong_type=True, hint=hint)
     if not all(1 <= d <= MAX_DIM for d in dims):
         raise _refuse("input_shape", value, spelling, rule)
