@@ -6,22 +6,33 @@
 
 Nothing here imports torch at module level: `import resdsl` stays light, and the torch backend
 is imported when a method needs it.
+
+Every public function checks its arguments first (`resdsl.arguments`, the same rules as the
+command line's): a bad one raises `ArgumentError` naming the keyword, never a TypeError from
+deep inside.
 """
 
 from __future__ import annotations
 
+import html
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, SupportsIndex
 
+from resdsl import arguments
+from resdsl.arguments import PYTHON, ArgumentError, Spelling
 from resdsl.diagnostics import Span, SpecError, error
 from resdsl.ir.graph import Graph
-from resdsl.ir.ops import Shape, Value, fmt_value
+from resdsl.ir.ops import Shape, Value, fmt_shape, fmt_value
 from resdsl.passes.counts import Counts, Row, rollup, state_shapes, state_values, totals
 from resdsl.pipeline import Options, Result, build
 
 _log = logging.getLogger("resdsl")
+
+# A checkpoint: its path, or a state_dict.
+Weights = str | os.PathLike[str] | Mapping[str, Any] | None
 
 if TYPE_CHECKING:
     import numpy as np
@@ -37,7 +48,8 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class WeightOptions:
     """Where a network's weights come from; every backend takes the same ones (the keyword
-    arguments of `Network.state`, `to_torch`, `to_onnx` and `save_onnx`)."""
+    arguments of `Network.state`, `to_torch`, `to_onnx` and `save_onnx`). Checked when made:
+    a bad field raises `ArgumentError`."""
 
     seed: int = 0
     weights: str | Mapping[str, Any] | None = None
@@ -46,13 +58,67 @@ class WeightOptions:
     zero_init_residual: bool = False
     max_params: int | None = None
 
+    def __post_init__(self) -> None:
+        # Kept normalised, so the backends see plain values: a numpy integer seed as an
+        # int, an os.PathLike checkpoint as its str path.
+        checked: dict[str, object] = {
+            "seed": arguments.seed(self.seed),
+            "weights": arguments.weights(self.weights),
+            "strict": arguments.flag(self.strict, "strict"),
+            "replace_head": arguments.flag(self.replace_head, "replace_head"),
+            "zero_init_residual": arguments.flag(self.zero_init_residual, "zero_init_residual"),
+            "max_params": arguments.max_params(self.max_params),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
-@dataclass(frozen=True)
+    @classmethod
+    def of(cls, seed: SupportsIndex = 0, weights: Weights = None, strict: bool = True,
+           replace_head: bool = False, zero_init_residual: bool = False,
+           max_params: SupportsIndex | None = None) -> WeightOptions:
+        """The options from the API's keyword arguments, which may be numpy integers and
+        os.PathLike paths: checked and normalised (ArgumentError for a bad one)."""
+        return cls(arguments.seed(seed), arguments.weights(weights), strict, replace_head,
+                   zero_init_residual, arguments.max_params(max_params))
+
+
+@dataclass(frozen=True, repr=False)
 class Network:
     """A checked network: its graph, its parameters and its backends."""
 
     path: str
     result: Result
+
+    def __repr__(self) -> str:
+        # One line: the fields hold the whole program and graph, megabytes as a dataclass dump.
+        return (f"<resdsl.Network {self.name}: {fmt_shape(self.input_shape)} → "
+                f"{fmt_shape(self.output_shape)}, {self.counts().params:,} parameters, "
+                f"from {self.path}>")
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows a Network as a small table: its summary and its top-level modules
+        (`info(depth=1)`, at most `_HTML_ROWS` of them); `draw()` shows the diagram."""
+        e = html.escape
+        t = self.counts()
+        rows = self.info(depth=1)
+        cell = '<td style="text-align:{}">{}</td>'
+        body = [
+            "<tr>" + cell.format("left", e(r.path)) + cell.format("left", e(r.kind))
+            + cell.format("left", e(fmt_shape(r.shape))) + cell.format("right", f"{r.params:,}")
+            + cell.format("right", f"{r.macs:,}") + "</tr>"
+            for r in rows[:_HTML_ROWS]
+        ]
+        if len(rows) > _HTML_ROWS:
+            body.append(f'<tr><td colspan="5">… {len(rows) - _HTML_ROWS:,} more</td></tr>')
+        total = ('<tr><th style="text-align:left">total</th><td></td>'
+                 + cell.format("left", e(fmt_shape(self.output_shape)))
+                 + cell.format("right", f"{t.params:,}") + cell.format("right", f"{t.macs:,}")
+                 + "</tr>")
+        head = "".join(f"<th>{h}</th>" for h in ("module", "kind", "output", "params", "MACs"))
+        return (f'<table><caption style="text-align:left"><b>{e(self.name)}</b> '
+                f"({e(self.path)}): input {e(fmt_shape(self.input_shape))}, "
+                f"{t.params:,} parameters, {t.macs / 1e9:.3f} GMACs</caption>"
+                f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}{total}</tbody></table>")
 
     @property
     def name(self) -> str:
@@ -79,9 +145,9 @@ class Network:
         """Total parameters and multiply-accumulates (conv and linear layers)."""
         return totals(self.graph)
 
-    def info(self, depth: int = 2) -> list[Row]:
-        """Parameters, MACs and output shape per module, `depth` levels deep."""
-        return rollup(self.graph, depth)
+    def info(self, depth: SupportsIndex = 2) -> list[Row]:
+        """Parameters, MACs and output shape per module, `depth` (at least 1) levels deep."""
+        return rollup(self.graph, arguments.depth(depth))
 
     def paths(self) -> PathCounts:
         """Input-to-output paths by length, the joins each enters through its body (Veit et
@@ -95,36 +161,41 @@ class Network:
         return state_shapes(self.graph)
 
     def init_state(
-        self, seed: int = 0, *, zero_init_residual: bool = False
+        self, seed: SupportsIndex = 0, *, zero_init_residual: bool = False
     ) -> dict[str, np.ndarray]:
         """The initial weights every backend starts from (numpy; deterministic in `seed`)."""
         from resdsl.weights import initial_state
 
+        seed = arguments.seed(seed)
+        zero_init_residual = arguments.flag(zero_init_residual, "zero_init_residual")
         return initial_state(self.graph, seed, zero_init_residual=zero_init_residual)
 
     def state(
         self,
-        seed: int = 0,
+        seed: SupportsIndex = 0,
         *,
-        weights: str | Mapping[str, Any] | None = None,
+        weights: Weights = None,
         strict: bool = True,
         replace_head: bool = False,
         zero_init_residual: bool = False,
-        max_params: int | None = None,
+        max_params: SupportsIndex | None = None,
     ) -> tuple[dict[str, np.ndarray], LoadReport | None]:
         """Every state_dict key's value: `init_state(seed)`, overlaid with `weights` (a
         `.pth`/`.safetensors` path or a state_dict) when given, and the report of that load.
 
         Refused (SpecError E0701) before anything is allocated when the network holds more
         than `max_params` values (default 2·10⁹)."""
-        return self.state_from(WeightOptions(seed, weights, strict, replace_head,
-                                             zero_init_residual, max_params))
+        return self.state_from(WeightOptions.of(seed, weights, strict, replace_head,
+                                                zero_init_residual, max_params))
 
     def state_from(self, options: WeightOptions) -> tuple[dict[str, np.ndarray],
                                                           LoadReport | None]:
         """`state(...)` with its arguments gathered in `options`."""
         from resdsl.weights import load_state
 
+        if not isinstance(options, WeightOptions):
+            raise ArgumentError(f"options={arguments.show(options)}: must be a WeightOptions",
+                                "options", options)
         self.check_size(options)
         state = self.init_state(options.seed, zero_init_residual=options.zero_init_residual)
         if options.weights is None:
@@ -136,25 +207,26 @@ class Network:
 
     def check_size(self, options: WeightOptions) -> None:
         """Refuse (E0701) a network above `options.max_params`, from the graph alone."""
-        check_size(self.graph, options.max_params, self.result.network.name_span)
+        check_size(self.graph, options.max_params, self.result.network.name_span,
+                   self.result.options.spelling)
 
     def to_torch(
         self,
-        seed: int = 0,
+        seed: SupportsIndex = 0,
         *,
-        weights: str | Mapping[str, Any] | None = None,
+        weights: Weights = None,
         strict: bool = True,
         replace_head: bool = False,
         zero_init_residual: bool = False,
-        max_params: int | None = None,
+        max_params: SupportsIndex | None = None,
     ) -> torch.nn.Module:
         """An `nn.Module` with the spec's module tree (its state_dict keys) and a generated
         forward, holding `state(...)`'s weights. In training mode, like torchvision's
         constructors."""
         from resdsl.backends.torch_module import build_module, require_torch
 
-        options = WeightOptions(seed, weights, strict, replace_head, zero_init_residual,
-                                max_params)
+        options = WeightOptions.of(seed, weights, strict, replace_head, zero_init_residual,
+                                   max_params)
         # The size limit first: refusing a huge network must not wait for torch to import.
         self.check_size(options)
         require_torch()
@@ -171,14 +243,14 @@ class Network:
 
     def to_onnx(
         self,
-        seed: int = 0,
+        seed: SupportsIndex = 0,
         *,
-        weights: str | Mapping[str, Any] | None = None,
+        weights: Weights = None,
         strict: bool = True,
         replace_head: bool = False,
         zero_init_residual: bool = False,
-        max_params: int | None = None,
-        opset: int | None = None,
+        max_params: SupportsIndex | None = None,
+        opset: SupportsIndex | None = None,
         fold_bn: bool = False,
     ) -> onnx.ModelProto:
         """The ONNX model (an `onnx.ModelProto`), emitted from the graph without torch,
@@ -186,22 +258,23 @@ class Network:
         13-21 (default 17); `fold_bn` folds each BN that follows a conv into it."""
         from resdsl.backends.onnx_export import compile_network
 
-        model, _, _ = compile_network(
-            self, WeightOptions(seed, weights, strict, replace_head, zero_init_residual,
-                                max_params), opset=opset, fold_bn=fold_bn)
+        options = WeightOptions.of(seed, weights, strict, replace_head, zero_init_residual,
+                                   max_params)
+        model, _, _ = compile_network(self, options, opset=arguments.opset(opset),
+                                      fold_bn=arguments.flag(fold_bn, "fold_bn"))
         return model.proto
 
     def save_onnx(
         self,
-        path: str,
-        seed: int = 0,
+        path: str | os.PathLike[str],
+        seed: SupportsIndex = 0,
         *,
-        weights: str | Mapping[str, Any] | None = None,
+        weights: Weights = None,
         strict: bool = True,
         replace_head: bool = False,
         zero_init_residual: bool = False,
-        max_params: int | None = None,
-        opset: int | None = None,
+        max_params: SupportsIndex | None = None,
+        opset: SupportsIndex | None = None,
         fold_bn: bool = False,
         verify: bool = False,
     ) -> OnnxResult:
@@ -210,9 +283,11 @@ class Network:
         backend when torch is installed) before it is put in place."""
         from resdsl.backends.onnx_export import save
 
-        return save(self, path, WeightOptions(seed, weights, strict, replace_head,
-                                              zero_init_residual, max_params),
-                    opset=opset, fold_bn=fold_bn, verify=verify)
+        options = WeightOptions.of(seed, weights, strict, replace_head, zero_init_residual,
+                                   max_params)
+        return save(self, arguments.path(path), options, opset=arguments.opset(opset),
+                    fold_bn=arguments.flag(fold_bn, "fold_bn"),
+                    verify=arguments.flag(verify, "verify"))
 
 
     @property
@@ -220,28 +295,33 @@ class Network:
         """The spec and every file it imports."""
         return [f.source.path for f in self.result.program.files]
 
-    def save_python(self, path: str) -> None:
+    def save_python(self, path: str | os.PathLike[str]) -> None:
         """Write `to_python()` to `path`, atomically."""
         from resdsl.outputs import check_output, write_atomic
 
+        path = arguments.path(path)
         check_output(path, self.files)
         source = self.to_python().encode("utf-8")
         write_atomic(path, lambda f: f.writelines([source]))
 
-    def save_exported(self, path: str, model: torch.nn.Module) -> None:
+    def save_exported(self, path: str | os.PathLike[str], model: torch.nn.Module) -> None:
         """Write a `torch.export` archive of `model` (eval mode, dynamic batch) to `path`,
         atomically; `torch.export.load(path)` reads it back without resdsl."""
         from resdsl.backends.torch_module import export, require_torch
         from resdsl.outputs import check_output, write_atomic
 
+        path = arguments.path(path)
         torch = require_torch()
+        if not isinstance(model, torch.nn.Module):
+            raise ArgumentError(f"model={arguments.show(model)}: must be a torch.nn.Module "
+                                "(from `to_torch()`)", "model", model)
         check_output(path, self.files)
         program = export(model, self.input_shape)
         write_atomic(path, lambda f: torch.export.save(program, f))
 
     def draw(
         self,
-        path: str | None = None,
+        path: str | os.PathLike[str] | None = None,
         *,
         format: str | None = None,
         depth: str = "blocks",
@@ -252,39 +332,40 @@ class Network:
         """The network's diagram, as `resdsl draw` draws it: `depth` "stages", "blocks" or
         "layers"; `expand` draws every copy of repeated blocks; `lr` left to right; `shapes`
         C×H×W on edges. `format` is svg (default), png, pdf or dot (the DOT text); with a
-        `path`, its suffix chooses the format and the file is written atomically. Rendering
-        uses Graphviz's `dot` when it is on PATH, else graphviz-pure (`resdsl[draw]`)."""
+        `path`, its suffix chooses the format (.svg, .png, .pdf, .dot or .gv; none: svg; any
+        other: ArgumentError) and the file is written atomically. Rendering uses Graphviz's
+        `dot` when it is on PATH, else graphviz-pure (`resdsl[draw]`)."""
         from resdsl.backends.dot_draw import draw_graph, format_for
         from resdsl.backends.dot_source import DEPTHS, Settings
 
-        if depth not in DEPTHS:
-            raise ValueError(f"depth must be one of {', '.join(DEPTHS)}, not {depth!r}")
-        settings = Settings(depth, expand, lr, shapes)  # type: ignore[arg-type]
-        drawing = draw_graph(self.graph, settings, format_for(path, format))
-        if path is not None:
-            drawing.save(path, tuple(self.files))
+        settings = Settings(
+            arguments.choice(depth, "depth", DEPTHS),  # type: ignore[arg-type]
+            arguments.flag(expand, "expand"), arguments.flag(lr, "lr"),
+            arguments.flag(shapes, "shapes"))
+        target = None if path is None else arguments.path(path)
+        drawing = draw_graph(self.graph, settings, format_for(target, format, PYTHON))
+        if target is not None:
+            drawing.save(target, tuple(self.files))
         return drawing
-
-    def _repr_svg_(self) -> str | None:
-        """Jupyter shows a Network as its diagram (None, so its text, without Graphviz)."""
-        try:
-            return self.draw(format="svg")._repr_svg_()
-        except SpecError:
-            return None
 
     def describe_params(self) -> str:
         return ", ".join(f"{k}={fmt_value(v, full=True)}" for k, v in self.params.items())
 
 
+# Rows of a Network's notebook table (its top-level modules): enough for every spec of the
+# library, and a bound for a network written with thousands of top-level layers.
+_HTML_ROWS = 40
 # Parameters and buffers a network may hold before anything is allocated for it, unless the
 # caller raises the limit: 2·10⁹ float32 values are 8 GB, more than a laptop has to spare.
 MAX_PARAMS = 2_000_000_000
 
 
-def check_size(graph: Graph, max_params: int | None = None, span: Span | None = None) -> None:
+def check_size(graph: Graph, max_params: SupportsIndex | None = None, span: Span | None = None,
+               spelling: Spelling = PYTHON) -> None:
     """Refuse (E0701) a network whose state is larger than the limit, from the graph alone;
-    `span` is where the network is defined."""
-    limit = MAX_PARAMS if max_params is None else max_params
+    `span` is where the network is defined, `spelling` how the help names the limit."""
+    checked = arguments.max_params(max_params, spelling)
+    limit = MAX_PARAMS if checked is None else checked
     size = state_values(graph)
     if size > limit:
         raise SpecError([error(
@@ -293,35 +374,27 @@ def check_size(graph: Graph, max_params: int | None = None, span: Span | None = 
             span,
             f"{size:,} parameters and buffers",
             help="check the widths and repeat counts; to build it anyway, raise the limit "
-            "with `--max-params N` (`max_params=` in the API)",
+            f"with `{spelling.usage('max_params', 'N')}`",
             notes=(f"{size * 4 / 1e9:,.1f} GB as float32",),
         )])
 
 
 def load(
-    path: str,
+    path: str | os.PathLike[str],
     *,
     network: str | None = None,
-    input_shape: Shape | str | None = None,
+    input_shape: Sequence[SupportsIndex] | str | None = None,
     **params: Any,
 ) -> Network:
     """Parse, check and elaborate the spec at `path`.
 
     `params` override the network's parameters, like `-D NAME=VALUE`, with Python values:
     `classes=10`, `blocks=[6, 12, 32, 32]`, `mode="sum"`.
-    `input_shape` is `(C, H, W)` or `"3x224x224"`. Raises `SpecError` for a bad spec.
+    `input_shape` is `(C, H, W)`, `(C,)` or `"3x224x224"`. Raises `SpecError` for a bad spec,
+    `ArgumentError` for a bad argument (an unknown network or parameter among them).
     """
-    from resdsl.pipeline import parse_input_shape
-
-    defines = {name: _as_text(value) for name, value in params.items()}
-    shape = parse_input_shape(input_shape) if isinstance(input_shape, str) else input_shape
-    return Network(path, build(path, Options(defines, shape, network)))
-
-
-def _as_text(value: Any) -> str:
-    """A Python value as the spec text `-D` takes (lists become spec lists)."""
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_as_text(v) for v in value) + "]"
-    if value is None or not isinstance(value, (bool, int, float, str)):
-        raise TypeError(f"a network parameter is a number, bool, string or list, not {value!r}")
-    return fmt_value(value)
+    spec = arguments.path(path)
+    defines = {name: arguments.parameter_text(name, value) for name, value in params.items()}
+    options = Options(defines, arguments.input_shape(input_shape), arguments.network(network),
+                      PYTHON)
+    return Network(spec, build(spec, options))

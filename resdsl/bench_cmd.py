@@ -31,6 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
+from resdsl import arguments
+from resdsl.arguments import COMMAND_LINE
 from resdsl.diagnostics import SpecError, write_errors
 from resdsl.pipeline import Options, UsageError
 
@@ -57,8 +59,8 @@ def bench(args: argparse.Namespace, options: Options, out: TextIO, err: TextIO) 
         raise UsageError("--batch and --threads must be at least 1, --warmup at least 0")
     if args.runs < MIN_RUNS:
         raise UsageError(f"--runs must be at least {MIN_RUNS}: a median needs enough runs")
-    if args.seed < 0:
-        raise UsageError("--seed must not be negative")
+    arguments.seed(args.seed, COMMAND_LINE)
+    arguments.opset(args.opset, COMMAND_LINE)
     try:
         rows, net_name, shape = _measure(args, options, err)
     except SpecError as exc:

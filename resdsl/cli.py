@@ -12,14 +12,15 @@ import traceback
 from collections.abc import Sequence
 from typing import TextIO
 
-from resdsl import __version__
+from resdsl import __version__, arguments
 from resdsl.api import Network
+from resdsl.arguments import COMMAND_LINE
 from resdsl.backends.torch_module import build_module
 from resdsl.diagnostics import Diagnostic, SpecError, render_all_text, render_json, write_errors
 from resdsl.ir.ops import fmt_shape
 from resdsl.outputs import check_output
 from resdsl.passes.counts import rollup, totals
-from resdsl.pipeline import Options, Result, UsageError, build, parse_input_shape
+from resdsl.pipeline import Options, Result, UsageError, build
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 TARGETS = {"python": ".py", "torch": ".pt2", "onnx": ".onnx"}
@@ -103,7 +104,7 @@ def _options(args: argparse.Namespace) -> Options:
         if not sep or not name.strip().isidentifier():
             raise UsageError(f"-D takes NAME=VALUE, not `{item}`")
         defines[name.strip()] = value
-    shape = parse_input_shape(args.input_shape) if args.input_shape else None
+    shape = arguments.input_shape(args.input_shape, COMMAND_LINE)
     return Options(defines, shape, args.network)
 
 
@@ -173,8 +174,7 @@ def _info_text(spec: str, result: Result, depth: int) -> str:
 
 
 def _info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if args.depth < 1:
-        raise UsageError("--depth must be at least 1")
+    arguments.depth(args.depth, COMMAND_LINE)
     try:
         result = build(args.spec, _options(args))
     except SpecError as exc:
@@ -207,17 +207,15 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.target == "python" and args.weights:
         raise UsageError("--to python writes code, not weights: load them in the program "
                          "(`model.load_state_dict(...)`), or use --to torch to bake them in")
-    if args.seed < 0:
-        raise UsageError("--seed must not be negative")
+    arguments.seed(args.seed, COMMAND_LINE)
+    arguments.max_params(args.max_params, COMMAND_LINE)
     if args.target != "onnx":
         for flag, given in (("--opset", args.opset is not None), ("--fold-bn", args.fold_bn),
                             ("--verify", args.verify)):
             if given:
                 raise UsageError(f"{flag} applies to --to onnx only")
     else:
-        from resdsl.backends.onnx_model import check_opset
-
-        check_opset(args.opset)
+        arguments.opset(args.opset, COMMAND_LINE)
     report = None
     extra: list[str] = []
     detail = ""

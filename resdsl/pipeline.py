@@ -9,11 +9,13 @@ import gc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from resdsl.arguments import COMMAND_LINE, ArgumentError, Spelling
+from resdsl.arguments import UsageError as UsageError  # re-exported: where it was defined
 from resdsl.diagnostics import Diagnostic, SpecError, error, fail
 from resdsl.ir.elaborate import Elaborator
 from resdsl.ir.evaluate import FUNCTIONS, Evaluator
 from resdsl.ir.graph import Graph
-from resdsl.ir.ops import MAX_DIM, Shape, Value
+from resdsl.ir.ops import Shape, Value
 from resdsl.ir.resolve import check_program, did_you_mean
 from resdsl.passes.shapes import verify_shapes
 from resdsl.passes.structure import check_structure
@@ -21,39 +23,35 @@ from resdsl.syntax import ast, parse_expression
 from resdsl.syntax.loader import Program, load_program
 
 
-class UsageError(Exception):
-    """A mistake on the command line rather than in the spec (exit code 2)."""
-
-
 @dataclass(frozen=True)
 class Options:
+    """What to build: `-D` overrides as spec text, the input shape, the network's name, and
+    how messages name these (`--network` on the command line, `network=` in the API)."""
+
     defines: Mapping[str, str] = field(default_factory=dict)
     input_shape: Shape | None = None
     network: str | None = None
+    spelling: Spelling = COMMAND_LINE
 
 
-@dataclass
+@dataclass(repr=False)
 class Result:
     program: Program
     network: ast.Definition
     params: dict[str, Value]
     graph: Graph
     warnings: list[Diagnostic]
+    # What it was built with (and so how its messages name the arguments).
+    options: Options = field(default_factory=Options)
+
+    def __repr__(self) -> str:
+        # The fields hold the whole program and graph: a dump would be megabytes.
+        return (f"<Result {self.network.name}: {len(self.graph):,} nodes, "
+                f"{len(self.warnings)} warnings>")
 
 
-def parse_input_shape(text: str) -> Shape:
-    """`3x224x224` (or `3×224×224`, or `784`) → (3, 224, 224)."""
-    parts = text.lower().replace("×", "x").split("x")
-    try:
-        dims = tuple(int(p) for p in parts)
-    except ValueError:
-        raise UsageError(f"--input takes CxHxW or C, e.g. 3x224x224, not `{text}`") from None
-    if len(dims) not in (1, 3) or not all(1 <= d <= MAX_DIM for d in dims):
-        raise UsageError(f"--input takes CxHxW or C with positive sizes, not `{text}`")
-    return dims
-
-
-def select_network(program: Program, name: str | None) -> ast.Definition:
+def select_network(program: Program, name: str | None,
+                   spelling: Spelling = COMMAND_LINE) -> ast.Definition:
     networks = program.main.networks
     if name is not None:
         for net in networks:
@@ -61,9 +59,10 @@ def select_network(program: Program, name: str | None) -> ast.Definition:
                 return net
         names = [n.name for n in networks]
         hint = did_you_mean(name, names)
-        raise UsageError(
+        raise ArgumentError(
             f"`{program.main.source.path}` has no network `{name}`"
-            + (f"; {hint}" if hint else f" (it has: {', '.join(names) or 'none'})")
+            + (f"; {hint}" if hint else f" (it has: {', '.join(names) or 'none'})"),
+            "network", name,
         )
     if len(networks) == 1:
         return networks[0]
@@ -89,7 +88,7 @@ def select_network(program: Program, name: str | None) -> ast.Definition:
                 f"`{source.path}` defines several networks: {listed}",
                 networks[1].name_span,
                 "a second network",
-                help="choose one with `--network NAME`",
+                help=f"choose one with `{spelling.usage('network', 'NAME')}`",
             )
         ]
     )
@@ -110,29 +109,34 @@ def _require_constant(expr: ast.Expr) -> None:
         stack.extend(ast.children(e))
 
 
-def network_params(net: ast.Definition, defines: Mapping[str, str]) -> dict[str, Value]:
-    """The network's parameters: defaults, overridden by `-D NAME=VALUE`."""
+def network_params(net: ast.Definition, defines: Mapping[str, str],
+                   spelling: Spelling = COMMAND_LINE) -> dict[str, Value]:
+    """The network's parameters: defaults, overridden by `defines` (`-D NAME=VALUE`, or the
+    keyword arguments of `resdsl.load` written as spec text)."""
     names = [p.name for p in net.params]
     for name in defines:
         if name not in names:
             hint = did_you_mean(name, names)
-            raise UsageError(
+            raise ArgumentError(
                 f"network `{net.name}` has no parameter `{name}`"
-                + (f"; {hint}" if hint else f" (it has: {', '.join(names) or 'none'})")
+                + (f"; {hint}" if hint else f" (it has: {', '.join(names) or 'none'})"),
+                name, defines[name],
             )
     evaluate = Evaluator()
     values: dict[str, Value] = {}
     for param in net.params:
         if param.name in defines:
+            given = spelling.define(param.name, defines[param.name])
             try:
-                expr = parse_expression(defines[param.name], f"-D {param.name}")
+                expr = parse_expression(defines[param.name], given)
                 _require_constant(expr)
                 values[param.name] = evaluate(expr, {}, None)
             except SpecError as exc:
                 reason = exc.diagnostics[0].message if exc.diagnostics else "invalid"
-                raise UsageError(
-                    f"-D {param.name}={defines[param.name]}: {reason} (values are numbers, "
-                    'true/false, "strings" or [lists])'
+                raise ArgumentError(
+                    f"{given}: {reason} (values are numbers, "
+                    'true/false, "strings" or [lists])',
+                    param.name, defines[param.name],
                 ) from None
         elif param.default is not None:
             values[param.name] = evaluate(param.default, values, None)
@@ -144,7 +148,8 @@ def network_params(net: ast.Definition, defines: Mapping[str, str]) -> dict[str,
                         f"network parameter `{param.name}` has no default and no value",
                         param.span,
                         "no default",
-                        help=f"give it a default, or pass `-D {param.name}=VALUE`",
+                        help="give it a default, or pass "
+                        f"`{spelling.define(param.name, 'VALUE')}`",
                     )
                 ]
             )
@@ -174,12 +179,12 @@ def _build(path: str, options: Options) -> Result:
     if len(warnings) != len(diagnostics):
         raise SpecError(diagnostics)
     try:
-        net = select_network(program, options.network)
-        params = network_params(net, options.defines)
+        net = select_network(program, options.network, options.spelling)
+        params = network_params(net, options.defines, options.spelling)
         graph = Graph(net.name)
         Elaborator(blocks, graph).network(net, params, options.input_shape)
     except SpecError as exc:
         raise SpecError(warnings + exc.diagnostics) from None
     check_structure(graph)
     verify_shapes(graph)
-    return Result(program, net, params, graph, warnings)
+    return Result(program, net, params, graph, warnings, options)

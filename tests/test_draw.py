@@ -418,8 +418,8 @@ def test_no_renderer_is_a_diagnostic(tmp_path: Path, monkeypatch: pytest.MonkeyP
     _golden("E0721_no_graphviz", run.err)
     # The DOT text needs no renderer.
     assert run_cli("draw", "specs/resnet18.res", "-o", str(tmp_path / "r.dot")).code == 0
-    # A notebook shows the network's text instead of failing.
-    assert resdsl.load("specs/resnet18.res")._repr_svg_() is None
+    # A notebook shows the network's table, which needs no renderer.
+    assert resdsl.load("specs/resnet18.res")._repr_html_().startswith("<table")
 
 
 def test_pdf_without_dot_is_a_clear_error(tmp_path: Path,
@@ -473,7 +473,7 @@ def test_api_draw(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="depth"):
         net.draw(depth="units")
     if HAS_RENDERER:
-        svg = net._repr_svg_()
+        svg = net.draw()._repr_svg_()
         assert svg is not None and ET.fromstring(svg.encode()).tag.endswith("svg")
         out = tmp_path / "r18.png"
         png = net.draw(str(out))

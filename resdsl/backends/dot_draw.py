@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from resdsl.arguments import COMMAND_LINE, ArgumentError, Spelling, choice
 from resdsl.backends.dot_render import FORMATS, choose, find_renderers, render
 from resdsl.backends.dot_source import Settings, element_count, generate
 from resdsl.diagnostics import Diagnostic, SpecError, error
@@ -88,13 +89,23 @@ def draw_graph(
     return Drawing(dot, fmt, render(dot, fmt, program), program.describe())
 
 
-def format_for(output: str | None, fmt: str | None) -> str:
-    """`--format`, else the output's suffix, else svg."""
+def format_for(output: str | None, fmt: str | None,
+               spelling: Spelling = COMMAND_LINE) -> str:
+    """`--format` (`format=`), else the output's suffix, else svg. A suffix that names no
+    format (`d.jpg`) is an ArgumentError: the file would hold SVG under another name."""
     if fmt is not None:
-        return fmt
-    if output is not None:
-        return SUFFIXES.get(Path(output).suffix.lower(), "svg")
-    return "svg"
+        return choice(fmt, "format", ALL_FORMATS, spelling)
+    suffix = "" if output is None else Path(output).suffix.lower()
+    if not suffix:  # no output, or a name without a suffix (`-o /dev/stdout`)
+        return "svg"
+    if suffix not in SUFFIXES:
+        listed = ", ".join(SUFFIXES)
+        formats = ", ".join(ALL_FORMATS)
+        raise ArgumentError(
+            f"{spelling.given('path', output)}: `{suffix}` is not a format resdsl draws; "
+            f"the suffix chooses the format: {listed}, or choose one ({formats}) with "
+            f"`{spelling.usage('format', 'FORMAT')}`", "path", output)
+    return SUFFIXES[suffix]
 
 
 @dataclass

@@ -114,7 +114,7 @@ def save(
         # before the weights are made.
         net.check_size(options or WeightOptions())
         require_onnx()
-        require_onnxruntime("--verify")
+        require_onnxruntime(net.result.options.spelling.given("verify", True))
     model, report, state = compile_network(net, options, opset=opset, fold_bn=fold_bn,
                                            external=external)
     checked: list[Verification] = []
