@@ -16,7 +16,7 @@ from resdsl.ir.elaborate import Elaborator
 from resdsl.ir.evaluate import FUNCTIONS, Evaluator
 from resdsl.ir.graph import Graph
 from resdsl.ir.ops import Shape, Value
-from resdsl.ir.resolve import check_program, did_you_mean
+from resdsl.ir.resolve import check_program, did_you_mean, literal_hint
 from resdsl.passes.shapes import verify_shapes
 from resdsl.passes.structure import check_structure
 from resdsl.syntax import ast, parse_expression
@@ -100,8 +100,8 @@ def _require_constant(expr: ast.Expr) -> None:
     while stack:
         e = stack.pop()
         if isinstance(e, ast.Var):
-            raise fail("E0202", f"`{e.name}` is not a value (strings need double quotes: "
-                       f'"{e.name}")', e.span)
+            hint = literal_hint(e.name) or f'strings need double quotes: "{e.name}"'
+            raise fail("E0202", f"`{e.name}` is not a value ({hint})", e.span)
         if isinstance(e, ast.In):
             raise fail("E0212", "`in` has no value on the command line", e.span)
         if isinstance(e, ast.FuncCall) and e.name not in FUNCTIONS:

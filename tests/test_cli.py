@@ -84,3 +84,10 @@ def test_python_dash_m_and_no_torch_on_the_check_path() -> None:
     proc = subprocess.run([sys.executable, "-m", "resdsl", "--version"], capture_output=True,
                           text=True, cwd=ROOT)
     assert proc.returncode == 0 and proc.stdout.startswith("resdsl ")
+
+
+def test_a_capitalised_boolean_in_a_define_says_how_to_write_it() -> None:
+    """Issue #15 item 18: `-D bias=True` names the spelling, as `bias = True` in a spec does."""
+    run = run_cli("check", "specs/resnet50.res", "-D", "classes=True")
+    assert run.code == 2
+    assert "`True` is not a value (write `true`" in run.err
