@@ -138,8 +138,9 @@ def _check_folder(out: Output) -> None:
 
 
 def _read_only(folder: Path) -> bool:
+    statvfs = getattr(os, "statvfs", None)  # POSIX only
     try:
-        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+        return statvfs is not None and bool(statvfs(folder).f_flag & os.ST_RDONLY)
     except OSError:
         return False
 
@@ -216,7 +217,8 @@ def open_through(out: Output) -> BinaryIO:
     """Open a character device or a FIFO for writing, as it is. A FIFO that no process
     reads is refused (O_NONBLOCK: opening it would wait for a reader forever)."""
     try:
-        fd = os.open(out.path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(out.path, os.O_WRONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         if exc.errno == errno.ENXIO:
             raise UsageError(f"cannot write `{out.path}`: it is a FIFO that no process is "
@@ -269,8 +271,7 @@ def staging(out: Output, where: Path | None = None) -> Iterator[Path]:
     killed run left behind are removed first."""
     folder = out.target.parent if where is None else where
     prefix = f".{out.target.name[:_NAME_IN_STAGING]}."
-    with output_errors(out):
-        remove_stale(folder, prefix)
+    remove_stale(folder, prefix)
     tmp: Path | None = None
     try:
         with output_errors(out):
@@ -286,17 +287,21 @@ def staging(out: Output, where: Path | None = None) -> Iterator[Path]:
 def remove_stale(folder: Path, prefix: str) -> list[Path]:
     """Remove the staging folders in `folder` named `PREFIXxxxxxxxx.tmp` whose owner file
     names a process that is gone; returns them. A folder without an owner file is not
-    resdsl's and is left alone."""
+    resdsl's and is left alone. Housekeeping: a folder that cannot be listed is not an error
+    (the write itself says what is wrong, if anything)."""
     name = re.compile(re.escape(prefix) + r"[a-z0-9_]{8}\.tmp\Z")
     removed = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if not name.match(entry.name) or not entry.is_dir(follow_symlinks=False):
-                continue
-            owner = _owner(Path(entry.path))
-            if owner is not None and not _alive(*owner):
-                shutil.rmtree(entry.path, ignore_errors=True)
-                removed.append(Path(entry.path))
+    try:
+        with os.scandir(folder) as entries:
+            stale = [Path(e.path) for e in entries
+                     if name.match(e.name) and e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return []
+    for path in stale:
+        owner = _owner(path)
+        if owner is not None and not _alive(*owner):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
     return removed
 
 
