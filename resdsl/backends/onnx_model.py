@@ -298,6 +298,7 @@ def save_model(model: Model, path: str, verify: Any = None,
     into place first and the model last, then the data files of earlier writes are removed:
     a crash in between leaves the old model reading its own data (its data file is another
     name, or the same bytes), never the old model with the new weights."""
+    inputs = list(inputs)
     out = check_output(path, inputs)
     external = [t for t in model.proto.graph.initializer if t.data_location == t.EXTERNAL]
     if external and out.through:
@@ -325,10 +326,9 @@ def save_model(model: Model, path: str, verify: Any = None,
             return _publish(out, staged, data, inputs)
 
 
-def _publish(out: Output, staged: Path, data: Path | None, inputs: Iterable[str]) -> list[str]:
+def _publish(out: Output, staged: Path, data: Path | None, inputs: list[str]) -> list[str]:
     """Put the staged model (and its data file) in place, the model last, then remove the
     data files of earlier writes."""
-    inputs = list(inputs)
     written = [out.path]
     final: Path | None = None
     existed = False
