@@ -278,7 +278,7 @@ class Network:
         fold_bn: bool = False,
         verify: bool = False,
     ) -> OnnxResult:
-        """Write `to_onnx(...)` to `path` atomically (weights over 2 GB go to `path.data`);
+        """Write `to_onnx(...)` to `path` atomically (weights over 2 GB go to a file beside it);
         `verify=True` checks the file and runs it in ONNX Runtime (against the PyTorch
         backend when torch is installed) before it is put in place."""
         from resdsl.backends.onnx_export import save
@@ -307,7 +307,7 @@ class Network:
     def save_exported(self, path: str | os.PathLike[str], model: torch.nn.Module) -> None:
         """Write a `torch.export` archive of `model` (eval mode, dynamic batch) to `path`,
         atomically; `torch.export.load(path)` reads it back without resdsl."""
-        from resdsl.backends.torch_module import export, require_torch
+        from resdsl.backends.torch_module import export, require_torch, write_archive
         from resdsl.outputs import check_output, write_atomic
 
         path = arguments.path(path)
@@ -317,7 +317,7 @@ class Network:
                                 "(from `to_torch()`)", "model", model)
         check_output(path, self.files)
         program = export(model, self.input_shape)
-        write_atomic(path, lambda f: torch.export.save(program, f))
+        write_atomic(path, lambda f: write_archive(program, f))
 
     def draw(
         self,

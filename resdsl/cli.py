@@ -1,12 +1,15 @@
 """The command line: arguments → library call → diagnostics → exit code.
 
-Exit codes: 0 ok, 1 the spec has errors, 2 usage error, 3 internal error (a bug in resdsl).
+Exit codes: 0 ok, 1 the spec has errors, 2 usage error, 3 internal error (a bug in resdsl),
+130 interrupted (Ctrl-C, SIGINT), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -23,6 +26,10 @@ from resdsl.passes.counts import rollup, totals
 from resdsl.pipeline import Options, Result, UsageError, build
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+# 128 + the signal's number, as a shell reports a process that a signal ended.
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
+# 128 + SIGPIPE (13): the reader of stdout went away (`resdsl info ... | head -1`).
+EXIT_BROKEN_PIPE = 141
 TARGETS = {"python": ".py", "torch": ".pt2", "onnx": ".onnx"}
 
 
@@ -223,7 +230,8 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         net = Network(args.spec, build(args.spec, _options(args)))
         output = args.output or net.name + TARGETS[args.target]
-        check_output(output, net.files)
+        # The spec, the files it uses and the weights: no output may replace them.
+        check_output(output, [*net.files, *([args.weights] if args.weights else [])])
         if args.target == "python":
             net.save_python(output)
             what = "standalone PyTorch source"
@@ -253,6 +261,7 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         write_errors(exc.diagnostics, args.format, out, err)
         return EXIT_SPEC
     _report(net.result.warnings, args.format, err)
+    out = _reporting(output, out, err)
     t = net.counts()
     if args.format == "json":
         doc = {"network": net.name, "spec": args.spec, "target": args.target,
@@ -268,6 +277,17 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for line in extra:
             out.write(line + "\n")
     return EXIT_OK
+
+
+def _reporting(output: str, out: TextIO, err: TextIO) -> TextIO:
+    """Where to say what was written: stderr when the output is stdout itself
+    (`-o /dev/stdout`), so that the report does not end up in the file."""
+    try:
+        written, stdout = os.stat(output), os.fstat(out.fileno())
+    except (OSError, ValueError):  # not a file (StringIO), or closed
+        return out
+    same = (written.st_dev, written.st_ino) == (stdout.st_dev, stdout.st_ino)
+    return err if same else out
 
 
 def _draw_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
@@ -311,10 +331,23 @@ def _draw(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         how = f" (rendered by {report.renderer})" if report.renderer else ""
         what = (f"up to the error, {report.params:,} parameters so far" if report.failed
                 else f"{report.params:,} parameters")
-        out.write(f"wrote {report.output}: diagram of {report.network} at {args.depth} depth, "
-                  f"{what}{how}\n")
+        _reporting(report.output, out, err).write(
+            f"wrote {report.output}: diagram of {report.network} at {args.depth} depth, "
+            f"{what}{how}\n")
     _report(report.diagnostics, "text", err)
     return EXIT_SPEC if report.failed else EXIT_OK
+
+
+class Terminated(BaseException):
+    """SIGTERM (what `timeout`, `kill` and a cancelled CI job send), raised like Ctrl-C's
+    KeyboardInterrupt so that `finally` blocks run: a file being written is not left
+    half-made, nor its staging folder behind."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    # A second SIGTERM ends the process at once, cleanup or not.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    raise Terminated
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
@@ -341,6 +374,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     except UsageError as exc:
         err.write(f"resdsl: error: {exc}\n")
         return EXIT_USAGE
+    except KeyboardInterrupt:  # the files being written were cleaned up on the way here
+        err.write("resdsl: interrupted\n")
+        return EXIT_INTERRUPTED
+    except Terminated:
+        err.write("resdsl: terminated\n")
+        return EXIT_TERMINATED
+    except BrokenPipeError:  # stdout's reader went away: nobody is left to tell
+        return EXIT_BROKEN_PIPE
     except SystemExit as exc:  # --help and --version
         return int(exc.code or 0)
     except Exception:
@@ -353,4 +394,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
 
 
 def run() -> None:
-    sys.exit(main())
+    """The `resdsl` command. SIGTERM unwinds as Ctrl-C does, unless the caller ignores it
+    (a signal ignored at start stays ignored, as Python leaves SIGINT)."""
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would flush again at exit and print a warning: point stdout elsewhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_BROKEN_PIPE
+    sys.exit(code)

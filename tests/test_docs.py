@@ -11,6 +11,8 @@ from __future__ import annotations
 import io
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -123,8 +125,9 @@ def test_documented_limits_match_the_source() -> None:
 # ------------------------------------------------------------------ README
 
 QUICK_START = (
-    "python3 -m venv .venv && .venv/bin/pip install -e '.[onnx,draw]' && .venv/bin/resdsl "
-    "compile specs/dpn92.res --to onnx --verify && .venv/bin/resdsl draw specs/dpn92.res",
+    "python3 -m venv .venv && .venv/bin/pip install -e '.[onnx,draw]' && mkdir -p out && "
+    ".venv/bin/resdsl compile specs/dpn92.res --to onnx --verify -o out/dpn92.onnx && "
+    ".venv/bin/resdsl draw specs/dpn92.res -o out/dpn92.svg",
     "./scripts/test",
 )
 
@@ -134,6 +137,29 @@ def test_readme_quick_start_is_the_contract() -> None:
     quick = _section(README.read_text(encoding="utf-8"), "Quick start")
     blocks = re.findall(r"^```sh\n(.*?)\n```$", quick, re.M | re.S)
     assert blocks == list(QUICK_START)
+
+
+def test_the_quick_start_writes_only_where_git_ignores() -> None:
+    """The quick start runs in a clone: every file it writes (`-o`, else the network's name
+    in the root) must be ignored, or `git status` shows 150 MB of model after it."""
+    git = shutil.which("git")
+    if git is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    written = []
+    for command in QUICK_START[0].split(" && "):
+        words = command.split()
+        if not words[0].endswith("resdsl"):
+            continue
+        if "-o" in words:
+            written.append(words[words.index("-o") + 1])
+        else:  # the default: NETWORK.onnx, NETWORK.svg in the current folder
+            written.append("dpn92." + ("onnx" if "onnx" in words else "svg"))
+    assert len(written) == 2
+    # The external data a larger model would write beside it, and a staging folder.
+    written += [written[0] + ".0123456789abcdef.data", "out/.dpn92.onnx.abcd_123.tmp/output"]
+    for path in written:
+        check = subprocess.run([git, "check-ignore", "-q", "--no-index", path], cwd=ROOT)
+        assert check.returncode == 0, f"the quick start writes {path}, which git does not ignore"
 
 
 # | [`specs/x.res`](specs/x.res) `-D a=1` | Network | 1,234 | 0.567 | reference: 1,234 · 0.567 |

@@ -268,11 +268,13 @@ def test_opsets_outside_the_range_are_usage_errors(all_ops: resdsl.Network) -> N
 
 
 def test_external_data(tmp_path: Path, all_ops: resdsl.Network) -> None:
-    """Over 2 GB the weights go to FILE.data (forced here with a small network)."""
+    """Over 2 GB the weights go to FILE.<digest>.data (forced here with a small network);
+    tests/test_outputs.py checks how the pair is replaced."""
     out = tmp_path / "ext.onnx"
     result = save(all_ops, str(out), external=True, verify=True)
-    assert result.paths == [str(out), str(out) + ".data"]
-    data = Path(str(out) + ".data")
+    data = Path(result.paths[1])
+    assert result.paths == [str(out), str(data)]
+    assert re.fullmatch(r"ext\.onnx\.[0-9a-f]{16}\.data", data.name)
     assert out.stat().st_size < data.stat().st_size
     model = onnx.load(str(out), load_external_data=False)
     external = [t.name for t in model.graph.initializer if t.data_location == t.EXTERNAL]
@@ -282,7 +284,7 @@ def test_external_data(tmp_path: Path, all_ops: resdsl.Network) -> None:
     x = sample_input(all_ops.input_shape)
     (y,) = session(str(out)).run(None, {"input": x})
     np.testing.assert_array_equal(y, run_onnx(inline, x, tmp_path))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ext.onnx", "ext.onnx.data", "m.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ext.onnx", data.name, "m.onnx"]
     assert onnx_lowering.DEFAULT_OPSET == 17
 
 

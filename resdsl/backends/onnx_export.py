@@ -104,7 +104,10 @@ def save(
 ) -> OnnxResult:
     from resdsl.outputs import check_output
 
-    check_output(path, net.files)
+    # The spec, the files it uses and the weights file: no output may replace them.
+    weights = options.weights if options is not None else None
+    inputs = [*net.files, *([str(weights)] if isinstance(weights, (str, Path)) else [])]
+    check_output(path, inputs)
     check_opset(opset)
     if verify:
         from resdsl.api import WeightOptions
@@ -125,5 +128,5 @@ def save(
         def run(staged: str) -> None:
             checked.append(verify_file(staged, net.graph, state))
 
-    paths = save_model(model, path, run)
+    paths = save_model(model, path, run, inputs)
     return OnnxResult(paths, model, report, checked[0] if checked else None)

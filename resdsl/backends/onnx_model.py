@@ -13,17 +13,20 @@ tracing), and its file.
   version, the parameter count, the network parameters (`-D` values applied).
 - The same graph, state and options give the same bytes: everything is emitted in graph
   order and nothing depends on time, hashes or the working folder.
-- Over 2 GB of weights, the tensors go to `FILE.data` beside the model (external data).
+- Over 2 GB of weights, the tensors go to `FILE.<digest>.data` beside the model (external
+  data), a name unique to the weights, so that replacing a model and its data is atomic
+  (`save_model`).
 
 onnx is imported when a function here runs, never at module level by the rest of resdsl.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +44,20 @@ from resdsl.backends.onnx_lowering import (
 )
 from resdsl.diagnostics import SpecError, error
 from resdsl.ir.graph import Graph, Node
+from resdsl.outputs import (
+    CHUNK,
+    STAGED,
+    Output,
+    check_not_input,
+    check_output,
+    data_files,
+    data_name,
+    open_through,
+    output_errors,
+    publish,
+    staging,
+    write_chunks,
+)
 from resdsl.pipeline import UsageError
 
 if TYPE_CHECKING:
@@ -270,62 +287,107 @@ def build_model(
 # ------------------------------------------------------------------ files
 
 
-def data_path(path: str) -> str:
-    return path + ".data"
+def save_model(model: Model, path: str, verify: Any = None,
+               inputs: Iterable[str] = ()) -> list[str]:
+    """Write `model` to `path` as resdsl.outputs writes every file (never over one of
+    `inputs`), with `verify(staged_model_path)` run on the complete staged file before it is
+    put in place. Returns the paths written: the model, and its external-data file if any.
 
-
-def save_model(model: Model, path: str, verify: Any = None) -> list[str]:
-    """Write `model` to `path` (and its weights to `path.data` when they are external),
-    atomically: into a temporary folder beside `path`, then `verify(model_path)` if given,
-    then renamed into place. A failure anywhere leaves no file and keeps what was there.
-    Returns the paths written."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder))
-    try:
-        staged = tmp / target.name
-        external = [t for t in model.proto.graph.initializer
-                    if t.data_location == t.EXTERNAL]
-        written = [target]
-        if external:
-            _write_data(model, external, staged, data_path(target.name))
-            written.append(Path(data_path(str(target))))
-        blob = model.proto.SerializeToString()
-        with open(staged, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
+    Over 2 GB of weights, the weights go to `NAME.<digest>.data` beside the model, named by
+    their contents' SHA-256, and the model refers to that name. The data file is renamed
+    into place first and the model last, then the data files of earlier writes are removed:
+    a crash in between leaves the old model reading its own data (its data file is another
+    name, or the same bytes), never the old model with the new weights."""
+    inputs = list(inputs)
+    out = check_output(path, inputs)
+    external = [t for t in model.proto.graph.initializer if t.data_location == t.EXTERNAL]
+    if external and out.through:
+        raise UsageError(f"cannot write `{path}`: a model with external data (over 2 GB of "
+                         "weights) needs its data file beside it, and this is not a regular "
+                         "file; write it to a file")
+    # A device or FIFO gets the model once it is complete (and verified): stage it in the
+    # temporary folder.
+    where = Path(tempfile.gettempdir()) if out.through else None
+    with staging(out, where) as folder:
+        staged = folder / STAGED
+        with output_errors(out):
+            data = _write_data(model, external, folder, out.target.name) if external else None
+            with open(staged, "wb") as f:
+                write_chunks(f, model.proto.SerializeToString())
+                f.flush()
+                os.fsync(f.fileno())
         if verify is not None:
             verify(str(staged))
-        umask = os.umask(0)
-        os.umask(umask)
-        for final in reversed(written):  # the data file first, the model last
-            src = tmp / final.name
-            os.chmod(src, 0o666 & ~umask)
-            os.replace(src, final)
-        return [str(p) for p in written]
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with output_errors(out):
+            if out.through:
+                with open(staged, "rb") as src, open_through(out) as dst:
+                    shutil.copyfileobj(src, dst, CHUNK)
+                return [path]
+            return _publish(out, staged, data, inputs)
 
 
-def _write_data(model: Model, external: list[Any], staged: Path, location: str) -> None:
-    """Stream the external tensors into `staged.data`, 64-byte aligned, and point each
-    initializer at its bytes."""
+def _publish(out: Output, staged: Path, data: Path | None, inputs: list[str]) -> list[str]:
+    """Put the staged model (and its data file) in place, the model last, then remove the
+    data files of earlier writes."""
+    written = [out.path]
+    final: Path | None = None
+    existed = False
+    if data is not None:
+        final = out.target.parent / data.name
+        check_not_input(final, inputs)
+        existed = os.path.lexists(final)
+        publish(data, final)
+        written.append(str(final))
+    try:
+        publish(staged, out.target)
+    except BaseException:
+        if final is not None and not existed:  # no model refers to it
+            final.unlink(missing_ok=True)
+        raise
+    for old in data_files(out.target):
+        if old != final and not _is_input(old, inputs):
+            old.unlink(missing_ok=True)
+    return written
+
+
+def _is_input(path: Path, inputs: Iterable[str]) -> bool:
+    try:
+        check_not_input(path, inputs)
+    except UsageError:
+        return True
+    return False
+
+
+def _write_data(model: Model, external: list[Any], folder: Path, name: str) -> Path:
+    """Stream the external tensors into a data file in `folder`, 64-byte aligned, named
+    after the model `name` and the SHA-256 of its bytes, and point each initializer at its
+    bytes. Returns the data file."""
+    partial = folder / "data.partial"
+    digest = hashlib.sha256()
+    places: list[tuple[Any, int, int]] = []
     offset = 0
-    with open(str(staged) + ".data", "wb") as f:
+    with open(partial, "wb") as f:
         for t in external:
             array = np.ascontiguousarray(model.tensors[t.name])
             pad = -offset % 64
             if pad:
                 f.write(b"\0" * pad)
+                digest.update(b"\0" * pad)
                 offset += pad
-            array.tofile(f)
-            del t.external_data[:]
-            for key, value in (("location", location), ("offset", str(offset)),
-                               ("length", str(array.nbytes))):
-                entry = t.external_data.add()
-                entry.key, entry.value = key, value
-            t.data_location = t.EXTERNAL
+            view = array.reshape(-1).view(np.uint8).data
+            digest.update(view)
+            write_chunks(f, view)
+            places.append((t, offset, array.nbytes))
             offset += array.nbytes
         f.flush()
         os.fsync(f.fileno())
+    data = folder / data_name(name, digest.hexdigest())
+    os.replace(partial, data)
+    for t, start, length in places:
+        del t.external_data[:]
+        for key, value in (("location", data.name), ("offset", str(start)),
+                           ("length", str(length))):
+            entry = t.external_data.add()
+            entry.key, entry.value = key, value
+        t.data_location = t.EXTERNAL
+    return data

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import linecache
 import sys
 import types
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from resdsl.backends.torch_source import generate
 from resdsl.diagnostics import SpecError, error
@@ -108,3 +109,17 @@ def export(model: torch.nn.Module, input_shape: tuple[int, ...]) -> Any:
     # An example batch of 2: PyTorch specialises sizes 0 and 1.
     example = torch.zeros(2, *input_shape)
     return torch.export.export(model, (example,), dynamic_shapes={"x": {0: batch}})
+
+
+def write_archive(program: Any, f: BinaryIO) -> None:
+    """Write the `torch.export` archive of `program` to `f`. torch's C++ zip writer aborts
+    the process (SIGABRT) when a write under it fails, a full disk or a Python exception
+    alike: it writes into memory (a C-level buffer, which runs no Python code and so no
+    signal handler), and the bytes are then written to `f` here, where an OSError is an
+    ordinary exception."""
+    from resdsl.outputs import write_chunks
+
+    torch = require_torch()
+    buffer = io.BytesIO()
+    torch.export.save(program, buffer)
+    write_chunks(f, buffer.getbuffer())
