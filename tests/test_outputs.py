@@ -142,7 +142,9 @@ def test_no_output_replaces_the_external_data_of_a_model(tmp_path: Path, tiny: P
     legacy.write_bytes(b"weights of an older m.onnx")
     for target in (data, legacy):
         before = target.read_bytes()
-        for argv in (("compile", str(tiny), "--to", "python"), ("draw", str(tiny))):
+        # `--format`: a `.data` suffix names no diagram format, which is refused first.
+        for argv in (("compile", str(tiny), "--to", "python"),
+                     ("draw", str(tiny), "--format", "svg")):
             run = run_cli(*argv, "-o", str(target))
             assert run.code == 2 and "external data" in run.err and "m.onnx" in run.err
             assert target.read_bytes() == before
@@ -259,7 +261,7 @@ def test_refused_kinds_of_path(tmp_path: Path, tiny: Path) -> None:
             }
             for path, message in cases.items():
                 for argv in (("compile", "--to", "onnx"), ("compile", "--to", "python"),
-                             ("draw",)):
+                             ("draw", "--format", "svg")):
                     run = run_cli(argv[0], str(tiny), *argv[1:], "-o",
                                   str(tmp_path / path))
                     assert run.code == 2 and message in run.err, (path, argv, run.err)
