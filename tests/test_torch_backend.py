@@ -18,8 +18,9 @@ torchvision = pytest.importorskip("torchvision")
 
 import resdsl  # noqa: E402
 from resdsl.backends.torch_lowering import LOWERINGS  # noqa: E402
-from resdsl.backends.torch_source import MODULE_ATTRS, generate  # noqa: E402
+from resdsl.backends.torch_source import generate  # noqa: E402
 from resdsl.ir.ops import OPS  # noqa: E402
+from resdsl.passes.names import RESERVED, is_reserved  # noqa: E402
 from tests.conftest import ROOT, SPECS, run_cli, small_shape  # noqa: E402
 
 ALL_SPECS = sorted(SPECS.glob("*.res"))
@@ -42,11 +43,34 @@ def test_every_op_has_a_lowering() -> None:
     assert sorted(set(LOWERINGS) - set(OPS)) == []
 
 
-def test_reserved_module_attributes_are_current() -> None:
-    """MODULE_ATTRS is written out so that generating source needs no torch; it must cover
-    every public attribute of this torch's nn.Module."""
-    public = {n for n in dir(torch.nn.Module()) if not n.startswith("_")}
-    assert sorted(public - MODULE_ATTRS) == []
+def _module_attributes() -> set[str]:
+    """Every attribute an nn.Module has in this torch: its class's (methods, private ones
+    included) and each instance's own (`_modules`, `_parameters`, `training`, ...)."""
+    module = torch.nn.Module()
+    return set(dir(module)) | set(vars(module))
+
+
+def test_reserved_module_names_cover_this_torch() -> None:
+    """RESERVED is written out so that `check` needs no torch; with the `__` rule it must
+    cover every attribute of this torch's nn.Module."""
+    attributes = _module_attributes()
+    assert sorted(n for n in attributes if not is_reserved(n)) == []
+    # The rule's two halves: the list holds exactly the names the `__` prefix does not.
+    assert not any(n.startswith("__") for n in RESERVED)
+    assert {n for n in attributes if not n.startswith("__")} <= RESERVED
+
+
+def test_check_refuses_every_reserved_name(tmp_path: Path) -> None:
+    """Each attribute of nn.Module, as a statement name, is E0703 at `check`: none reaches
+    the backend (where `__init__` or `_modules` broke the module)."""
+    spec = tmp_path / "n.res"
+    for name in sorted(_module_attributes()):
+        spec.write_text(f"network n {{\n    input [3, 8, 8]\n    {name}: conv(4, 3)\n}}\n",
+                        encoding="utf-8")
+        with pytest.raises(resdsl.SpecError) as info:
+            resdsl.load(str(spec))
+        (diagnostic,) = info.value.diagnostics
+        assert diagnostic.code == "E0703" and f"`{name}`" in diagnostic.message, name
 
 
 # ------------------------------------------------------------------ the module

@@ -30,28 +30,12 @@ from dataclasses import dataclass, field
 
 from resdsl import __version__
 from resdsl.backends.torch_lowering import LOWERINGS, Code, Ctx, HoleValue, lit
-from resdsl.diagnostics import fail
 from resdsl.ir.graph import Graph, Node
 from resdsl.ir.ops import OPS, Shape, State, fmt_shape
 from resdsl.ir.primitives import PRIMITIVES
 from resdsl.passes.counts import totals
+from resdsl.passes.names import RESERVED
 
-# Attributes every nn.Module has (torch 2.x `dir(nn.Module())`): a spec name among them
-# would overwrite a method. tests/test_torch_backend.py checks this list against torch.
-MODULE_ATTRS = frozenset({
-    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init",
-    "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr",
-    "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule",
-    "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children",
-    "named_modules", "named_parameters", "parameters", "register_backward_hook",
-    "register_buffer", "register_forward_hook", "register_forward_pre_hook",
-    "register_full_backward_hook", "register_full_backward_pre_hook",
-    "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
-    "register_module", "register_parameter", "register_state_dict_post_hook",
-    "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule",
-    "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu",
-    "zero_grad",
-})
 _CHANNEL_HINTS = ("in_channels", "num_features", "in_features")
 _CHANNEL_KEYS = (*_CHANNEL_HINTS, "out_channels", "out_features")
 _FIXED_KINDS = frozenset({"sequence", "iteration", *PRIMITIVES})
@@ -142,7 +126,6 @@ class _Generator:
             st = OPS[node.op].state(self._ins(node), node.args, node.shape)
             if st:
                 self.state[node.id] = st
-        self._check_names()
         self.modules, self.children = self._module_tree()
         self.leaf_by_path = {self.graph.node(n).path: self.graph.node(n) for n in self.state}
         self.regions = self._find_regions()
@@ -157,21 +140,6 @@ class _Generator:
 
     def _ins(self, node: Node) -> tuple[Shape, ...]:
         return tuple(self.graph.node(i).shape for i in node.inputs)
-
-    def _check_names(self) -> None:
-        for nid in self.state:
-            node = self.graph.node(nid)
-            for part in node.path.split("."):
-                if part in MODULE_ATTRS:
-                    raise fail(
-                        "E0703",
-                        f"`{part}` cannot name a module in PyTorch: nn.Module has an "
-                        f"attribute `{part}`",
-                        node.span,
-                        f"`{node.path}` would shadow nn.Module.{part}",
-                        help="rename the statement (its name becomes a module name and a "
-                        "state_dict key)",
-                    )
 
     def _module_tree(self) -> tuple[dict[str, str], dict[str, list[str]]]:
         """Module paths → "leaf" | "param" | "container", and each module's children in
@@ -457,7 +425,7 @@ class _Generator:
         # Holes with equal values in every instance share a parameter when they mean the
         # same kind of number: a channel count with a channel count, a stride with a stride.
         by_vector: dict[tuple[str, tuple[HoleValue, ...]], str] = {}
-        taken = {"self", "x", "w"} | set(_child_names(first)) | MODULE_ATTRS
+        taken = {"self", "x", "w"} | set(_child_names(first)) | RESERVED
         n_init = sum(len(ln.values) for ln in first.init)
         forward_params: set[str] = set()
         for pos, (vector, hint) in enumerate(zip(vectors, hints, strict=True)):
