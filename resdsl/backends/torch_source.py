@@ -257,39 +257,50 @@ class _Generator:
 
     def _draft(self, region: _Region, ctor: dict[str, _Line]) -> _Draft:
         init: list[_Line] = []
-        self._init_lines(region.path, "self", init, ctor)
+        self._init_lines(region.path, region.path, init, ctor)
         forward = self._forward(region)
         scope = self.graph.scopes.get(region.path)
         kind = scope.kind if scope else "network"
         entry_c = self.graph.node(region.entry).shape[0]
         return _Draft(region, kind, init, forward, entry_c)
 
-    def _attr(self, base: str, name: str) -> str:
-        if name.isidentifier() and not keyword.iskeyword(name):
-            return f"{base}.{name}"
-        return f'getattr({base}, "{name}")'
-
-    def _rel_attr(self, region: str, path: str) -> str:
+    def _ref(self, region: str, path: str) -> str:
+        """The expression for module `path` in the class of `region` (`self.layer1[0].conv1`),
+        the one way every module is referred to, in `__init__` and in `forward`: a child of
+        an nn.Sequential or an nn.ModuleList is indexed, a name that is not an identifier
+        (`0`, a keyword) is read with `getattr`, any other is an attribute."""
+        expr, parent = "self", region
         rel = path[len(region) + 1:] if region else path
-        expr = "self"
-        parent = region
-        for part in rel.split("."):
+        for part in rel.split(".") if rel else ():
             child = f"{parent}.{part}" if parent else part
             if parent != region and (
                 (parent in self.regions and self.regions[parent].sequential)
                 or self._is_list(parent)
             ):
                 expr = f"{expr}[{part}]"
+            elif _is_attribute(part):
+                expr = f"{expr}.{part}"
             else:
-                expr = self._attr(expr, part)
+                expr = f'getattr({expr}, "{part}")'
             parent = child
         return expr
 
-    def _init_lines(self, path: str, base: str, out: list[_Line],
+    def _register(self, region: str, path: str, value: str) -> str:
+        """The `__init__` line that makes `value` the module (or parameter) `path` of its
+        parent, the parent referred to by `_ref`."""
+        parent, _, name = path.rpartition(".")
+        owner = self._ref(region, parent)
+        if _is_attribute(name):
+            return f"{owner}.{name} = {value}"
+        method = "register_parameter" if self.modules[path] == "param" else "add_module"
+        return f'{owner}.{method}("{name}", {value})'
+
+    def _init_lines(self, region: str, path: str, out: list[_Line],
                     ctor: dict[str, _Line]) -> None:
+        """The `__init__` lines of `region`'s class that build the children of `path` (the
+        region itself, or a plain container inside it), depth first, in the modules' order."""
         for kid in self.children.get(path, []):
             name = kid.rsplit(".", 1)[-1]
-            target = self._attr(base, name)
             kind = self.modules[kid]
             if kind in ("leaf", "param"):
                 line = self._leaf_ctor(kid)
@@ -300,14 +311,10 @@ class _Generator:
             else:
                 line = _Line("nn.Module()")
             hint = name if name.isidentifier() else f"m{name}"
-            if target.startswith("getattr("):
-                owner = target[len("getattr("):].split(",")[0]
-                text = f'{owner}.add_module("{name}", {line.text})'
-            else:
-                text = f"{target} = {line.text}"
-            out.append(_Line(text, list(line.values), [_join(hint, h) for h in line.hints]))
+            out.append(_Line(self._register(region, kid, line.text), list(line.values),
+                             [_join(hint, h) for h in line.hints]))
             if kind == "container" and kid not in self.regions and not self._is_list(kid):
-                self._init_lines(kid, target, out, ctor)
+                self._init_lines(region, kid, out, ctor)
 
     def _is_list(self, path: str) -> bool:
         """A plain container whose children are modules numbered 0, 1, ...: an nn.ModuleList,
@@ -378,9 +385,10 @@ class _Generator:
             names = tuple(var[i] for i in ins)
             dying = [i for i in dict.fromkeys(ins) if last_use.get(i) == k]
             first = ins[0]
-            inplace = (kind == "node" and LOWERINGS[node.op].inplace and first in dying
-                       and self.uses[first] == 1 and first != region.entry
-                       and LOWERINGS[self.graph.node(first).op].overwritable)
+            alias = kind == "node" and LOWERINGS[node.op].alias(node)
+            inplace = (kind == "node" and LOWERINGS[node.op].inplace and not alias
+                       and first in dying and self.uses[first] == 1 and first != region.entry
+                       and self._overwritable(self.graph.node(first)))
             free += [var[i] for i in dying if not (inplace and i == first)]
             if inplace or first in dying:
                 out = var[first]
@@ -391,8 +399,10 @@ class _Generator:
             else:
                 out = f"x{len(set(var.values()))}"
             var[node.id] = out
+            if alias and out == names[0]:
+                continue  # `x = x`: the node is its input, in the same variable
             if kind == "node":
-                attr = self._rel_attr(region.path, node.path) if node.id in self.state else ""
+                attr = self._ref(region.path, node.path) if node.id in self.state else ""
                 lowered = LOWERINGS[node.op].emit(
                     Ctx(node, self._ins(node), names, attr, inplace))
                 rel = node.path[len(region.path) + 1:] if region.path else node.path
@@ -400,9 +410,16 @@ class _Generator:
                 prefix = node.op if rel.rsplit(".", 1)[-1].isdigit() else _ident(rel)
                 lines.append(_holes(lowered.forward, out, prefix=prefix))
             else:
-                lines.append(_Line(f"{out} = {self._rel_attr(region.path, kind)}({names[0]})"))
+                lines.append(_Line(f"{out} = {self._ref(region.path, kind)}({names[0]})"))
         lines.append(_Line(f"return {var[region.exit]}"))
         return lines
+
+    @staticmethod
+    def _overwritable(node: Node) -> bool:
+        """Whether an op may overwrite the node's output in place (when nothing else reads
+        it): a fresh tensor autograd does not need, not a view or another node's tensor."""
+        lowering = LOWERINGS[node.op]
+        return lowering.overwritable and not lowering.alias(node)
 
     # ------------------------------------------------------------------ sharing
 
@@ -553,6 +570,11 @@ def _prefixes(path: str) -> list[str]:
     """The proper prefixes of a module path, shortest first: `a.b.c` → [`a`, `a.b`]."""
     parts = path.split(".")
     return [".".join(parts[:k]) for k in range(1, len(parts))]
+
+
+def _is_attribute(name: str) -> bool:
+    """Whether `self.NAME` reads the child `name` (not a number, not a keyword)."""
+    return name.isidentifier() and not keyword.iskeyword(name)
 
 
 def _join(prefix: str, name: str) -> str:
