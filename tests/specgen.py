@@ -16,9 +16,10 @@ joins of two and more tensors, of lists collected by a repeat, and of one tensor
 which continues from it); dotted names filled in turns (Res2Net's `convs.{i}`/`bns.{i}`),
 dotted levels revisited after other statements (`m.0.b.{k}`, later `m.1.b.0`) and HRNet's
 `fuse.{i}.{j}` grid; guards on calls, sequences, repeats, joins and primitives, true and false;
-multi-branch `skip` and `concat`; numbers as names; a block with a `def` function, bindings,
-nested unnamed sequences and a guarded join, called under interpolated names. Any statement
-may appear inside these, wiring included (two levels deep).
+multi-branch `skip` and `concat`; numbers as names, and Python's (`None`, `class`, `_`);
+numbered children made in reverse; a block with a `def` function, bindings, nested unnamed
+sequences and a guarded join, called under interpolated names. Any statement may appear inside
+these, wiring included (two levels deep).
 
 The generator tracks the tensor's shape as it writes, with the op rules of
 `resdsl/ir/ops.py` (`OPS[...].infer`), so every spec it makes is valid: `tests/
@@ -435,6 +436,7 @@ class Gen:
             ("revisit", self.dotted_revisit), ("fuse", self.fuse_grid),
             ("guards", self.guards), ("multi_branch", self.multi_branch),
             ("wired_block", self.wired_block), ("numbered", self.numbered),
+            ("odd_names", self.odd_names),
         ]
         kind, make = self.rng.choice(kinds)
         self.used[kind] += 1
@@ -648,6 +650,17 @@ class Gen:
         c, m = shape[0], self.fresh("m")
         return [f"{m}: {{ 0: conv({c}, 1); relu; 2.fc: conv({c}, 3); {{ bn; relu }} }}"]
 
+    def odd_names(self, shape: Shape) -> list[str]:
+        """Names that are Python's (`None`, `class`, `self`, `_`) in a block called with two
+        widths (one class, its widths as constructor parameters), and numbered children
+        made in reverse (`r.{n - 1 - i}`)."""
+        c, m, n = shape[0], self.fresh("m"), self.rng.randint(1, 3)
+        name = f"odd{self.tag}{self.counter}"
+        a, b = self.rng.sample(["_", "None", "class", "lambda", "self", "x", "_1", "print"], 2)
+        self.blocks.append(f"block {name}(width) {{ {a}: conv(width, 3); {b}: bn; relu }}\n")
+        return [f"{m}: repeat 2 as i {{ v.{{i}}: {name}({c} + i) }}", self.restore(shape),
+                f"repeat {n} as i {{ r{m}.{{{n - 1} - i}}: conv({c}, 1) }}"]
+
     def flat_residual(self, c: int) -> list[str]:
         """A residual of linear layers written with a named tensor."""
         self.used["flat_residual"] += 1
@@ -664,7 +677,7 @@ class Gen:
 # Every kind of wiring construct `Gen.wired` makes, and the flat one: the coverage test
 # (tests/test_onnx_difftest.py) finds each in a fixed sample of seeds.
 CONSTRUCTS = ("residual", "branches", "collect", "dotted", "revisit", "fuse", "guards",
-              "multi_branch", "wired_block", "numbered", "flat_residual")
+              "multi_branch", "wired_block", "numbered", "odd_names", "flat_residual")
 
 
 def generate(seed: int) -> str:

@@ -75,6 +75,17 @@ network n() {
     cat(y); relu
     add(in, y)
 }""",
+    # Python's names as statement names, in a block whose instances share a class: the
+    # constructor parameter `__out_channels` (from `_`) was mangled in the call written in
+    # another class (TypeError). Numbered children made in reverse.
+    "python_names": """
+block u(c) { _: conv(c, 3); None: bn; relu }
+network n() {
+    input [4, 8, 8]
+    repeat 2 as i { v.{i}: u(4 + i) }
+    class: conv(4, 1)
+    repeat 2 as i { convs.{1 - i}: conv(4, 1) }
+}""",
 }
 
 

@@ -38,7 +38,9 @@ from resdsl.passes.names import RESERVED
 
 _CHANNEL_HINTS = ("in_channels", "num_features", "in_features")
 _CHANNEL_KEYS = (*_CHANNEL_HINTS, "out_channels", "out_features")
-_FIXED_KINDS = frozenset({"sequence", "iteration", *PRIMITIVES})
+# Scope kinds that do not name a class: such a region's class is named after its path
+# (`layer1.0` → `Layer1Item`, a level of dotted names `fuse_layers.0` → `FuseLayersItem`).
+_FIXED_KINDS = frozenset({"sequence", "iteration", "list", *PRIMITIVES})
 
 
 @dataclass(frozen=True)
@@ -582,7 +584,10 @@ def _join(prefix: str, name: str) -> str:
 
 
 def _ident(text: str) -> str:
-    out = "".join(c if c.isalnum() or c == "_" else "_" for c in text)
+    """A parameter name made of `text`. Leading underscores go: Python mangles a name that
+    starts with `__` inside a class body, keyword arguments of a call included, so
+    `Block(__out_channels=4)` written in another class would miss the parameter."""
+    out = "".join(c if c.isalnum() or c == "_" else "_" for c in text).lstrip("_")
     return out if out and not out[0].isdigit() else f"m{out}"
 
 
