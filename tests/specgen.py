@@ -1,29 +1,46 @@
 """A generator of random valid specs, for differential testing of the backends.
 
-`generate(seed)` returns the text of one spec, which uses every op and primitive of the
-language over the seeds: conv (kernels, strides, padding, dilation, groups, bias), bn,
-linear, the pools (padding, ceil mode, count_include_pad), global_avgpool, flatten, the
-activations (relu6, hardswish and leaky_relu too), identity, dropout, drop_path, slice,
-zeropad; skip (identity, projection and option-A shortcuts, a constant scale: rescale),
-weight (α, per channel, multi-branch), gate (derived and explicit transforms), concat, group (sum,
-folded or by group_sum, and concat), dual (identity and projected shortcuts), scale; named
-and unnamed statements, repeats, guards and a parameterised block. Widths, strides, groups
+`generate(seed)` returns the text of one spec, which uses every op, primitive and construct of
+the language (docs/language.md) over the seeds: conv (kernels, strides, padding, dilation,
+groups, bias), bn, linear, the pools (padding, ceil mode, count_include_pad), global_avgpool,
+flatten, the activations (relu6, hardswish and leaky_relu too), identity, dropout, drop_path,
+slice, zeropad; skip (identity, projection and option-A shortcuts, a constant scale: rescale),
+weight (α, per channel, multi-branch), gate (derived and explicit transforms), concat, group
+(sum, folded or by group_sum, and concat), dual (identity and projected shortcuts), scale;
+named and unnamed statements, repeats, guards and parameterised blocks. Widths, strides, groups
 and repeat counts are random.
+
+The wiring of the language comes from a generator of its own (`Gen.wired`, the kinds in
+`CONSTRUCTS`), between the main generator's statements: named tensors and `t` as a statement;
+joins of two and more tensors, of lists collected by a repeat, and of one tensor (`add(y[0])`,
+which continues from it); dotted names filled in turns (Res2Net's `convs.{i}`/`bns.{i}`),
+dotted levels revisited after other statements (`m.0.b.{k}`, later `m.1.b.0`) and HRNet's
+`fuse.{i}.{j}` grid; guards on calls, sequences, repeats, joins and primitives, true and false;
+multi-branch `skip` and `concat`; numbers as names, and Python's (`None`, `class`, `_`);
+numbered children made in reverse; a block with a `def` function, bindings, nested unnamed
+sequences and a guarded join, called under interpolated names. Any statement may appear inside
+these, wiring included (two levels deep).
 
 The generator tracks the tensor's shape as it writes, with the op rules of
 `resdsl/ir/ops.py` (`OPS[...].infer`), so every spec it makes is valid: `tests/
-test_onnx_difftest.py` checks that, then compiles each spec to both backends and compares
-their outputs; `bench/onnx_difftest.py` does the same over 1,000 or more seeds.
+test_onnx_difftest.py` checks that, then compiles each spec to ONNX, to the PyTorch module and
+to the standalone source and compares them (`compare`); `bench/onnx_difftest.py` does the same
+over 1,000 or more seeds.
 
-The ops of issue #8 (relu6, hardswish, leaky_relu, drop_path, count_include_pad, a skip's
-scale) draw from a second generator, `Gen.extra`: the first one makes the same draws as
-before they existed, so a seed keeps its structure (the REGRESSIONS of test_onnx_difftest
-still hold their ceil-mode pools), some of its activations swapped for the new ones.
+Seeds keep their structure as the generator grows. The ops of issue #8 (relu6, hardswish,
+leaky_relu, drop_path, count_include_pad, a skip's scale) draw from a second generator,
+`Gen.extra`, and the wiring from a third, whose constructs end with the shape they were given:
+the first one makes the same draws as before either existed, so a seed keeps its statements
+(the REGRESSIONS of test_onnx_difftest still hold their ceil-mode pools), some of its
+activations swapped for the new ones and wiring between them.
 """
 
 from __future__ import annotations
 
+import copy
 import random
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -71,6 +88,15 @@ class Gen:
     counter: int = 0
     blocks: list[str] = field(default_factory=list)
     has_block: bool = False
+    # The wiring generator (see `generate`) names its statements, tensors and blocks with a
+    # tag (`nw7`, `tw8`, `unitw`), so that they never meet the main generator's names.
+    tag: str = ""
+    wiring: bool = False
+    # How deep wiring constructs nest in each other; inside a repeat's body they stop.
+    depth: int = 0
+    has_wired_block: bool = False
+    # The constructs made, by kind (`CONSTRUCTS`): what the coverage test counts.
+    used: Counter[str] = field(default_factory=Counter)
 
     # -- helpers
 
@@ -79,7 +105,12 @@ class Gen:
         if self.rng.random() >= p:
             return ""
         self.counter += 1
-        return f"n{self.counter}: "
+        return f"n{self.tag}{self.counter}: "
+
+    def fresh(self, kind: str) -> str:
+        """A fresh tensor, module or block name: `t` + tag + number (`tw12`)."""
+        self.counter += 1
+        return f"{kind}{self.tag}{self.counter}"
 
     def chance(self, p: float) -> bool:
         return self.rng.random() < p
@@ -335,7 +366,7 @@ class Gen:
         if not self.has_block:
             self.has_block = True
             self.blocks.append(
-                "block unit(planes, stride = 1, act = true) {\n"
+                f"block unit{self.tag}(planes, stride = 1, act = true) {{\n"
                 "    skip {\n"
                 "        conv1: conv(planes, 3, stride = stride); bn1: bn; relu\n"
                 "        conv2: conv(planes, 3); bn2: bn\n"
@@ -343,16 +374,19 @@ class Gen:
                 "if stride != 1 or in.c != planes\n"
                 "    relu if act\n"
                 "}\n")
+        self.used["block"] += 1
         planes, s = self.width(1, 12), self.rng.choice([1, 2])
         self.counter += 1
         act = "" if self.chance(0.7) else ", act = false"
         end = _infer("conv", shape, out=planes, kernel=3, stride=s)
         assert end is not None
-        return f"b{self.counter}: unit({planes}, stride = {s}{act})", end
+        return f"b{self.tag}{self.counter}: unit{self.tag}({planes}, stride = {s}{act})", end
 
     def feature_statement(self, shape: Shape) -> tuple[str, Shape]:
         kinds = ["layer"] * 6 + ["skip", "skip", "weight", "gate", "concat", "group", "dual",
                                  "scale", "repeat", "block", "seq"]
+        if self.wiring and self.depth < 2:
+            kinds += ["wired"] * 4
         kind = self.rng.choice(kinds)
         if kind == "layer":
             text, new = self.layer(shape)
@@ -361,7 +395,11 @@ class Gen:
         if kind == "seq":
             lines, new = self.body(shape, self.rng.randint(1, 3), keep=False)
             self.counter += 1
-            return f"s{self.counter}: {{ {'; '.join(lines)} }}", new
+            return f"s{self.tag}{self.counter}: {{ {'; '.join(lines)} }}", new
+        if kind == "wired":
+            self.counter += 1
+            lines, new = self.wired(shape)
+            return f"s{self.tag}{self.counter}: {{ {'; '.join(lines)} }}", new
         return {
             "skip": self.skip, "weight": self.weighted_branches, "gate": self.gate,
             "concat": self.concat, "group": self.group, "dual": self.dual,
@@ -387,10 +425,276 @@ class Gen:
         return f"{self.name()}weight(init = 0.5) {{ linear({c}); tanh }}", c
 
 
+    # -- wiring: the constructs of docs/language.md beyond one path with primitives
+
+    def wired(self, shape: Shape) -> tuple[list[str], Shape]:
+        """One wiring construct on a feature map, as statements that end with `shape` again
+        (channels restored by a conv where a join changed them)."""
+        kinds: list[tuple[str, Callable[[Shape], list[str]]]] = [
+            ("residual", self.tensor_residual), ("branches", self.branches),
+            ("collect", self.collect), ("dotted", self.dotted_interleaved),
+            ("revisit", self.dotted_revisit), ("fuse", self.fuse_grid),
+            ("guards", self.guards), ("multi_branch", self.multi_branch),
+            ("wired_block", self.wired_block), ("numbered", self.numbered),
+            ("odd_names", self.odd_names),
+        ]
+        kind, make = self.rng.choice(kinds)
+        self.used[kind] += 1
+        self.depth += 1
+        try:
+            return make(shape), shape
+        finally:
+            self.depth -= 1
+
+    def sized(self, shape: Shape) -> tuple[list[str], Shape]:
+        """One to three statements that keep the height and width; the channels may change.
+        Any statement of the generator may come, wiring included: one that strides is
+        drawn again (its names and blocks taken back), and after four tries a conv."""
+        lines: list[str] = []
+        cur = shape
+        for _ in range(self.rng.randint(1, 3)):
+            for _ in range(4):
+                saved = (self.counter, len(self.blocks), self.has_block, self.has_wired_block,
+                         Counter(self.used))
+                text, new = self.feature_statement(cur)
+                if new[1:] == cur[1:]:
+                    lines.append(text)
+                    cur = new
+                    break
+                self.counter, n, self.has_block, self.has_wired_block, self.used = saved
+                del self.blocks[n:]
+            else:
+                text, cur = self.conv(cur, stride=1, plain=True)
+                lines.append(self.name(0.3) + text)
+        return lines, cur
+
+    def keep(self, shape: Shape, restore: str = "") -> list[str]:
+        """Statements that give `shape` again: `sized`, then a conv back to its channels.
+        `restore` is how that conv reads the width (`in.c` of a binding, `t.c`)."""
+        lines, cur = self.sized(shape)
+        if cur != shape:
+            lines.append(self.restore(shape, restore))
+        return lines
+
+    def restore(self, shape: Shape, width: str = "") -> str:
+        """A conv back to `shape`'s channels, written with a literal or an expression."""
+        c = shape[0]
+        text = self.rng.choice([str(c), f"{c} * 2 // 2", f"max(1, {c})", width or str(c)])
+        return f"{self.name(0.3)}conv({text}, {self.rng.choice([1, 3])})"
+
+    def condition(self, shape: Shape) -> tuple[str, bool]:
+        """A guard's condition on the tensor's sizes, with its value."""
+        c, h = shape[0], shape[1]
+        return self.rng.choice([
+            (f"in.c == {c}", True), (f"in.c != {c}", False), (f"in.h >= {h}", True),
+            (f"in.h > {h}", False), ("true", True), ("false", False),
+            (f"in.c % 2 == {c % 2} and in.w > 0", True), (f"not (in.c * 2 == {2 * c})", False),
+        ])
+
+    def join_name(self) -> str:
+        return f"{self.fresh('j')}: " if self.chance(0.4) else ""
+
+    def tensor_residual(self, shape: Shape) -> list[str]:
+        """`t = in; F; add(in, t)`: a residual written with a named tensor, its join guarded
+        at times (the guard off: F alone)."""
+        t = self.fresh("t")
+        lines = [f"{t} = in", *self.keep(shape, f"{t}.c")]
+        join = self.rng.choice([f"add(in, {t})", f"add({t}, in)", f"add({t}, in, {t})",
+                                f"mul(in, {t})"])
+        guard = f" if {self.condition(shape)[0]}" if self.chance(0.3) else ""
+        return [*lines, f"{self.join_name()}{join}{guard}"]
+
+    def branches(self, shape: Shape) -> list[str]:
+        """Branches from one tensor (`t` as a statement continues from it), joined by one
+        multi-argument join, or continued from with a one-argument join (`add(a)`)."""
+        t, a, b = self.fresh("t"), self.fresh("a"), self.fresh("b")
+        lines = [f"{t} = in", *self.keep(shape), f"{a} = in", t, *self.keep(shape)]
+        form = self.rng.choice(["sum", "sum3", "cat", "continue"])
+        if form == "sum":
+            return [*lines, f"{self.join_name()}add({a}, in)"]
+        if form == "sum3":
+            return [*lines, f"{b} = in", t, *self.keep(shape),
+                    f"{self.join_name()}add({a}, {b}, in)"]
+        if form == "cat":
+            return [*lines, f"{self.join_name()}cat({a}, in, {t})", self.restore(shape)]
+        # `add(a)` continues from `a`, the flowing tensor named `b` first.
+        return [*lines, f"{b} = in", f"{self.join_name()}add({a})", *self.keep(shape),
+                f"{self.join_name()}add(in, {b})"]
+
+    def inner(self, shape: Shape) -> list[str]:
+        """A body inside a repeat: no wiring (its tensor names would collect)."""
+        depth, self.depth = self.depth, 2
+        try:
+            return self.keep(shape)
+        finally:
+            self.depth = depth
+
+    def collect(self, shape: Shape) -> list[str]:
+        """`t = in` inside a named repeat collects a list; its elements are joined all at
+        once, or one continued from with a one-argument join (`add(y[0])`)."""
+        n = self.rng.randint(1, 3)
+        x, y, z, r = self.fresh("x"), self.fresh("y"), self.fresh("z"), self.fresh("r")
+        lines = [f"{x} = in",
+                 f"{r}: repeat {n} {{ {x}; {'; '.join(self.inner(shape))}; {y} = in }}"]
+        forms = ["add", "cat", "first"] + (["pair", "pair_continue"] if n == 2 else [])
+        form = self.rng.choice(forms)
+        if form == "add":
+            return [*lines, f"{self.join_name()}add({y})"]
+        if form == "cat":
+            return [*lines, f"{self.join_name()}cat({y})", self.restore(shape)]
+        if form == "pair":
+            return [*lines, f"{self.join_name()}add({y}[-1], {y}[0])"]
+        if form == "pair_continue":
+            return [*lines, f"{self.join_name()}add({y}[0])", *self.keep(shape), f"{z} = in",
+                    f"add({y}[1])", f"{self.join_name()}add(in, {z})"]
+        # A one-argument join of the last element, then the others joined to it.
+        others = ", ".join(f"{y}[{k}]" for k in range(max(1, n - 1)))
+        return [*lines, f"{self.join_name()}add({y}[{n - 1}])", f"add(in, {others})"]
+
+    def dotted_interleaved(self, shape: Shape) -> list[str]:
+        """Res2Net's `convs.{i}` and `bns.{i}` filled in turns by one loop, with a named
+        tensor carried from the previous iteration and a guarded join."""
+        c, w, n = shape[0], self.fresh("w"), self.rng.randint(1, 3)
+        spx, prev, y = self.fresh("spx"), self.fresh("prev"), self.fresh("y")
+        k = self.rng.choice([1, 3])
+        if self.chance(0.5):
+            return [f"{w}: {{ repeat {n} as i {{ convs.{{i}}: conv({c}, {k}); bns.{{i}}: bn; "
+                    f"relu if i < {n - 1} }} }}"]
+        return [f"{w}: {{ {spx} = in; repeat {n} as i {{ {prev} = in; {spx}; "
+                f"convs.{{i}}: conv({c}, {k}); add(in, {prev}) if i > 0; bns.{{i}}: bn; "
+                f"{y} = in }}; cat({y}); {self.restore(shape)} }}"]
+
+    def dotted_revisit(self, shape: Shape) -> list[str]:
+        """A dotted level revisited after other statements (`m.0.b.{k}`, later `m.1.b.0`,
+        then `m.0.norm`): the module tree is not the order of the statements."""
+        c, m, q, n = shape[0], self.fresh("m"), self.fresh("q"), self.rng.randint(1, 3)
+        join = self.rng.choice([f"mul({q}, in)", f"add(in, {q})"])
+        lines = [f"{q} = in", f"repeat {n} as k {{ {m}.0.b.{{k}}: conv({c}, 1); {join} }}",
+                 *self.inner(shape), f"{m}.1.b.0: conv({c}, 1)"]
+        if self.chance(0.5):
+            lines.append(f"{m}.0.norm: bn")
+        return lines
+
+    def fuse_grid(self, shape: Shape) -> list[str]:
+        """HRNet's fuse layers: `fuse.{i}.{j}` for j != i, in nested repeats, each row
+        summed (a one-argument join when the grid is 1×1), the rows joined."""
+        c, n = shape[0], self.rng.randint(1, 3)
+        x, f, z, fuse = self.fresh("x"), self.fresh("f"), self.fresh("z"), self.fresh("fuse")
+        k = self.rng.choice([1, 3])
+        lines = [f"{x} = in",
+                 f"repeat {n} as i {{ repeat {n} as j {{ {x}; {fuse}.{{i}}.{{j}}: conv({c}, {k}) "
+                 f"if j != i; {f} = in }}; add({f}); {z} = in }}"]
+        if self.chance(0.5):
+            return [*lines, f"{self.join_name()}add({z})"]
+        return [*lines, f"{self.join_name()}cat({z})", self.restore(shape)]
+
+    def guards(self, shape: Shape) -> list[str]:
+        """A guard on a call, a sequence, a repeat, a join or a primitive (which switches its
+        connection, not its body), true or false."""
+        c = shape[0]
+        cond, value = self.condition(shape)
+        form = self.rng.choice(["call", "seq", "repeat", "skip", "concat", "gate", "weight"])
+        if form == "call":
+            return [f"{self.name()}conv({c}, 3) if {cond}"]
+        if form == "seq":
+            return [f"{self.name()}{{ {'; '.join(self.keep(shape))} }} if {cond}"]
+        if form == "repeat":
+            return [f"{self.fresh('r')}: repeat {self.rng.randint(1, 2)} "
+                    f"{{ {'; '.join(self.inner(shape))} }} if {cond}"]
+        if form == "concat":
+            lines, cur = self.sized(shape)
+            out = f"{self.name()}concat {{ {'; '.join(lines)} }} if {cond}"
+            return [out, self.restore(shape)] if value or cur != shape else [out]
+        head = {"skip": "skip", "gate": "gate(bias = -1)", "weight": "weight(init = 0.5)"}[form]
+        body = [f"{self.name(1)}conv({c}, 3)", "relu", *self.keep(shape)] if form == "gate" \
+            else self.keep(shape)
+        return [f"{self.name()}{head} {{ {'; '.join(body)} }} if {cond}"]
+
+    def multi_branch(self, shape: Shape) -> list[str]:
+        """`skip` and `concat` over branches, named and unnamed."""
+        n = self.rng.randint(1, 3)
+        if self.chance(0.5):
+            parts = [f"{self.name()}branch {{ {'; '.join(self.keep(shape))} }}"
+                     for _ in range(n)]
+            if self.chance(0.5):
+                parts.append("branch { identity }")
+            return [f"{self.name()}skip {{ {' '.join(parts)} }}"]
+        parts = [f"{self.name()}branch {{ {'; '.join(self.sized(shape)[0])} }}"
+                 for _ in range(n)]
+        return [f"{self.name()}concat {{ {' '.join(parts)} }}", self.restore(shape)]
+
+    def wired_block(self, shape: Shape) -> list[str]:
+        """A block with parameters, bindings, a `def` function, nested unnamed sequences,
+        dotted names, a named tensor and a guarded join; called named, or in a repeat under
+        interpolated names."""
+        name, half = f"wired{self.tag}", f"half{self.tag}"
+        if not self.has_wired_block:
+            self.has_wired_block = True
+            self.blocks.append(
+                f"def {half}(v) {{ return max(1, v // 2) }}\n"
+                f"block {name}(width, n = 2, res = true) {{\n"
+                "    c = in.c\n"
+                "    t = in\n"
+                f"    {{ conv({half}(width), 1); bn }} {{ conv(c, 3); bn }}\n"
+                "    repeat n as i { convs.{i}: conv(c, 1); bns.{i}: bn; relu if i < n - 1 }\n"
+                "    add(in, t) if res\n"
+                "    relu\n"
+                "}\n")
+        w, n, m = self.width(1, 12), self.rng.randint(1, 2), self.fresh("m")
+        if self.chance(0.5):
+            return [f"{m}: {name}({w}, n = {n})"]
+        return [f"repeat {n} as i {{ {m}_{{i + 1}}: {name}({w}, res = i > 0) }}"]
+
+    def numbered(self, shape: Shape) -> list[str]:
+        """Numbers as names, beside positions: `0: conv`, a position, a dotted `2.fc`."""
+        c, m = shape[0], self.fresh("m")
+        return [f"{m}: {{ 0: conv({c}, 1); relu; 2.fc: conv({c}, 3); {{ bn; relu }} }}"]
+
+    def odd_names(self, shape: Shape) -> list[str]:
+        """Names that are Python's (`None`, `class`, `self`, `_`) in a block called with two
+        widths (one class, its widths as constructor parameters), and numbered children
+        made in reverse (`r.{n - 1 - i}`)."""
+        c, m, n = shape[0], self.fresh("m"), self.rng.randint(1, 3)
+        name = f"odd{self.tag}{self.counter}"
+        a, b = self.rng.sample(["_", "None", "class", "lambda", "self", "x", "_1", "print"], 2)
+        self.blocks.append(f"block {name}(width) {{ {a}: conv(width, 3); {b}: bn; relu }}\n")
+        return [f"{m}: repeat 2 as i {{ v.{{i}}: {name}({c} + i) }}", self.restore(shape),
+                f"repeat {n} as i {{ r{m}.{{{n - 1} - i}}: conv({c}, 1) }}"]
+
+    def flat_residual(self, c: int) -> list[str]:
+        """A residual of linear layers written with a named tensor."""
+        self.used["flat_residual"] += 1
+        t = self.fresh("t")
+        join = self.rng.choice([f"add(in, {t})", f"mul({t}, in)", f"add({t})"])
+        mid = self.width(1, 16)
+        if join == f"add({t})":  # continue from t, then join the layers' output
+            u = self.fresh("u")
+            return [f"{t} = in", f"linear({mid}); relu; linear({c})", f"{u} = in", join,
+                    f"add(in, {u})"]
+        return [f"{t} = in", f"linear({mid}); relu; linear({c})", f"{self.join_name()}{join}"]
+
+
+# Every kind of wiring construct `Gen.wired` makes, and the flat one: the coverage test
+# (tests/test_onnx_difftest.py) finds each in a fixed sample of seeds.
+CONSTRUCTS = ("residual", "branches", "collect", "dotted", "revisit", "fuse", "guards",
+              "multi_branch", "wired_block", "numbered", "odd_names", "flat_residual")
+
+
 def generate(seed: int) -> str:
     """The text of one random valid spec."""
+    return generate_with(seed)[0]
+
+
+def generate_with(seed: int) -> tuple[str, Counter[str]]:
+    """The text of one random valid spec and the wiring constructs it holds, by kind."""
     rng = random.Random(seed)
     g = Gen(rng, random.Random(seed + 2**32))
+    # The wiring (named tensors, joins, dotted levels, guards, branches, `def`) comes from
+    # its own generator, between the main generator's statements, and gives the shape it
+    # was given back: the main draws, and so each seed's statements of before it existed,
+    # are unchanged (the REGRESSIONS of test_onnx_difftest keep their ceil-mode pools).
+    w = Gen(random.Random(seed + 2**33), random.Random(seed + 2**34), tag="w",
+            blocks=g.blocks, wiring=True)
     statements: list[str] = []
     if rng.random() < 0.1:
         c = rng.randint(2, 16)
@@ -398,12 +702,18 @@ def generate(seed: int) -> str:
         for _ in range(rng.randint(1, 5)):
             text, c = g.flat_statement(c)
             statements.append(text)
+            if w.chance(0.6):
+                statements += w.flat_residual(c)
     else:
         shape: Shape = (rng.randint(1, 8), rng.randint(4, 16), rng.randint(4, 16))
         statements.append(f"input [{shape[0]}, {shape[1]}, {shape[2]}]")
         for _ in range(rng.randint(1, 7)):
             text, shape = g.feature_statement(shape)
             statements.append(text)
+            if w.chance(0.6):
+                lines, again = w.wired(shape)
+                assert again == shape
+                statements += lines
         if rng.random() < 0.7:
             pool = rng.choice(["global_avgpool", "avgpool(1)"])
             statements.append(g.name() + pool)
@@ -414,7 +724,8 @@ def generate(seed: int) -> str:
                 statements.append(text)
             statements.append(g.name(0.8) + _call("linear", rng.randint(1, 10)))
     body = "\n".join("    " + s for s in statements)
-    return "".join(b + "\n" for b in g.blocks) + f"network gen{seed}() {{\n{body}\n}}\n"
+    text = "".join(b + "\n" for b in g.blocks) + f"network gen{seed}() {{\n{body}\n}}\n"
+    return text, g.used + w.used
 
 
 # ------------------------------------------------------------------ the differential run
@@ -457,9 +768,33 @@ class Outcome:
 
 
 def differential(seed: int, folder: Path) -> Outcome:
-    """Compile spec `seed` to both backends with the same (perturbed) weights and compare
-    ONNX Runtime's output with the PyTorch module's (eval mode, rtol 1e-4, atol 1e-5 scaled
-    by the output's magnitude), after checking the model and its inferred shapes."""
+    """`compare` on the spec of `seed`, with an opset and BN folding drawn from the seed."""
+    path = folder / f"gen{seed}.res"
+    path.write_text(generate(seed), encoding="utf-8")
+    return compare(path, seed)
+
+
+def compare(path: Path, seed: int) -> Outcome:
+    """Compile the spec at `path` to ONNX and to PyTorch, twice: the in-memory module
+    (`build_module`) and the generated source as `--to python` writes it, executed on its
+    own. Each module's state_dict must have the keys and shapes of `state_shapes()`, in its
+    order; the ONNX model must pass `onnx.checker` (full) and strict shape inference with
+    resdsl's shapes; with the same (perturbed) weights, ONNX Runtime's output must equal the
+    module's (eval mode, rtol 1e-4, atol 1e-5 scaled by the output's magnitude), and the
+    source's output the module's, exactly."""
+    import torch
+
+    # The tensors are tiny: a second thread only waits for the first, and on a loaded
+    # machine each parallel region can wait milliseconds for it.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _compare(path, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _compare(path: Path, seed: int) -> Outcome:
     import numpy as np
     import onnx
     import torch
@@ -470,8 +805,6 @@ def differential(seed: int, folder: Path) -> Outcome:
 
     rng = random.Random(seed)
     opset, fold_bn = rng.choice([13, 17, 21]), rng.random() < 0.3
-    path = folder / f"gen{seed}.res"
-    path.write_text(generate(seed), encoding="utf-8")
     net = resdsl.load(str(path))
     state = perturb(net.init_state(seed), seed)
     model = net.to_onnx(weights=state, opset=opset, fold_bn=fold_bn)
@@ -480,22 +813,64 @@ def differential(seed: int, folder: Path) -> Outcome:
                                                  data_prop=True)
     shapes = {v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
               for v in [*inferred.graph.value_info, *inferred.graph.output]}
-    onnx_file = folder / f"gen{seed}.onnx"
+    onnx_file = path.with_suffix(".onnx")
     onnx_file.write_bytes(model.SerializeToString())
     x = sample_input(net.input_shape, 2, seed)
     (y,) = session(str(onnx_file), threads=1).run(None, {"input": x})
+    onnx_file.unlink()
+    expected = list(net.state_shapes().items())
+    detail = ""
     module = build_module(net.graph, state).eval()
+    source = _source_module(net.to_python(), path.stem)
+    for what, m in (("module", module), ("source", source)):
+        got = [(k, tuple(v.shape)) for k, v in m.state_dict().items()]
+        if got != expected:
+            detail += f"; the {what}'s state_dict is not state_shapes(): " + _first_difference(
+                got, expected)
+    source.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()}, strict=True,
+                           assign=True)
+    source.eval()
     with torch.inference_mode():
         ref = module(torch.from_numpy(x)).numpy()
+        from_source = source(torch.from_numpy(x)).numpy()
+    if not np.array_equal(ref, from_source, equal_nan=True):
+        detail += "; the source's output is not the module's"
     diff = np.abs(np.asarray(y, np.float64) - ref)
     max_ref = float(np.abs(ref).max())
     max_diff = float(diff.max())
-    ok = bool((diff <= 1e-5 * max(1.0, max_ref) + 1e-4 * np.abs(ref)).all())
-    detail = "" if ok else f"outputs differ: max |Δ| {max_diff:.3g}, max |y| {max_ref:.3g}"
+    if not (diff <= 1e-5 * max(1.0, max_ref) + 1e-4 * np.abs(ref)).all():
+        # A deep random network rounds more than that in float32: within four times the
+        # module's own rounding error (against the same module in float64), the two
+        # backends agree; a wrong op is off by far more.
+        with torch.inference_mode():
+            exact = copy.deepcopy(module).double()(torch.from_numpy(x).double()).numpy()
+        rounding = float(np.abs(ref - exact).max())
+        if max_diff > 4 * rounding:
+            detail += (f"; outputs differ: max |Δ| {max_diff:.3g}, max |y| {max_ref:.3g}, "
+                       f"float32 rounding {rounding:.3g}")
     for node in net.graph.nodes():
         name = node.path if node.op != "input" else "input"
         if name in shapes and shapes[name] != ["batch", *node.shape]:
-            ok = False
             detail += f"; ONNX infers {shapes[name]} for {name}, resdsl {list(node.shape)}"
-    onnx_file.unlink()
-    return Outcome(seed, ok, opset, fold_bn, max_diff, max_ref, detail)
+    return Outcome(seed, not detail, opset, fold_bn, max_diff, max_ref, detail.strip("; "))
+
+
+def _source_module(source: str, name: str) -> Any:
+    """The network that `source` (a `--to python` file) defines, built as a user would: the
+    file executed as a module of its own, its one exported class called with no argument."""
+    import types
+
+    import torch
+
+    module = types.ModuleType(f"resdsl_difftest_{name}")
+    exec(compile(source, f"<{name}.py>", "exec"), module.__dict__)
+    (cls,) = module.__dict__["__all__"]
+    with torch.device("meta"):  # the weights come from load_state_dict(assign=True)
+        return module.__dict__[cls]()
+
+
+def _first_difference(got: list[tuple[str, Shape]], expected: list[tuple[str, Shape]]) -> str:
+    for k, (a, b) in enumerate(zip(got, expected, strict=False)):
+        if a != b:
+            return f"entry {k} is {a}, not {b}"
+    return f"{len(got)} entries, not {len(expected)}"

@@ -62,6 +62,11 @@ class Lowering:
     # Module-level definitions the forward code calls (a function the generated file defines
     # once, after its imports, when the network uses the op): the file stays torch-only.
     helpers: tuple[str, ...] = ()
+    # Whether a node of the op is its one input under another name (`{out} = x`): `identity`,
+    # and a join of one tensor (`add(t)`, `cat(t)`, which continue from `t`). Such a node
+    # has no code when its output takes its input's variable, runs nothing in place, and is
+    # never overwritten in place (its tensor is its input's).
+    alias: Callable[[Node], bool] = lambda node: False
 
 
 def _lit(value: Value) -> str:
@@ -217,10 +222,22 @@ def _zeropad(c: Ctx) -> Lowered:
 # ------------------------------------------------------------------ primitive merges
 
 
+def _one_input(node: Node) -> bool:
+    return len(node.inputs) == 1
+
+
 def _add(c: Ctx) -> Lowered:
+    if len(c.x) == 1:  # `add(t)`: continues from `t`
+        return _forward(f"{{out}} = {c.x[0]}")
     if c.inplace:
         return _forward("{out} += " + " + ".join(c.x[1:]))
     return _forward("{out} = " + " + ".join(c.x))
+
+
+def _concat(c: Ctx) -> Lowered:
+    if len(c.x) == 1:  # `cat(t)`: continues from `t`
+        return _forward(f"{{out}} = {c.x[0]}")
+    return _forward(f"{{out}} = torch.cat([{', '.join(c.x)}], 1)")
 
 
 def _rescale(c: Ctx) -> Lowered:
@@ -284,15 +301,16 @@ LOWERINGS: dict[str, Lowering] = {
     "tanh": _unary("torch.tanh"),
     "silu": Lowering(lambda c: _forward(f"{{out}} = F.silu({c.x[0]})")),
     "gelu": Lowering(lambda c: _forward(f"{{out}} = F.gelu({c.x[0]})")),
-    "identity": Lowering(lambda c: _forward(f"{{out}} = {c.x[0]}"), overwritable=False),
+    "identity": Lowering(lambda c: _forward(f"{{out}} = {c.x[0]}"), overwritable=False,
+                         alias=lambda node: True),
     "dropout": Lowering(_dropout, overwritable=False),
     "drop_path": Lowering(_drop_path, overwritable=False, helpers=(DROP_PATH,)),
     "slice": Lowering(_slice, overwritable=False),
     "zeropad": Lowering(_zeropad),
     "input": Lowering(_input, overwritable=False),
-    "add": Lowering(_add, inplace=True),
+    "add": Lowering(_add, inplace=True, alias=_one_input),
     "mul": Lowering(lambda c: _forward(f"{{out}} = {c.x[0]} * {c.x[1]}")),
-    "concat": Lowering(lambda c: _forward(f"{{out}} = torch.cat([{', '.join(c.x)}], 1)")),
+    "concat": Lowering(_concat, alias=_one_input),
     "rescale": Lowering(_rescale, inplace=True),
     "alpha": Lowering(_alpha),
     "weighted_sum": Lowering(_weighted_sum),

@@ -30,31 +30,17 @@ from dataclasses import dataclass, field
 
 from resdsl import __version__
 from resdsl.backends.torch_lowering import LOWERINGS, Code, Ctx, HoleValue, lit
-from resdsl.diagnostics import fail
 from resdsl.ir.graph import Graph, Node
 from resdsl.ir.ops import OPS, Shape, State, fmt_shape
 from resdsl.ir.primitives import PRIMITIVES
 from resdsl.passes.counts import totals
+from resdsl.passes.names import RESERVED
 
-# Attributes every nn.Module has (torch 2.x `dir(nn.Module())`): a spec name among them
-# would overwrite a method. tests/test_torch_backend.py checks this list against torch.
-MODULE_ATTRS = frozenset({
-    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init",
-    "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr",
-    "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule",
-    "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children",
-    "named_modules", "named_parameters", "parameters", "register_backward_hook",
-    "register_buffer", "register_forward_hook", "register_forward_pre_hook",
-    "register_full_backward_hook", "register_full_backward_pre_hook",
-    "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
-    "register_module", "register_parameter", "register_state_dict_post_hook",
-    "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule",
-    "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu",
-    "zero_grad",
-})
 _CHANNEL_HINTS = ("in_channels", "num_features", "in_features")
 _CHANNEL_KEYS = (*_CHANNEL_HINTS, "out_channels", "out_features")
-_FIXED_KINDS = frozenset({"sequence", "iteration", *PRIMITIVES})
+# Scope kinds that do not name a class: such a region's class is named after its path
+# (`layer1.0` → `Layer1Item`, a level of dotted names `fuse_layers.0` → `FuseLayersItem`).
+_FIXED_KINDS = frozenset({"sequence", "iteration", "list", *PRIMITIVES})
 
 
 @dataclass(frozen=True)
@@ -142,7 +128,6 @@ class _Generator:
             st = OPS[node.op].state(self._ins(node), node.args, node.shape)
             if st:
                 self.state[node.id] = st
-        self._check_names()
         self.modules, self.children = self._module_tree()
         self.leaf_by_path = {self.graph.node(n).path: self.graph.node(n) for n in self.state}
         self.regions = self._find_regions()
@@ -157,21 +142,6 @@ class _Generator:
 
     def _ins(self, node: Node) -> tuple[Shape, ...]:
         return tuple(self.graph.node(i).shape for i in node.inputs)
-
-    def _check_names(self) -> None:
-        for nid in self.state:
-            node = self.graph.node(nid)
-            for part in node.path.split("."):
-                if part in MODULE_ATTRS:
-                    raise fail(
-                        "E0703",
-                        f"`{part}` cannot name a module in PyTorch: nn.Module has an "
-                        f"attribute `{part}`",
-                        node.span,
-                        f"`{node.path}` would shadow nn.Module.{part}",
-                        help="rename the statement (its name becomes a module name and a "
-                        "state_dict key)",
-                    )
 
     def _module_tree(self) -> tuple[dict[str, str], dict[str, list[str]]]:
         """Module paths → "leaf" | "param" | "container", and each module's children in
@@ -289,39 +259,50 @@ class _Generator:
 
     def _draft(self, region: _Region, ctor: dict[str, _Line]) -> _Draft:
         init: list[_Line] = []
-        self._init_lines(region.path, "self", init, ctor)
+        self._init_lines(region.path, region.path, init, ctor)
         forward = self._forward(region)
         scope = self.graph.scopes.get(region.path)
         kind = scope.kind if scope else "network"
         entry_c = self.graph.node(region.entry).shape[0]
         return _Draft(region, kind, init, forward, entry_c)
 
-    def _attr(self, base: str, name: str) -> str:
-        if name.isidentifier() and not keyword.iskeyword(name):
-            return f"{base}.{name}"
-        return f'getattr({base}, "{name}")'
-
-    def _rel_attr(self, region: str, path: str) -> str:
+    def _ref(self, region: str, path: str) -> str:
+        """The expression for module `path` in the class of `region` (`self.layer1[0].conv1`),
+        the one way every module is referred to, in `__init__` and in `forward`: a child of
+        an nn.Sequential or an nn.ModuleList is indexed, a name that is not an identifier
+        (`0`, a keyword) is read with `getattr`, any other is an attribute."""
+        expr, parent = "self", region
         rel = path[len(region) + 1:] if region else path
-        expr = "self"
-        parent = region
-        for part in rel.split("."):
+        for part in rel.split(".") if rel else ():
             child = f"{parent}.{part}" if parent else part
             if parent != region and (
                 (parent in self.regions and self.regions[parent].sequential)
                 or self._is_list(parent)
             ):
                 expr = f"{expr}[{part}]"
+            elif _is_attribute(part):
+                expr = f"{expr}.{part}"
             else:
-                expr = self._attr(expr, part)
+                expr = f'getattr({expr}, "{part}")'
             parent = child
         return expr
 
-    def _init_lines(self, path: str, base: str, out: list[_Line],
+    def _register(self, region: str, path: str, value: str) -> str:
+        """The `__init__` line that makes `value` the module (or parameter) `path` of its
+        parent, the parent referred to by `_ref`."""
+        parent, _, name = path.rpartition(".")
+        owner = self._ref(region, parent)
+        if _is_attribute(name):
+            return f"{owner}.{name} = {value}"
+        method = "register_parameter" if self.modules[path] == "param" else "add_module"
+        return f'{owner}.{method}("{name}", {value})'
+
+    def _init_lines(self, region: str, path: str, out: list[_Line],
                     ctor: dict[str, _Line]) -> None:
+        """The `__init__` lines of `region`'s class that build the children of `path` (the
+        region itself, or a plain container inside it), depth first, in the modules' order."""
         for kid in self.children.get(path, []):
             name = kid.rsplit(".", 1)[-1]
-            target = self._attr(base, name)
             kind = self.modules[kid]
             if kind in ("leaf", "param"):
                 line = self._leaf_ctor(kid)
@@ -332,14 +313,10 @@ class _Generator:
             else:
                 line = _Line("nn.Module()")
             hint = name if name.isidentifier() else f"m{name}"
-            if target.startswith("getattr("):
-                owner = target[len("getattr("):].split(",")[0]
-                text = f'{owner}.add_module("{name}", {line.text})'
-            else:
-                text = f"{target} = {line.text}"
-            out.append(_Line(text, list(line.values), [_join(hint, h) for h in line.hints]))
+            out.append(_Line(self._register(region, kid, line.text), list(line.values),
+                             [_join(hint, h) for h in line.hints]))
             if kind == "container" and kid not in self.regions and not self._is_list(kid):
-                self._init_lines(kid, target, out, ctor)
+                self._init_lines(region, kid, out, ctor)
 
     def _is_list(self, path: str) -> bool:
         """A plain container whose children are modules numbered 0, 1, ...: an nn.ModuleList,
@@ -410,9 +387,10 @@ class _Generator:
             names = tuple(var[i] for i in ins)
             dying = [i for i in dict.fromkeys(ins) if last_use.get(i) == k]
             first = ins[0]
-            inplace = (kind == "node" and LOWERINGS[node.op].inplace and first in dying
-                       and self.uses[first] == 1 and first != region.entry
-                       and LOWERINGS[self.graph.node(first).op].overwritable)
+            alias = kind == "node" and LOWERINGS[node.op].alias(node)
+            inplace = (kind == "node" and LOWERINGS[node.op].inplace and not alias
+                       and first in dying and self.uses[first] == 1 and first != region.entry
+                       and self._overwritable(self.graph.node(first)))
             free += [var[i] for i in dying if not (inplace and i == first)]
             if inplace or first in dying:
                 out = var[first]
@@ -423,8 +401,10 @@ class _Generator:
             else:
                 out = f"x{len(set(var.values()))}"
             var[node.id] = out
+            if alias and out == names[0]:
+                continue  # `x = x`: the node is its input, in the same variable
             if kind == "node":
-                attr = self._rel_attr(region.path, node.path) if node.id in self.state else ""
+                attr = self._ref(region.path, node.path) if node.id in self.state else ""
                 lowered = LOWERINGS[node.op].emit(
                     Ctx(node, self._ins(node), names, attr, inplace))
                 rel = node.path[len(region.path) + 1:] if region.path else node.path
@@ -432,9 +412,16 @@ class _Generator:
                 prefix = node.op if rel.rsplit(".", 1)[-1].isdigit() else _ident(rel)
                 lines.append(_holes(lowered.forward, out, prefix=prefix))
             else:
-                lines.append(_Line(f"{out} = {self._rel_attr(region.path, kind)}({names[0]})"))
+                lines.append(_Line(f"{out} = {self._ref(region.path, kind)}({names[0]})"))
         lines.append(_Line(f"return {var[region.exit]}"))
         return lines
+
+    @staticmethod
+    def _overwritable(node: Node) -> bool:
+        """Whether an op may overwrite the node's output in place (when nothing else reads
+        it): a fresh tensor autograd does not need, not a view or another node's tensor."""
+        lowering = LOWERINGS[node.op]
+        return lowering.overwritable and not lowering.alias(node)
 
     # ------------------------------------------------------------------ sharing
 
@@ -457,7 +444,7 @@ class _Generator:
         # Holes with equal values in every instance share a parameter when they mean the
         # same kind of number: a channel count with a channel count, a stride with a stride.
         by_vector: dict[tuple[str, tuple[HoleValue, ...]], str] = {}
-        taken = {"self", "x", "w"} | set(_child_names(first)) | MODULE_ATTRS
+        taken = {"self", "x", "w"} | set(_child_names(first)) | RESERVED
         n_init = sum(len(ln.values) for ln in first.init)
         forward_params: set[str] = set()
         for pos, (vector, hint) in enumerate(zip(vectors, hints, strict=True)):
@@ -587,12 +574,20 @@ def _prefixes(path: str) -> list[str]:
     return [".".join(parts[:k]) for k in range(1, len(parts))]
 
 
+def _is_attribute(name: str) -> bool:
+    """Whether `self.NAME` reads the child `name` (not a number, not a keyword)."""
+    return name.isidentifier() and not keyword.iskeyword(name)
+
+
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}_{name}" if prefix else name
 
 
 def _ident(text: str) -> str:
-    out = "".join(c if c.isalnum() or c == "_" else "_" for c in text)
+    """A parameter name made of `text`. Leading underscores go: Python mangles a name that
+    starts with `__` inside a class body, keyword arguments of a call included, so
+    `Block(__out_channels=4)` written in another class would miss the parameter."""
+    out = "".join(c if c.isalnum() or c == "_" else "_" for c in text).lstrip("_")
     return out if out and not out[0].isdigit() else f"m{out}"
 
 
