@@ -47,9 +47,9 @@ def test_interpolated_names_and_lists(tmp_path: Path) -> None:
 
 def test_in_reads_the_incoming_shape(tmp_path: Path) -> None:
     g = graph_of(tmp_path, """
-        network n { input [6, 9, 9]; half: conv(in.c // 2, 1); q: conv(in.h * in.w, 1) }
+        network n { input [6, 9, 9]; halved: conv(in.c // 2, 1); q: conv(in.h * in.w, 1) }
     """)
-    assert by_path(g)["half"].shape == (3, 9, 9)
+    assert by_path(g)["halved"].shape == (3, 9, 9)
     assert by_path(g)["q"].shape == (81, 9, 9)
 
 
