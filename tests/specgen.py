@@ -536,7 +536,8 @@ class Gen:
         x, y, z, r = self.fresh("x"), self.fresh("y"), self.fresh("z"), self.fresh("r")
         lines = [f"{x} = in",
                  f"{r}: repeat {n} {{ {x}; {'; '.join(self.inner(shape))}; {y} = in }}"]
-        forms = ["add", "cat", "first"] + (["pair", "pair_continue"] if n == 2 else [])
+        forms = ["add", "cat", "first", "element"] + (["pair", "pair_continue"] if n == 2
+                                                      else [])
         form = self.rng.choice(forms)
         if form == "add":
             return [*lines, f"{self.join_name()}add({y})"]
@@ -547,9 +548,11 @@ class Gen:
         if form == "pair_continue":
             return [*lines, f"{self.join_name()}add({y}[0])", *self.keep(shape), f"{z} = in",
                     f"add({y}[1])", f"{self.join_name()}add(in, {z})"]
-        # A one-argument join of the last element, then the others joined to it.
+        # The last element continued from (a one-argument join, or the element as a statement),
+        # then the others joined to it.
         others = ", ".join(f"{y}[{k}]" for k in range(max(1, n - 1)))
-        return [*lines, f"{self.join_name()}add({y}[{n - 1}])", f"add(in, {others})"]
+        last = f"{self.join_name()}add({y}[{n - 1}])" if form == "first" else f"{y}[{n - 1}]"
+        return [*lines, last, f"add(in, {others})"]
 
     def dotted_interleaved(self, shape: Shape) -> list[str]:
         """Res2Net's `convs.{i}` and `bns.{i}` filled in turns by one loop, with a named
