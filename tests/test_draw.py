@@ -230,6 +230,36 @@ def test_deeply_nested_spec_draws(tmp_path: Path) -> None:
         assert dot.startswith('digraph "deep"')
 
 
+@pytest.mark.parametrize("variant", ["", "_identity"])
+def test_a_residual_of_named_tensors_is_drawn_as_a_skip(tmp_path: Path, variant: str) -> None:
+    """Issue 15, item 16: `x = in; ...; add(in, x)` is drawn as `skip { ... }` is, at every
+    depth: at blocks depth its block is a unit with the + and the dashed shortcut (before, one
+    box with no skip edge). Only the legend's entry and the tensor's name on its edge
+    differ."""
+    from tests.test_paths import PREACT, preact_spec
+
+    def drawn(body: str, depth: str) -> str:
+        spec = tmp_path / "spec.res"
+        spec.write_text(preact_spec(body), "utf-8")
+        dot, code, err = _dot(tmp_path, str(spec), "--depth", depth)
+        assert code == 0, err
+        return dot
+
+    def strip(dot: str) -> str:
+        dot = dot.replace(' [label="x"]', "").replace('label="x\\n', 'label="')
+        return re.sub(r"^  graph \[label=.*$", "", dot, flags=re.M)
+
+    for depth in ("stages", "blocks", "layers"):
+        written, named = drawn(PREACT["skip" + variant], depth), drawn(PREACT["named" + variant],
+                                                                      depth)
+        assert strip(named) == strip(written), depth
+    named = drawn(PREACT["named" + variant], "blocks")
+    shortcut = EDGE_STYLES["shortcut"].color
+    assert re.search(rf'-> n\d+ \[color="{shortcut}", style="dashed"', named)
+    assert 'label="+"' in named and "<B>layer1 · unit ×3</B>" in named
+    assert "<B>add(F(x), x)</B> of named tensors: a residual join, as skip" in named
+
+
 def _well_formed(dot: str) -> None:
     """Every edge joins declared nodes; nodes are declared once."""
     declared = re.findall(r"^\s+(\w+) \[", dot, re.M)

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import html
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from resdsl.backends.dot_lowering import EDGE_STYLES, GATE_SYMBOL, LOOKS, EdgeKind
 from resdsl.diagnostics import Diagnostic
 from resdsl.ir.graph import Frame, Graph, Node
+from resdsl.ir.joins import named_joins
 from resdsl.ir.ops import fmt_shape
 from resdsl.ir.primitives import PRIMITIVES
 from resdsl.passes.counts import node_counts
@@ -55,6 +56,8 @@ LONG_EDGE_WEIGHT = 3
 # What a cluster counts for on each rank it spans, against a node: it is ordered as one node,
 # and positioned with two, its left and right borders (see `Size`).
 CLUSTER_WIDTH = 2
+# The legend's entry for a residual join of named tensors, by op.
+NAMED_LEGEND = {"add": "add", "concat": "cat"}
 # A summary box lists at most this many lines; the middle of a longer one is elided.
 MAX_LINES = 9
 
@@ -165,8 +168,9 @@ class _Elem:
     kind: str  # "op", "chain", "box", "merge", "sigma", "dual", "bus", "error"
 
 
-def _regions(graph: Graph) -> tuple[Region, dict[int, Region]]:
-    """The region tree: one region per frame that made nodes, wrapper frames merged."""
+def _regions(graph: Graph, named: Collection[int] = ()) -> tuple[Region, dict[int, Region]]:
+    """The region tree: one region per frame that made nodes, wrapper frames merged. `named`
+    are the residual joins of named tensors, which make units as primitives do."""
     n = len(graph)
     root = Region([], 0, n, 0, graph.output, graph.output is None, None)
     by_frame: dict[int, Region] = {}
@@ -195,7 +199,7 @@ def _regions(graph: Graph) -> tuple[Region, dict[int, Region]]:
             pos = child.end
         region.items.extend(range(pos, region.end))
         stack.extend(region.children)
-    _roles(root)
+    _roles(root, named)
     return root, by_frame
 
 
@@ -209,11 +213,16 @@ def _postorder(root: Region) -> list[Region]:
     return order[::-1]
 
 
-def _roles(root: Region) -> None:
+def _roles(root: Region, named: Collection[int]) -> None:
     post = _postorder(root)
-    for r in post:
-        r.prims = 1 if r.is_primitive else sum(c.prims for c in r.children)
     units: set[int] = set()
+    for r in post:
+        joins = sum(1 for it in r.items if isinstance(it, int) and it in named)
+        r.prims = 1 if r.is_primitive else sum(c.prims for c in r.children) + joins
+        # A residual join of named tensors makes the region it is written in a unit, when it
+        # is that region's only join and no primitive holds it.
+        if joins and r.prims == 1 and r is not root and not _inside_primitive(r):
+            units.add(id(r))
     for r in post:
         if not r.is_primitive or _inside_primitive(r):
             continue
@@ -308,7 +317,9 @@ class _Drawer:
         self.failure = failure
         n = len(graph)
         self.n = n
-        self.root, self.by_frame = _regions(graph)
+        # Residual joins of named tensors (`add(F(x), x)`): drawn as their primitive is.
+        self.named = named_joins(graph)
+        self.root, self.by_frame = _regions(graph, self.named)
         self.users: list[list[int]] = [[] for _ in range(n)]
         for node in graph.nodes():
             for i in node.inputs:
@@ -612,7 +623,9 @@ class _Drawer:
         node = self.g.node(nid)
         look = LOOKS[node.op]
         prim = self.frame(self.ctx(nid))
-        if prim is not None:
+        if nid in self.named:
+            self.used.add(NAMED_LEGEND[node.op])
+        elif prim is not None:
             self.used.add(prim.name)
         tooltip = self.text(nid)
         if node.op == "dual":
@@ -874,7 +887,9 @@ class _Drawer:
             self.edge(out, seen, src, dst, kind, labels, shape)
         if self.failure is not None:
             self.error_edges(out, seen)
-        elif self.g.output is not None and self.rep[self.g.output] is not None:
+        elif self.g.output is not None and \
+                self.rep[self.canonical(self.g.output)] is not None:
+            # (A network that ends in folded copies ends where the first copy is drawn.)
             out_node = self.g.node(self.g.output)
             out.append(f"output {_attrs({'label': 'output', 'shape': 'box', 'style': 'rounded', 'color': GREY, 'fontcolor': GREY})}")  # noqa: E501
             src = self.rep[self.canonical(self.g.output)]
@@ -917,6 +932,11 @@ class _Drawer:
         look = LOOKS[node.op]
         if self.is_gate_sigma(v):
             return "transform"
+        join = self.named.get(v)
+        if join is not None:  # drawn as its primitive: the shortcut dashed, or the bus
+            if node.op == "concat":
+                return "bus" if index == join.shortcut else "dense"
+            return "shortcut" if index == join.shortcut else "main"
         ctx = self.frame(self.ctx(v))
         if look.role == "merge":
             if ctx is None:
@@ -1071,13 +1091,22 @@ class _Drawer:
             "dual": ("+‖", "#1f6fd1", "blue: residual path (add), green: dense path (concat)"),
             "scale": ("×", "#c0392b", "dotted red: the attention path"),
         }
-        for name in PRIMITIVES:
-            if name not in self.used or name not in looks:
-                continue
-            symbol, color, how = looks[name]
+        named = {
+            # Joins of named tensors that are residual (ir/joins.py), drawn as the primitive.
+            "add": ("+", "#1f6fd1", "add(F(x), x)", "of named tensors: a residual join, as skip",
+                    "dashed: x, the shortcut (the tensor the others are computed from)"),
+            "cat": ("▬", EDGE_STYLES["bus"].color, "cat(x, F(x))",
+                    "of named tensors: a dense join, as concat", "the bus: x"),
+        }
+        entries = [(looks[name], name, PRIMITIVES[name].summary) for name in PRIMITIVES
+                   if name in self.used and name in looks]
+        entries += [((symbol, color, how), written, what)
+                    for name, (symbol, color, written, what, how) in named.items()
+                    if name in self.used]
+        for (symbol, color, how), name, summary in entries:
             rows.append(
                 f"<TR><TD ALIGN=\"RIGHT\"><FONT COLOR=\"{color}\"><B>{_esc(symbol)}</B></FONT>"
-                f"</TD><TD ALIGN=\"LEFT\"><B>{name}</B> {_esc(PRIMITIVES[name].summary)}"
+                f"</TD><TD ALIGN=\"LEFT\"><B>{_esc(name)}</B> {_esc(summary)}"
                 f"<BR ALIGN=\"LEFT\"/><FONT POINT-SIZE=\"9\" COLOR=\"{GREY}\">{_esc(how)}"
                 "</FONT><BR ALIGN=\"LEFT\"/></TD></TR>")
         return rows
