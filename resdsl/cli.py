@@ -329,6 +329,9 @@ def _draw(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_SPEC
     if report.output is not None:
         how = f" (rendered by {report.renderer})" if report.renderer else ""
+        if report.scaled_to is not None:
+            how += (f", scaled down to fit {report.scaled_to[0]:,}×{report.scaled_to[1]:,} "
+                    "pixels (SVG draws it at full size)")
         what = (f"up to the error, {report.params:,} parameters so far" if report.failed
                 else f"{report.params:,} parameters")
         _reporting(report.output, out, err).write(

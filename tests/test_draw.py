@@ -8,6 +8,7 @@ deliberate change; review the diff, and re-run scripts/gallery.py.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import types
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -22,10 +24,11 @@ import pytest
 
 import resdsl
 import resdsl.pipeline
-from resdsl.backends import dot_draw, dot_render
+from resdsl.backends import dot_draw, dot_render, dot_source
+from resdsl.backends.dot_draw import layout_share
 from resdsl.backends.dot_lowering import EDGE_STYLES, LOOKS
 from resdsl.backends.dot_render import Renderer, find_renderers
-from resdsl.backends.dot_source import Settings, _Drawer, generate
+from resdsl.backends.dot_source import Settings, _Drawer, element_count, generate, measure
 from resdsl.cli import _options, _parser
 from resdsl.ir.graph import Graph
 from resdsl.ir.ops import OPS
@@ -225,6 +228,36 @@ def test_deeply_nested_spec_draws(tmp_path: Path) -> None:
         dot, code, err = _dot(tmp_path, str(spec), "--depth", depth_name)
         assert code == 0, err
         assert dot.startswith('digraph "deep"')
+
+
+@pytest.mark.parametrize("variant", ["", "_identity"])
+def test_a_residual_of_named_tensors_is_drawn_as_a_skip(tmp_path: Path, variant: str) -> None:
+    """Issue 15, item 16: `x = in; ...; add(in, x)` is drawn as `skip { ... }` is, at every
+    depth: at blocks depth its block is a unit with the + and the dashed shortcut (before, one
+    box with no skip edge). Only the legend's entry and the tensor's name on its edge
+    differ."""
+    from tests.test_paths import PREACT, preact_spec
+
+    def drawn(body: str, depth: str) -> str:
+        spec = tmp_path / "spec.res"
+        spec.write_text(preact_spec(body), "utf-8")
+        dot, code, err = _dot(tmp_path, str(spec), "--depth", depth)
+        assert code == 0, err
+        return dot
+
+    def strip(dot: str) -> str:
+        dot = dot.replace(' [label="x"]', "").replace('label="x\\n', 'label="')
+        return re.sub(r"^  graph \[label=.*$", "", dot, flags=re.M)
+
+    for depth in ("stages", "blocks", "layers"):
+        written, named = drawn(PREACT["skip" + variant], depth), drawn(PREACT["named" + variant],
+                                                                      depth)
+        assert strip(named) == strip(written), depth
+    named = drawn(PREACT["named" + variant], "blocks")
+    shortcut = EDGE_STYLES["shortcut"].color
+    assert re.search(rf'-> n\d+ \[color="{shortcut}", style="dashed"', named)
+    assert 'label="+"' in named and "<B>layer1 · unit ×3</B>" in named
+    assert "<B>add(F(x), x)</B> of named tensors: a residual join, as skip" in named
 
 
 def _well_formed(dot: str) -> None:
@@ -437,15 +470,113 @@ def test_pdf_with_dot(tmp_path: Path) -> None:
     assert run.code == 0 and (tmp_path / "r.pdf").read_bytes().startswith(b"%PDF")
 
 
-def test_too_large_to_render_is_a_diagnostic(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dot_draw, "MAX_ELEMENTS", 50)
-    run = run_cli("draw", "specs/resnet18.res", "--depth", "layers", "-o",
-                  str(tmp_path / "r.svg"))
-    assert run.code == 1
+def _bench() -> types.ModuleType:
+    """bench/draw_speed.py, whose `WORST` cases are the largest diagrams the limits admit."""
+    spec = importlib.util.spec_from_file_location("draw_speed", ROOT / "bench" / "draw_speed.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _refuse_to_render(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a renderer was looked for or run")
+
+    monkeypatch.setattr(dot_draw, "find_renderers", fail)
+    monkeypatch.setattr(dot_draw, "render", fail)
+
+
+def test_too_large_to_render_is_refused_before_rendering(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15: ResNet-1202 with every block drawn took 18 s and 1.2 GB as a PNG (4,215 nodes
+    and edges, under the old limit of 20,000); it is refused from the DOT's counts, before
+    any renderer is looked for."""
+    _refuse_to_render(monkeypatch)
+    out = tmp_path / "r.png"
+    run = run_cli("draw", "specs/resnet20.res", "-D", "depth=1202", "--expand", "-o", str(out))
+    assert run.code == 1 and not out.exists()
     _golden("E0724_too_large", run.err)
-    assert run_cli("draw", "specs/resnet18.res", "--depth", "stages", "-o",
-                   str(tmp_path / "r.svg")).code == (0 if HAS_RENDERER else 1)
+    # The DOT text of any size needs no renderer and is written.
+    dot = tmp_path / "r.dot"
+    assert run_cli("draw", "specs/resnet20.res", "-D", "depth=1202", "--expand", "-o",
+                   str(dot)).code == 0 and dot.stat().st_size > 100_000
+
+
+def test_long_edges_are_counted_not_just_nodes(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """40 named tensors joined 40 layers later: 205 nodes and edges, which took 14 s to lay
+    out, since each of the 40 long edges is a chain of virtual nodes to `dot`. Refused, with
+    what to do."""
+    bench = _bench()
+    spec = tmp_path / "long.res"
+    spec.write_text(bench.long_edges(40, 40), "utf-8")
+    graph = resdsl.load(str(spec)).graph
+    dot, size = measure(graph, Settings("layers", expand=True))
+    assert element_count(dot) == 205 and size.virtual > 4_000
+    _refuse_to_render(monkeypatch)
+    run = run_cli("draw", str(spec), "--depth", "layers", "--expand", "-o",
+                  str(tmp_path / "l.svg"))
+    assert run.code == 1 and "error[E0724]" in run.err
+    assert "long edges crossing 4,760 of them" in run.err
+    assert "a coarser depth (`--depth blocks` or `--depth stages`)" in run.err
+    assert "without `--expand`" in run.err
+
+
+def _write(folder: Path, text: str) -> Path:
+    path = folder / "spec.res"
+    path.write_text(text, "utf-8")
+    return path
+
+
+def test_size_counts_ranks_virtual_nodes_and_clusters(tmp_path: Path) -> None:
+    """The counts on a diagram small enough to count by hand: 3 tensors named, 4 layers,
+    then all joined; every edge is labelled (the tensors' names), so it crosses two ranks
+    per step."""
+    graph = resdsl.load(str(_write(tmp_path, _bench().long_edges(3, 4)))).graph
+    _, size = measure(graph, Settings("layers", expand=True))
+    # input, relu ×7, add, output: 10 nodes on 10 ranks, doubled for the labels.
+    assert (size.nodes, size.ranks, size.clusters) == (10, 20, 0)
+    # The edges into the add from the relus of ranks 1, 2 and 3 (the add is on rank 8) span
+    # 7, 6 and 5 ranks: 2 × (6 + 5 + 4) virtual nodes.
+    assert size.virtual == 30
+    assert size.edges == 12 and size.layout == 10 + 2 * (12 - 3 + 18) + 3 * 30
+    # One cluster per block: a chain of 5 one-node clusters, each as wide as two nodes on
+    # its rank.
+    graph = resdsl.load(str(_write(tmp_path, _bench().chained_clusters(5)))).graph
+    _, size = measure(graph, Settings("layers", expand=True))
+    assert (size.nodes, size.ranks, size.clusters) == (7, 14, 5)
+    assert size.cluster_ranks == 5 * 14 and size.widest == 1 + dot_source.CLUSTER_WIDTH
+
+
+def test_the_worst_admitted_diagrams_are_just_under_the_limit(tmp_path: Path) -> None:
+    """bench/draw_speed.py times the largest diagram of each kind that the limits admit:
+    each is admitted, and within a tenth of the limit, so the figure it gives is the worst
+    case's."""
+    bench = _bench()
+    for label, args, _ in bench.worst_cases(tmp_path):
+        ns = _parser().parse_args(["draw", *args])
+        graph = resdsl.pipeline.build(ns.spec, _options(ns)).graph
+        _, size = measure(graph, Settings(ns.depth, ns.expand, ns.lr, ns.shapes))
+        assert 0.9 < layout_share(size) <= 1, (label, size)
+
+
+@needs_renderer
+def test_a_large_png_is_scaled_down_to_its_pixel_bound(tmp_path: Path) -> None:
+    """Issue 15: a PNG's time and memory follow its pixels (ResNet-434 with every block drawn
+    was 526 × 48,472, 2.4 s and 240 MB to rasterise): it is scaled down to fit
+    PNG_MAX_PIXELS, and the command says so."""
+    out = tmp_path / "r.png"
+    run = run_cli("draw", "specs/resnet20.res", "-D", "depth=434", "--expand", "-o", str(out))
+    assert run.code == 0, run.err
+    width, height = _png_size(out.read_bytes())
+    margin = 2 * round(dot_source.MARGIN_IN * dot_render.PNG_DPI)
+    across, along = dot_render.PNG_MAX_PIXELS
+    assert width <= across + margin and height <= along + margin
+    assert f"scaled down to fit {across:,}×{along:,} pixels" in run.out
+    # A diagram within the bound is drawn at full size, and says nothing of scaling.
+    run = run_cli("draw", "specs/resnet18.res", "-o", str(out))
+    assert "scaled down" not in run.out and _png_size(out.read_bytes()) == (526, 2146)
 
 
 def test_drawing_never_imports_torch(tmp_path: Path) -> None:
@@ -486,7 +617,7 @@ def test_the_benchmark_runs() -> None:
     run = subprocess.run([sys.executable, "bench/draw_speed.py", "--quick"], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert "resnet18, blocks" in run.stdout and "elements" in run.stdout
+    assert "resnet18, blocks" in run.stdout and "of the limit" in run.stdout
 
 
 # ------------------------------------------------------------------ the gallery

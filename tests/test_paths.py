@@ -29,6 +29,7 @@ import pytest
 import resdsl
 from resdsl.ir import paths as paths_module
 from resdsl.ir.graph import Graph
+from resdsl.ir.joins import named_joins
 from tests.conftest import ROOT, SPECS, run_cli
 
 GOLDEN = ROOT / "tests" / "golden" / "compile"
@@ -238,6 +239,81 @@ def test_an_empty_body_adds_nothing(tmp_path: Path) -> None:
                     encoding="utf-8")
     net = resdsl.load(str(spec))
     assert list(net.paths().counts) == [2, 2] == brute_force(net.graph)
+
+
+# ------------------------------------------------------------------ joins of named tensors
+
+# The pre-activation basic block (He et al. 2016) with its shortcut reading the activated
+# tensor, written with `skip` and with named tensors (issue 15, item 16), and the plain
+# identity block written both ways.
+PREACT = {
+    "skip": "bn1: bn; relu\n    skip {\n        conv1: conv(c, 3); bn2: bn; relu\n"
+            "        conv2: conv(c, 3)\n    }",
+    "named": "bn1: bn; relu\n    x = in\n    conv1: conv(c, 3); bn2: bn; relu\n"
+             "    conv2: conv(c, 3)\n    add(in, x)",
+    "skip_identity": "skip {\n        bn1: bn; relu; conv1: conv(c, 3); bn2: bn; relu\n"
+                     "        conv2: conv(c, 3)\n    }",
+    "named_identity": "x = in\n    bn1: bn; relu; conv1: conv(c, 3); bn2: bn; relu\n"
+                      "    conv2: conv(c, 3)\n    add(x, in)",
+}
+
+
+def preact_spec(body: str, units: int = 3) -> str:
+    return (f"block unit(c) {{\n    {body}\n}}\n\nnetwork preact() {{\n"
+            f"    input [16, 8, 8]\n    layer1: repeat {units} {{ unit(16) }}\n}}\n")
+
+
+def _load(tmp_path: Path, text: str) -> resdsl.Network:
+    spec = tmp_path / "spec.res"
+    spec.write_text(text, encoding="utf-8")
+    return resdsl.load(str(spec))
+
+
+@pytest.mark.parametrize("variant", ["", "_identity"])
+def test_a_residual_of_named_tensors_counts_as_a_skip(tmp_path: Path, variant: str) -> None:
+    """`x = in; ...; add(in, x)` is the residual join `skip { ... }` is: the same joins and
+    the same paths, C(3, k) for three units (before, it counted no join and 8 paths of
+    length 0)."""
+    written = _load(tmp_path, preact_spec(PREACT["skip" + variant])).paths()
+    named = _load(tmp_path, preact_spec(PREACT["named" + variant])).paths()
+    assert list(written.counts) == list(named.counts) == binomial(3)
+    assert written.joins == named.joins == {"skip": 3}
+
+
+def test_which_joins_of_named_tensors_are_residual(tmp_path: Path) -> None:
+    """A join is residual when one tensor is the one all others are computed from (it
+    dominates them): that tensor goes around, each other one through. A sum of two tensors
+    computed from x, or of unrelated ones (Res2Net's), is not a join."""
+    three = _load(tmp_path, "network n {\n    input [4, 8, 8]\n    x = in\n"
+                  "    conv(4, 3); a = in\n    x; conv(4, 1); b = in\n    add(a, b, x)\n}\n")
+    assert list(three.paths().counts) == [1, 2] and three.paths().joins == {"skip": 1}
+    assert list(paths_module.edge_lengths(three.graph)[0].values()) == [1, 1, 0]
+    projection = _load(tmp_path, "network n {\n    input [4, 8, 8]\n    x = in\n"
+                       "    conv(4, 3); y = in\n    x; conv(4, 1)\n    add(y, in)\n}\n")
+    assert list(projection.paths().counts) == [2] and projection.paths().joins == {}
+    # y reads x and the input beside it: x does not dominate y.
+    beside = _load(tmp_path, "network n {\n    input [4, 8, 8]\n    i = in\n    relu\n"
+                   "    x = in\n    add(in, i); conv(4, 1)\n    add(in, x)\n}\n")
+    assert beside.paths().joins == {"skip": 1}  # only add(in, i): relu(i) + i
+    dense = _load(tmp_path, "network n {\n    input [4, 8, 8]\n    x = in\n"
+                  "    conv(4, 3)\n    cat(x, in)\n}\n")
+    assert list(dense.paths().counts) == [1, 1] and dense.paths().joins == {"concat": 1}
+    res2net = resdsl.load(str(SPECS / "res2net50_26w_4s.res"))
+    assert res2net.paths().joins == {"skip": 16}  # its units; no `add(in, previous)`
+
+
+def test_named_joins_along_a_long_chain(tmp_path: Path) -> None:
+    """2,000 tensors of a chain, each joined with the last one: every join is residual, its
+    shortcut the earlier tensor (found by jump pointers up the dominator tree, where a walk
+    up the chain would be quadratic)."""
+    n = 2_000
+    text = (f"network n {{\n    input [4, 8, 8]\n    repeat {n} {{ relu; z = in }}\n"
+            f"    y = in\n    repeat {n - 1} as i {{ add(y, z[i]); w = in }}\n"
+            "    cat(w)\n}\n")
+    graph = _load(tmp_path, text).graph
+    joins = named_joins(graph)
+    assert len(joins) == n - 1 and {j.shortcut for j in joins.values()} == {1}
+    assert {j.kind for j in joins.values()} == {"skip"}
 
 
 # ------------------------------------------------------------------ the command

@@ -14,8 +14,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from resdsl.arguments import COMMAND_LINE, ArgumentError, Spelling, choice
-from resdsl.backends.dot_render import FORMATS, choose, find_renderers, render
-from resdsl.backends.dot_source import Settings, element_count, generate
+from resdsl.backends.dot_render import (
+    FORMATS,
+    choose,
+    find_renderers,
+    png_box,
+    png_scaled,
+    render,
+)
+from resdsl.backends.dot_source import Settings, Size, measure
 from resdsl.diagnostics import Diagnostic, SpecError, error
 from resdsl.ir.elaborate import Elaborator
 from resdsl.ir.graph import Graph
@@ -29,9 +36,15 @@ from resdsl.syntax.loader import load_program
 ALL_FORMATS = (*FORMATS, "dot")
 # File suffixes that choose a format when `--format` is not given.
 SUFFIXES = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
-# Nodes and edges a diagram may have to be rendered: Graphviz's layout is superlinear, and
-# a diagram this large is unreadable anyway.
-MAX_ELEMENTS = 20_000
+# What laying a diagram out may cost, in each of the counts of `dot_source.Size`. Their
+# costs add up (they are different phases of the layout), so a diagram is rendered when its
+# shares of these limits add up to at most 1. At each limit alone, the worst family of
+# diagrams measured (bench/draw_speed.py) lays out in about a second of CPU on the shared,
+# loaded development machine, well within the 5 s / 1 GB contract of docs/robustness.md with
+# the rest of the command; a diagram that large is unreadable anyway.
+MAX_LAYOUT = 7_000
+MAX_CLUSTER_RANKS = 1_200_000
+MAX_PAIRS = 175_000
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,8 @@ class Drawing:
     data: bytes
     # The program that rendered it (`graphviz-pure 0.2.2`); None for the DOT text.
     renderer: str | None = None
+    # A PNG too large for `dot_render.PNG_MAX_PIXELS`: scaled down to fit.
+    scaled: bool = False
 
     def save(self, path: str, inputs: tuple[str, ...] = ()) -> None:
         """Write `data` to `path` atomically, never over one of `inputs` (the spec files)."""
@@ -71,22 +86,59 @@ def draw_graph(
     the preferred renderer, or the one named `renderer` ("dot", "graphviz-pure")."""
     if fmt not in ALL_FORMATS:
         raise ValueError(f"format must be one of {', '.join(ALL_FORMATS)}, not {fmt!r}")
-    dot = generate(graph, settings, note=note, failure=failure)
+    settings = settings or Settings()
+    dot, size = measure(graph, settings, note=note, failure=failure)
     if fmt == "dot":
         return Drawing(dot, fmt, dot.encode("utf-8"))
-    size = element_count(dot)
-    if size > MAX_ELEMENTS:
-        raise SpecError([error(
-            "E0724",
-            f"the diagram has {size:,} nodes and edges, above the limit of {MAX_ELEMENTS:,} "
-            "that can be rendered",
-            None,
-            help="draw less: `--depth blocks` or `--depth stages`, and without `--expand`; "
-            "`--format dot` writes the DOT text of any size",
-        )])
+    check_size(size, settings)
     found = find_renderers()
     program = choose(fmt, [r for r in found if renderer is None or r.name == renderer])
-    return Drawing(dot, fmt, render(dot, fmt, program), program.describe())
+    data = render(dot, fmt, program, settings.lr)
+    scaled = fmt == "png" and png_scaled(data, settings.lr)
+    return Drawing(dot, fmt, data, program.describe(), scaled)
+
+
+def layout_share(size: Size) -> float:
+    """How much of what a layout may cost a diagram of `size` needs (1: all of it)."""
+    return (size.layout / MAX_LAYOUT + size.cluster_ranks / MAX_CLUSTER_RANKS
+            + size.pairs / MAX_PAIRS)
+
+
+def check_size(size: Size, settings: Settings) -> None:
+    """E0724 when laying out a diagram of `size` would take Graphviz too long or too much
+    memory: counted from the DOT text, before anything is rendered."""
+    share = layout_share(size)
+    if share <= 1:
+        return
+    terms = [
+        (size.layout / MAX_LAYOUT,
+         f"{size.nodes:,} nodes and {size.edges:,} edges over {size.ranks:,} levels"
+         + (f", long edges crossing {size.virtual:,} of them" if size.virtual else "")
+         + f": {size.layout:,} layout units, of {MAX_LAYOUT:,}"),
+        (size.cluster_ranks / MAX_CLUSTER_RANKS,
+         f"{size.clusters:,} clusters across {size.ranks:,} levels: "
+         f"{size.cluster_ranks:,} cluster levels, of {MAX_CLUSTER_RANKS:,}"),
+        (size.pairs / MAX_PAIRS,
+         f"up to {size.widest:,} nodes and clusters side by side: {size.pairs:,} pairs to "
+         f"order, of "
+         f"{MAX_PAIRS:,}"),
+    ]
+    notes = tuple(f"{text} ({part:.0%})" for part, text in sorted(terms, reverse=True)
+                  if part >= 0.05)
+    coarser = {"layers": "`--depth blocks` or `--depth stages`", "blocks": "`--depth stages`"}
+    ways = [f"a coarser depth ({coarser[settings.depth]})"] if settings.depth in coarser else []
+    if settings.expand:
+        ways.append("without `--expand` (repeated blocks folded into one)")
+    ways.append("a smaller network (`-D`)")
+    raise SpecError([error(
+        "E0724",
+        f"the diagram is too large to render: laying it out needs {share:.1f} times the "
+        "work allowed",
+        None,
+        notes=notes,
+        help=f"draw less: {', or '.join(ways)}; `--format dot` writes the DOT text of any "
+        "size",
+    )])
 
 
 def format_for(output: str | None, fmt: str | None,
@@ -119,6 +171,8 @@ class Report:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     # The spec has an error: the diagram (if written) stops there.
     failed: bool = False
+    # A PNG scaled down to fit this box, (width, height) in pixels.
+    scaled_to: tuple[int, int] | None = None
 
 
 def draw_file(
@@ -145,7 +199,11 @@ def draw_file(
     drawing = draw_graph(graph, settings, fmt, note=note)
     drawing.save(target, files)
     return Report(graph.name, target, drawing.renderer, totals(graph).params,
-                  list(result.warnings))
+                  list(result.warnings), scaled_to=_scaled_to(drawing, settings))
+
+
+def _scaled_to(drawing: Drawing, settings: Settings) -> tuple[int, int] | None:
+    return png_box(settings.lr) if drawing.scaled else None
 
 
 def _draw_partial(spec: str, options: Options, settings: Settings, fmt: str,
@@ -165,6 +223,7 @@ def _draw_partial(spec: str, options: Options, settings: Settings, fmt: str,
         return report
     drawing.save(target, files)
     report.output, report.renderer = target, drawing.renderer
+    report.scaled_to = _scaled_to(drawing, settings)
     report.params = totals(graph).params
     return report
 

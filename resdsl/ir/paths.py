@@ -12,18 +12,22 @@ The definition (docs/cli.md#resdsl-paths says it for users):
   tensors, not channels: a concat or a dual join is one node, and a grouped conv (or a
   `group`, which lowers to grouped convs) is one path, not one per group.
 - A **join** is a primitive whose merge lets a path go around its body: `skip`, `weight`
-  (single body or branches), `gate`, `concat` and `dual`. A path's **length** is the number
-  of joins it enters through their body (F) rather than through their identity, shortcut or
-  carry input. In a join with `branch`es each branch is a body. A projection shortcut, the
-  identity, and a body or branch that is empty or only `identity` add nothing; a body that
-  holds a join adds that join too, so nesting counts once per level.
+  (single body or branches), `gate`, `concat` and `dual`; and a join of named tensors that is
+  written as one, `add(F(x), x)` (counted as a `skip`) or `cat(x, F(x))` (as a `concat`): one
+  of its tensors dominates the others, which are then its body (`ir/joins.py` decides this for
+  the diagram too). A path's **length** is the number of joins it enters through their body
+  (F) rather than through their identity, shortcut or carry input. In a join with `branch`es
+  each branch is a body. A projection shortcut, the identity, and a body or branch that is
+  empty or only `identity` add nothing; a body that holds a join adds that join too, so
+  nesting counts once per level.
 - Modulating inputs are not paths: a gate's T = σ(W_T x + b_T) and a `scale`'s attention F in
   x·F(x) multiply a path rather than carry one (a product does not split into a sum of path
   terms, so Veit's unrolling does not apply to them). Paths enter a gate through H or the
   carried x, and a `scale` through x. `scale` and `group` are not joins: no path goes around
   them.
-- Every other node with several inputs (a join of named tensors, `add(in, y)`, written outside
-  any primitive) passes each input on at length +0: its paths are counted, without a length.
+- Every other node with several inputs (a sum of named tensors none of which the others are
+  computed from, such as Res2Net's `add(in, previous)`, or `add(F(x), S(x))`) passes each
+  input on at length +0: its paths are counted, without a length.
 
 So a ResNet of n units has C(n, k) paths of length k (a projection or option-A shortcut is
 the unit's length-0 side), and so do a DenseNet with n dense layers in total (each dense
@@ -45,12 +49,10 @@ from dataclasses import dataclass
 
 from resdsl.diagnostics import Span, SpecError, error
 from resdsl.ir.graph import Frame, Graph
+from resdsl.ir.joins import named_joins, primitive_merges
 
 # Primitives that give a path the choice of going around their body.
 JOINS = ("skip", "weight", "gate", "concat", "dual")
-# The ops their merges are; a primitive frame whose output is anything else (a `group` with
-# `merge = "concat"` returns its body) has no merge to weigh.
-MERGE_OPS = frozenset({"add", "weighted_sum", "highway", "concat", "dual", "mul"})
 # (primitive, merge op, input index) of the inputs that modulate rather than carry a path:
 # highway(σ(T), H, x) and scale's mul(x, F).
 MODULATORS = frozenset({("gate", "highway", 0), ("scale", "mul", 1)})
@@ -116,16 +118,10 @@ def edge_lengths(graph: Graph) -> tuple[dict[tuple[int, int], int | None], Count
             clauses.setdefault(f.parent, []).append(f)
     lengths: dict[tuple[int, int], int | None] = {}
     joins: Counter[str] = Counter()
-    for f in graph.frames:
-        if f.kind != "primitive" or f.end is None or f.output is None:
-            continue
+    for merge_id, f in primitive_merges(graph).items():
         if f.name not in JOINS and f.name != "scale":
             continue
-        merge = graph.node(f.output)
-        # The merge is the last node the primitive creates; anything else means the
-        # primitive made no merge of its own (or was lowered in a way this does not know).
-        if merge.op not in MERGE_OPS or merge.id != f.end - 1 or len(merge.inputs) < 2:
-            continue
+        merge = graph.node(merge_id)
         if f.name in JOINS:
             joins[f.name] += 1
         for index, src in enumerate(merge.inputs):
@@ -135,6 +131,11 @@ def edge_lengths(graph: Graph) -> tuple[dict[tuple[int, int], int | None], Count
             if f.name not in JOINS:
                 continue
             lengths[merge.id, index] = int(_in_body(graph, f, clauses.get(f.id, []), src))
+    for join in named_joins(graph).values():
+        joins[join.kind] += 1
+        shortcut = graph.node(join.node).inputs[join.shortcut]
+        for index, src in enumerate(graph.node(join.node).inputs):
+            lengths[join.node, index] = int(src != shortcut)
     return lengths, joins
 
 
