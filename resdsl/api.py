@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from resdsl.backends.onnx_export import OnnxResult
     from resdsl.ir.paths import PathCounts
     from resdsl.weights import LoadReport
+    from resdsl.weights.rename import Rename
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class WeightOptions:
     replace_head: bool = False
     zero_init_residual: bool = False
     max_params: int | None = None
+    rename: Rename | None = None
+    allow_nonfinite: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,16 +112,22 @@ class Network:
         weights: str | Mapping[str, Any] | None = None,
         strict: bool = True,
         replace_head: bool = False,
+        rename: Rename | None = None,
+        allow_nonfinite: bool = False,
         zero_init_residual: bool = False,
         max_params: int | None = None,
     ) -> tuple[dict[str, np.ndarray], LoadReport | None]:
         """Every state_dict key's value: `init_state(seed)`, overlaid with `weights` (a
         `.pth`/`.safetensors` path or a state_dict) when given, and the report of that load.
+        `rename` renames the checkpoint's keys before they are matched ({pattern:
+        replacement}, regular expressions); `allow_nonfinite=True` loads NaN or infinite
+        weights instead of refusing them (E0608). docs/api.md §Importing weights.
 
         Refused (SpecError E0701) before anything is allocated when the network holds more
         than `max_params` values (default 2·10⁹)."""
         return self.state_from(WeightOptions(seed, weights, strict, replace_head,
-                                             zero_init_residual, max_params))
+                                             zero_init_residual, max_params, rename,
+                                             allow_nonfinite))
 
     def state_from(self, options: WeightOptions) -> tuple[dict[str, np.ndarray],
                                                           LoadReport | None]:
@@ -130,7 +139,8 @@ class Network:
         if options.weights is None:
             return state, None
         loaded, report = load_state(self.graph, options.weights, strict=options.strict,
-                                    replace_head=options.replace_head)
+                                    replace_head=options.replace_head, rename=options.rename,
+                                    allow_nonfinite=options.allow_nonfinite)
         state.update(loaded)
         return state, report
 
@@ -145,6 +155,8 @@ class Network:
         weights: str | Mapping[str, Any] | None = None,
         strict: bool = True,
         replace_head: bool = False,
+        rename: Rename | None = None,
+        allow_nonfinite: bool = False,
         zero_init_residual: bool = False,
         max_params: int | None = None,
     ) -> torch.nn.Module:
@@ -154,7 +166,7 @@ class Network:
         from resdsl.backends.torch_module import build_module, require_torch
 
         options = WeightOptions(seed, weights, strict, replace_head, zero_init_residual,
-                                max_params)
+                                max_params, rename, allow_nonfinite)
         # The size limit first: refusing a huge network must not wait for torch to import.
         self.check_size(options)
         require_torch()
@@ -176,6 +188,8 @@ class Network:
         weights: str | Mapping[str, Any] | None = None,
         strict: bool = True,
         replace_head: bool = False,
+        rename: Rename | None = None,
+        allow_nonfinite: bool = False,
         zero_init_residual: bool = False,
         max_params: int | None = None,
         opset: int | None = None,
@@ -188,7 +202,8 @@ class Network:
 
         model, _, _ = compile_network(
             self, WeightOptions(seed, weights, strict, replace_head, zero_init_residual,
-                                max_params), opset=opset, fold_bn=fold_bn)
+                                max_params, rename, allow_nonfinite), opset=opset,
+            fold_bn=fold_bn)
         return model.proto
 
     def save_onnx(
@@ -199,6 +214,8 @@ class Network:
         weights: str | Mapping[str, Any] | None = None,
         strict: bool = True,
         replace_head: bool = False,
+        rename: Rename | None = None,
+        allow_nonfinite: bool = False,
         zero_init_residual: bool = False,
         max_params: int | None = None,
         opset: int | None = None,
@@ -211,7 +228,8 @@ class Network:
         from resdsl.backends.onnx_export import save
 
         return save(self, path, WeightOptions(seed, weights, strict, replace_head,
-                                              zero_init_residual, max_params),
+                                              zero_init_residual, max_params, rename,
+                                              allow_nonfinite),
                     opset=opset, fold_bn=fold_bn, verify=verify)
 
 
