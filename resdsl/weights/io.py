@@ -22,6 +22,7 @@ mapping of names to tensors) is an E06xx diagnostic, never a traceback.
 from __future__ import annotations
 
 import contextlib
+import errno
 import mmap
 import os
 import pickle
@@ -61,6 +62,8 @@ _READ_HELP = "check the path; weights are .safetensors or PyTorch .pth/.pt/.bin 
 _FORMAT_HELP = "resdsl reads .safetensors files and PyTorch checkpoints saved with torch.save"
 _NO_TORCH_NOTE = "a .pth/.pt/.bin file is a PyTorch pickle; only torch.load can read it safely"
 _CONVERT = "convert the checkpoint to .safetensors, which resdsl reads without torch"
+# How an import that ran out of memory words it, in its message.
+_NO_MEMORY = ("failed to map segment", "cannot allocate memory", "out of memory")
 
 
 @dataclass
@@ -372,12 +375,20 @@ def _import_torch(src: str) -> Any:
     return torch
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether an import failed for lack of memory: a MemoryError, or the dynamic loader
+    unable to map torch's libraries (ENOMEM, "failed to map segment from shared object")."""
+    if isinstance(exc, MemoryError) or getattr(exc, "errno", None) == errno.ENOMEM:
+        return True
+    return any(sign in str(exc).lower() for sign in _NO_MEMORY)
+
+
 def _broken_torch(src: str, exc: BaseException) -> Exception:
     reason = (str(exc).strip().splitlines() or [""])[0]
     what = f"{type(exc).__name__}: {_sentence(reason)}" if reason else type(exc).__name__
-    if isinstance(exc, MemoryError):
-        help = ("importing torch ran out of memory: run with more memory (a higher `ulimit -v` "
-                f"or container limit), or {_CONVERT}")
+    if _out_of_memory(exc):
+        help = ("importing torch ran out of memory (it maps hundreds of MB of libraries): run "
+                f"with more memory (a higher `ulimit -v` or container limit), or {_CONVERT}")
     else:
         help = f"repair the installation (`pip install --force-reinstall torch`), or {_CONVERT}"
     return fail(

@@ -239,7 +239,8 @@ def load_state(
                 continue
             if fkey in widened or array.dtype != np.float32:
                 converted.append(key)
-            out[key] = np.array(array, dtype=np.float32, order="C", copy=copy)
+            with np.errstate(over="ignore"):  # float64 beyond float32: an inf, E0608
+                out[key] = np.array(array, dtype=np.float32, order="C", copy=copy)
         matched.append(key)
     if bad_shapes:
         diagnostics.append(_shapes_diagnostic(ckpt.source, method, bad_shapes, exp.head))
