@@ -418,6 +418,18 @@ def test_nonfinite_weights_on_the_command_line(tmp_path: Path) -> None:
     assert "1 tensor holds NaN or infinite values (allowed): fc.weight" in run.out
 
 
+def test_verify_does_not_blame_resdsl_for_nan_weights(tmp_path: Path) -> None:
+    state = net_state()
+    state["conv1.weight"][0, 0, 0, 0] = np.nan
+    weights = tmp_path / "nan.safetensors"
+    safetensors.numpy.save_file(state, str(weights))
+    run = run_cli("compile", str(NET), "--to", "onnx", "--weights", str(weights), "-o",
+                  str(tmp_path / "net.onnx"), "--allow-nonfinite", "--verify")
+    assert run.code == 1 and "error[E0713]" in run.err, run.err
+    assert "the weights hold NaN or infinite values: conv1.weight" in run.err
+    assert "bug in resdsl" not in run.err
+
+
 def test_the_api_threads_allow_nonfinite() -> None:
     net = resdsl.load(str(NET))
     state = net_state()

@@ -284,6 +284,11 @@ def _rename(ckpt: io.Checkpoint, rules: Sequence[renaming.Rule]) -> tuple[tuple[
     return changed
 
 
+def nonfinite_keys(state: Mapping[str, np.ndarray]) -> list[str]:
+    """The float tensors of `state` that hold NaN or an infinity."""
+    return [k for k, v in state.items() if v.dtype.kind == "f" and not _finite(v)]
+
+
 def _finite(array: np.ndarray) -> bool:
     # NaN propagates through min and max, and an infinity is one of them: two passes over
     # the data, without the temporary boolean array of np.isfinite(array).all().
