@@ -579,3 +579,14 @@ def test_the_documented_header_limits_are_the_source_s() -> None:
     for value in (f"header {MAX_HEADER // 1_000_000} MB", f"{MAX_VALUES:,} JSON values",
                   f"{MAX_DIGITS}-digit numbers", f"{MAX_RANK} dimensions"):
         assert value in row, value
+
+
+def test_a_header_over_the_value_limit_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    """Counted, not parsed: a header of a million empty lists would cost ~100 MB parsed."""
+    path = tmp_path / "lists.safetensors"
+    path.write_bytes(HOSTILE["too_many_values"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(json, "loads", lambda *a, **k: pytest.fail("the header was parsed"))
+        with pytest.raises(SpecError) as exc:
+            read_checkpoint(path)
+    assert f"resdsl reads at most {MAX_VALUES:,}" in text(exc)

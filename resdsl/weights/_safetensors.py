@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -44,14 +43,17 @@ DTYPES: dict[str, np.dtype[Any]] = {
 # The safetensors package refuses headers above 100 MB; a larger length means a corrupt file.
 MAX_HEADER = 100_000_000
 # JSON values in a header (counted as commas and opening brackets, before parsing). A parsed
-# value costs up to about a hundred bytes, so this keeps parsing a hostile 100 MB header of
-# `[[],[],...]` under 200 MB; a real header has about ten a tensor (200,000 tensors).
-MAX_VALUES = 2_000_000
+# value costs up to about a hundred bytes and a few microseconds, so this bounds parsing a
+# hostile 100 MB header of `[[],[],...]` to about 50 MB and half a second. A real header has
+# seven a tensor: this admits 70,000 tensors, twice those of the largest network the front
+# end's node limit admits (a CIFAR ResNet of 49,000 nodes: 36,000 tensors).
+MAX_VALUES = 500_000
 # Numbers in a header are dimensions and offsets, below 2**64: 20 digits. Python would refuse
 # to convert more than 4,300 digits, with a ValueError.
 MAX_DIGITS = 20
 # numpy 1.x arrays have at most 32 dimensions (numpy 2: 64); weights have at most 5.
 MAX_RANK = 32
+_ITEMSIZE = {code: dtype.itemsize for code, dtype in DTYPES.items()}
 # The most bytes numpy lets an array describe, zero-sized or not (its non-zero dimensions
 # multiplied, times the item size, must fit an intp).
 _MAX_BYTES = int(np.iinfo(np.intp).max)
@@ -61,15 +63,15 @@ class FormatError(Exception):
     """The bytes are not a valid .safetensors file; the message says why."""
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One tensor of the header, checked: where its bytes are in the data."""
+class Entry(NamedTuple):
+    """One tensor of the header, checked: where its bytes are in the data. Entries sort in
+    the order of their data."""
 
+    begin: int
+    end: int
     name: str
     dtype: str
     shape: tuple[int, ...]
-    begin: int
-    end: int
 
 
 def looks_like(head: bytes, size: int) -> bool:
@@ -104,10 +106,8 @@ def parse_header(raw: bytes, data_len: int) -> list[Entry]:
     header = _json(raw)
     if not isinstance(header, dict):
         raise FormatError(f"its header is a JSON {_json_kind(header)}, not an object")
-    entries = sorted(
-        (_entry(name, info) for name, info in header.items() if name != "__metadata__"),
-        key=lambda e: (e.begin, e.end),
-    )
+    entries = sorted(_entry(name, info) for name, info in header.items()
+                     if name != "__metadata__")
     metadata = header.get("__metadata__", {})
     if not isinstance(metadata, dict):
         raise FormatError(f"its `__metadata__` is a JSON {_json_kind(metadata)}, not an object")
@@ -168,11 +168,13 @@ def _json(raw: bytes) -> object:
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # JSON allows a key twice (the last wins); the format does not, and a tensor named twice
     # would be read from whichever entry came last.
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise FormatError(f"its header names `{shown(key)}` twice")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise FormatError(f"its header names `{shown(key)}` twice")
+            seen.add(key)
     return out
 
 
@@ -195,35 +197,53 @@ def _json_kind(value: object) -> str:
 
 
 def _entry(name: str, info: object) -> Entry:
-    """Check one header entry on its own: dtype, rank, dimensions, offsets and their size."""
+    """Check one header entry on its own: dtype, rank, dimensions, offsets and their size.
+    A header may hold a hundred thousand entries: the common case is one expression, and
+    `_refuse` finds what is wrong with the others."""
+    if type(info) is dict:
+        code, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        size = _ITEMSIZE.get(code) if type(code) is str else None
+        if (size is not None and type(shape) is list and len(shape) <= MAX_RANK
+                and all(type(d) is int and d >= 0 for d in shape)
+                and type(offsets) is list and len(offsets) == 2
+                and type(offsets[0]) is int and type(offsets[1]) is int
+                and 0 <= offsets[0] <= offsets[1]):
+            count = math.prod(shape)
+            # A tensor with data fits numpy, as its bytes fit the file; an empty one may
+            # not ([2**70, 0]): numpy multiplies its non-zero dimensions.
+            if (count * size == offsets[1] - offsets[0]
+                    and (count or math.prod(d for d in shape if d) * size <= _MAX_BYTES)):
+                return Entry(offsets[0], offsets[1], name, str(code), tuple(shape))
+    raise _refuse(name, info)
+
+
+def _refuse(name: str, info: object) -> FormatError:
+    """What is wrong with the header entry `info` of tensor `name`, that `_entry` refused."""
     label = f"tensor `{shown(name)}`"
     if not isinstance(info, dict):
-        raise FormatError(f"its header entry for `{shown(name)}` is not an object")
+        return FormatError(f"its header entry for `{shown(name)}` is not an object")
     code, shape, offsets = info.get("dtype"), info.get("shape"), info.get("data_offsets")
     if not isinstance(code, str):
-        raise FormatError(f"{label} has no dtype")
+        return FormatError(f"{label} has no dtype")
     if code not in DTYPES:
         known = ", ".join(DTYPES)
-        raise FormatError(f"{label} has dtype {shown(code)}; resdsl reads {known}")
+        return FormatError(f"{label} has dtype {shown(code)}; resdsl reads {known}")
     if not isinstance(shape, list) or not all(_natural(d) for d in shape):
-        raise FormatError(f"{label} has an invalid shape {shown(repr(shape))}")
+        return FormatError(f"{label} has an invalid shape {shown(repr(shape))}")
     if len(shape) > MAX_RANK:
-        raise FormatError(f"{label} has {len(shape)} dimensions; resdsl reads at most "
-                          f"{MAX_RANK}")
+        return FormatError(f"{label} has {len(shape)} dimensions; resdsl reads at most "
+                           f"{MAX_RANK}")
     itemsize = DTYPES[code].itemsize
     if math.prod(d for d in shape if d) * itemsize > _MAX_BYTES:
-        raise FormatError(f"{label} has the shape {shape}, too large for any array")
+        return FormatError(f"{label} has the shape {shape}, too large for any array")
     if (not isinstance(offsets, list) or len(offsets) != 2
             or not all(_natural(o) for o in offsets) or offsets[0] > offsets[1]):
-        raise FormatError(f"{label} has invalid data offsets {shown(repr(offsets))}")
+        return FormatError(f"{label} has invalid data offsets {shown(repr(offsets))}")
     begin, end = offsets
     need = math.prod(shape) * itemsize
-    if end - begin != need:
-        raise FormatError(
-            f"{label} ({code} {shape}) needs {need:,} bytes, but its offsets give "
-            f"{end - begin:,}"
-        )
-    return Entry(name, code, tuple(shape), begin, end)
+    return FormatError(
+        f"{label} ({code} {shape}) needs {need:,} bytes, but its offsets give {end - begin:,}"
+    )
 
 
 def _check_tiling(entries: list[Entry], data_len: int) -> None:

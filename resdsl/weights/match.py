@@ -319,7 +319,7 @@ def _by_structure(
         return _is_nbt(key) or (array.shape == () and array.dtype.kind in "iu")
 
     ours = [k for k in exp.shapes if k not in exp.integer]
-    theirs = [k for k in ckpt.tensors if not counter(k)]
+    theirs = [k for k in ckpt.tensors if not counter(k)] if ckpt.ordered else []
     if not ckpt.ordered or len(ours) != len(theirs):
         raise SpecError([_no_match_diagnostic(ckpt, exp, present, len(ours), len(theirs),
                                               renamed)])

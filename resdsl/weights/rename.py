@@ -24,7 +24,7 @@ Rename: TypeAlias = Mapping[str, str] | Iterable[tuple[str, str]]
 Rule: TypeAlias = tuple[re.Pattern[str], str]
 
 # `suggest` compares at most this many keys of each side (it is quadratic).
-_SUGGEST_KEYS = 1_000
+_SUGGEST_KEYS = 300
 _HELP = ("rename takes {pattern: replacement} or a list of (pattern, replacement) pairs: "
          "Python regular expressions and re.sub replacements")
 
