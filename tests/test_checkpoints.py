@@ -312,6 +312,14 @@ def test_a_pickle_that_calls_os_system_is_refused_and_said_so(tmp_path: Path,
     assert "corrupt" not in message and "fetch or save the file again" not in message
 
 
+def test_a_torch_file_named_safetensors_is_told(tmp_path: Path) -> None:
+    path = tmp_path / "w.safetensors"
+    torch.save({"a": torch.zeros(2)}, path)
+    with pytest.raises(SpecError) as exc:
+        read_checkpoint(path)
+    assert codes(exc) == ["E0602"] and "if it is a PyTorch checkpoint, name it .pth" in text(exc)
+
+
 def test_a_plain_pickle_is_refused_with_what_torch_refused(tmp_path: Path) -> None:
     import pickle
 

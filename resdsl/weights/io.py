@@ -215,7 +215,9 @@ def _read_safetensors(src: str, fd: int, size: int, head: bytes) -> Checkpoint:
             "E0602",
             f"`{src}` is not a valid .safetensors file: {exc}",
             "the file is corrupt or was cut short (an interrupted download?); fetch it again",
-            _text_note(head),
+            # (A pickle's first byte, 0x80, can start a header length: only a zip is told.)
+            ("it is a zip archive, as torch.save writes: if it is a PyTorch checkpoint, name "
+             "it .pth",) if head.startswith(_ZIP_MAGIC) else _text_note(head),
         ) from None
     tensors, bf16 = _safetensors.arrays(entries, _map(src, fd, size, 8 + n))
     return Checkpoint(src, tensors, bf16, ordered=False)
