@@ -312,6 +312,46 @@ def test_a_pickle_that_calls_os_system_is_refused_and_said_so(tmp_path: Path,
     assert "corrupt" not in message and "fetch or save the file again" not in message
 
 
+def _spy_torch_load(mp: pytest.MonkeyPatch) -> list[object]:
+    calls: list[object] = []
+    mp.setattr(torch, "load", lambda *a, **k: calls.append(a))
+    return calls
+
+
+def test_a_torch_archive_is_checked_from_its_end_before_torch_reads_it(tmp_path: Path) -> None:
+    from resdsl.weights import _torchzip
+
+    path = tmp_path / "w.pth"
+    torch.save({f"t{i}": torch.zeros(1) for i in range(200)}, path)
+    data = path.read_bytes()
+    end = data.rindex(b"PK\x05\x06")  # the end record; torch writes zip64 records before it
+    z64 = data.rindex(b"PK\x06\x06")  # the zip64 end record
+
+    def patch(content: bytes, at: int, value: int, size: int) -> bytes:
+        return content[:at] + value.to_bytes(size, "little") + content[at + size :]
+
+    zip64 = patch(data, end + 12, 0xFFFFFFFF, 4)  # the directory's size is in zip64 records
+    cases = {
+        "cut": (data[:-30], "lacks the directory that ends it"),
+        "directory": (patch(data, end + 12, 2**31, 4),
+                      "its zip directory claims 2,147,483,648 bytes"),
+        "zip64 directory": (patch(zip64, z64 + 40, 2**40, 8),
+                            "its zip directory claims 1,099,511,627,776 bytes"),
+        "zip64 locator": (patch(zip64, end - 12, 2**62, 8), "points outside the file"),
+        "pickle": (data, "holds a pickle of"),
+    }
+    for name, (content, says) in cases.items():
+        path.write_bytes(content)
+        with pytest.MonkeyPatch.context() as mp:
+            calls = _spy_torch_load(mp)
+            if name == "pickle":
+                mp.setattr(_torchzip, "MAX_PICKLE", 1000)  # 200 tensors pickle in 20 kB
+            with pytest.raises(SpecError) as exc:
+                read_checkpoint(path)
+        assert codes(exc) == ["E0602"] and says in text(exc), (name, text(exc))
+        assert not calls, f"{name}: torch.load read the archive"
+
+
 def test_a_torch_file_named_safetensors_is_told(tmp_path: Path) -> None:
     path = tmp_path / "w.safetensors"
     torch.save({"a": torch.zeros(2)}, path)
@@ -581,11 +621,14 @@ def test_rename_suggestions_leave_numbers_and_last_parts_alone() -> None:
 
 def test_the_documented_header_limits_are_the_source_s() -> None:
     from resdsl.weights._safetensors import MAX_DIGITS, MAX_RANK
+    from resdsl.weights._torchzip import MAX_DIRECTORY, MAX_PICKLE
 
     row = next(line for line in (ROOT / "docs" / "robustness.md").read_text("utf-8").splitlines()
                if line.startswith("| a weights file"))
     for value in (f"header {MAX_HEADER // 1_000_000} MB", f"{MAX_VALUES:,} JSON values",
-                  f"{MAX_DIGITS}-digit numbers", f"{MAX_RANK} dimensions"):
+                  f"{MAX_DIGITS}-digit numbers", f"{MAX_RANK} dimensions",
+                  f"zip directory {MAX_DIRECTORY // 1_000_000} MB",
+                  f"pickle {MAX_PICKLE // 1_000_000} MB"):
         assert value in row, value
 
 

@@ -669,8 +669,15 @@ def _truncated_pth(g: Graph, mp: pytest.MonkeyPatch) -> object:
 
 @case("E0602_corrupt_pth")
 def _corrupt_pth(g: Graph, mp: pytest.MonkeyPatch) -> object:
-    # A damaged zip directory: torch says so, then gives advice for three more sentences; the
-    # note keeps its first sentence, whole.
+    # A damaged pickle (a key that is not UTF-8): the note quotes torch's first sentence.
+    torch.save({k: torch.from_numpy(v) for k, v in net_state().items()}, "net.pth")
+    data = Path("net.pth").read_bytes()
+    Path("net.pth").write_bytes(data.replace(b"conv1.weight", b"conv1.weigh\xff", 1))
+    return load_state(g, "net.pth")
+
+
+@case("E0602_damaged_zip_directory")
+def _damaged_directory(g: Graph, mp: pytest.MonkeyPatch) -> object:
     torch.save({k: torch.from_numpy(v) for k, v in net_state().items()}, "net.pth")
     data = Path("net.pth").read_bytes()
     Path("net.pth").write_bytes(data.replace(b"PK\x01\x02", b"PK\x00\x00", 1))

@@ -6,8 +6,9 @@ size come from `stat` before it is opened (a folder, FIFO or device is refused w
 blocking), and nothing is read whole before it is checked. A `.safetensors` file's header is
 read and checked on its own, then its data is mapped, not copied: the arrays are views of a
 private memory map, read from disk as they are used. A PyTorch zip archive (what torch.save
-writes) is mapped by torch.load(mmap=True); only the legacy format is read as a stream.
-So a refusal costs the header, whatever the file's size.
+writes) is checked from its end and its directory (_torchzip.py: cut short, a directory or a
+pickle too large), then mapped by torch.load(mmap=True); only the legacy format is read as
+a stream. So a refusal costs the header, whatever the file's size.
 
 torch is imported only for PyTorch files and for torch tensors handed in directly, so that
 `.safetensors` weights load on a machine without torch. A PyTorch file is a pickle, and
@@ -36,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from resdsl.syntax.loader import _kind as file_kind
-from resdsl.weights import _safetensors
+from resdsl.weights import _safetensors, _torchzip
 from resdsl.weights._diag import fail, shown
 
 # Training scripts wrap the state_dict: {"state_dict": ..., "epoch": ..., "optimizer": ...}.
@@ -52,10 +53,6 @@ TORCH_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".tar")
 # torch.save writes a zip archive; the legacy format (and plain pickles) start with PROTO.
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_MAGIC = b"\x80"
-# A zip archive ends with its directory, whose last record (22 bytes and a comment of up to
-# 64 KiB) starts with this: a file cut short has none, or one that does not reach its end.
-_ZIP_END = b"PK\x05\x06"
-_ZIP_TAIL = 65_535 + 22
 # The bytes read first: enough to tell the format and to quote a text file's first line.
 _HEAD = 256
 _READ_HELP = "check the path; weights are .safetensors or PyTorch .pth/.pt/.bin files"
@@ -234,14 +231,14 @@ def _read_torch(src: str, fd: int, size: int, head: bytes) -> Checkpoint:
             _FORMAT_HELP,
             _text_note(head),
         )
-    if head.startswith(_ZIP_MAGIC) and not _zip_ends(
-            _read_at(src, fd, max(0, size - _ZIP_TAIL), _ZIP_TAIL)):
-        raise fail(
-            "E0602",
-            f"`{src}` is a truncated PyTorch checkpoint: its zip archive lacks the directory "
-            "that ends it",
-            "the file was cut short (an interrupted download or save?): fetch or save it again",
-        )
+    if head.startswith(_ZIP_MAGIC):
+        try:
+            with os.fdopen(os.dup(fd), "rb") as f:
+                _torchzip.check(f, size)
+        except _torchzip.ArchiveError as exc:
+            raise fail("E0602", f"`{src}` {exc.reason}", exc.help) from None
+        except OSError as exc:
+            raise _cannot_read(src, exc.strerror or str(exc)) from None
     torch = _import_torch(src)
     try:
         with warnings.catch_warnings():
@@ -270,19 +267,6 @@ def _read_torch(src: str, fd: int, size: int, head: bytes) -> Checkpoint:
             ) from None
         raise _corrupt(src, exc) from None
     return normalise(obj, src)
-
-
-def _zip_ends(tail: bytes) -> bool:
-    """Whether `tail`, the end of a zip archive, ends with the archive's last record (whose
-    last 2 bytes before its comment give the comment's length): what torch.save writes and
-    what a truncated file lacks, found without reading the archive."""
-    at = tail.rfind(_ZIP_END)
-    while at >= 0:
-        if at + 22 <= len(tail) and at + 22 + int.from_bytes(tail[at + 20 : at + 22],
-                                                              "little") == len(tail):
-            return True
-        at = tail.rfind(_ZIP_END, 0, at)
-    return False
 
 
 # torch.load(weights_only=True) words its refusals in the message of an UnpicklingError,
@@ -326,13 +310,13 @@ def _refused(src: str, message: str) -> Exception | None:
     core = core.split("\n\n")[-1].strip() or core
     opcode = _OPCODE.fullmatch(core)
     note = (f"torch.load(weights_only=True) does not run the pickle instruction {opcode[1]}, "
-            "which torch.save never writes: was the file written with pickle.dump?"
+            "which torch.save never writes: the file is damaged, or was written by pickle.dump"
             if opcode else f"torch.load says: {_sentence(core)}")
     return fail(
         "E0607",
         f"`{src}` holds a pickle that torch.load(weights_only=True) refuses to load",
-        "save only the state_dict with torch.save (`torch.save(model.state_dict(), path)`), "
-        "or convert the file to .safetensors",
+        "fetch the file again, or save only the state_dict with torch.save "
+        "(`torch.save(model.state_dict(), path)`), or convert it to .safetensors",
         (note,),
     )
 
