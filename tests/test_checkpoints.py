@@ -407,7 +407,9 @@ def test_a_torchscript_archive_is_named(tmp_path: Path) -> None:
     torch.jit.save(torch.jit.script(torch.nn.Linear(2, 3)), str(path))
     with pytest.raises(SpecError) as exc:
         read_checkpoint(path)
-    assert codes(exc) == ["E0602"] and "TorchScript archive" in text(exc)
+    assert codes(exc) == ["E0602"]
+    assert "is a TorchScript archive (torch.jit.save), not a state_dict" in text(exc)
+    assert "torch.jit.load" in exc.value.diagnostics[0].help
 
 
 def test_notes_quoting_torch_end_with_a_whole_sentence(tmp_path: Path) -> None:
