@@ -409,7 +409,7 @@ def test_a_torchscript_archive_is_named(tmp_path: Path) -> None:
         read_checkpoint(path)
     assert codes(exc) == ["E0602"]
     assert "is a TorchScript archive (torch.jit.save), not a state_dict" in text(exc)
-    assert "torch.jit.load" in exc.value.diagnostics[0].help
+    assert "torch.jit.load" in (exc.value.diagnostics[0].help or "")
 
 
 def test_notes_quoting_torch_end_with_a_whole_sentence(tmp_path: Path) -> None:
