@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from resdsl.backends.onnx_export import OnnxResult
     from resdsl.ir.paths import PathCounts
     from resdsl.weights import LoadReport
+    from resdsl.weights.rename import Rename
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class WeightOptions:
     replace_head: bool = False
     zero_init_residual: bool = False
     max_params: int | None = None
+    rename: Rename | None = None
+    allow_nonfinite: bool = False
 
     def __post_init__(self) -> None:
         # Kept normalised, so the backends see plain values: a numpy integer seed as an
@@ -68,6 +71,7 @@ class WeightOptions:
             "replace_head": arguments.flag(self.replace_head, "replace_head"),
             "zero_init_residual": arguments.flag(self.zero_init_residual, "zero_init_residual"),
             "max_params": arguments.max_params(self.max_params),
+            "allow_nonfinite": arguments.flag(self.allow_nonfinite, "allow_nonfinite"),
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)
@@ -75,11 +79,13 @@ class WeightOptions:
     @classmethod
     def of(cls, seed: SupportsIndex = 0, weights: Weights = None, strict: bool = True,
            replace_head: bool = False, zero_init_residual: bool = False,
-           max_params: SupportsIndex | None = None) -> WeightOptions:
+           max_params: SupportsIndex | None = None, rename: Rename | None = None,
+           allow_nonfinite: bool = False) -> WeightOptions:
         """The options from the API's keyword arguments, which may be numpy integers and
         os.PathLike paths: checked and normalised (ArgumentError for a bad one)."""
         return cls(arguments.seed(seed), arguments.weights(weights), strict, replace_head,
-                   zero_init_residual, arguments.max_params(max_params))
+                   zero_init_residual, arguments.max_params(max_params), rename,
+                   allow_nonfinite)
 
 
 @dataclass(frozen=True, repr=False)
@@ -177,16 +183,22 @@ class Network:
         weights: Weights = None,
         strict: bool = True,
         replace_head: bool = False,
+        rename: Rename | None = None,
+        allow_nonfinite: bool = False,
         zero_init_residual: bool = False,
         max_params: SupportsIndex | None = None,
     ) -> tuple[dict[str, np.ndarray], LoadReport | None]:
         """Every state_dict key's value: `init_state(seed)`, overlaid with `weights` (a
         `.pth`/`.safetensors` path or a state_dict) when given, and the report of that load.
+        `rename` renames the checkpoint's keys before they are matched ({pattern:
+        replacement}, regular expressions); `allow_nonfinite=True` loads NaN or infinite
+        weights instead of refusing them (E0608). docs/api.md §Importing weights.
 
         Refused (SpecError E0701) before anything is allocated when the network holds more
         than `max_params` values (default 2·10⁹)."""
         return self.state_from(WeightOptions.of(seed, weights, strict, replace_head,
-                                                zero_init_residual, max_params))
+                                                zero_init_residual, max_params, rename,
+                                                allow_nonfinite))
 
     def state_from(self, options: WeightOptions) -> tuple[dict[str, np.ndarray],
                                                           LoadReport | None]:
@@ -201,7 +213,8 @@ class Network:
         if options.weights is None:
             return state, None
         loaded, report = load_state(self.graph, options.weights, strict=options.strict,
-                                    replace_head=options.replace_head)
+                                    replace_head=options.replace_head, rename=options.rename,
+                                    allow_nonfinite=options.allow_nonfinite)
         state.update(loaded)
         return state, report
 
@@ -217,6 +230,8 @@ class Network:
         weights: Weights = None,
         strict: bool = True,
         replace_head: bool = False,
+        rename: Rename | None = None,
+        allow_nonfinite: bool = False,
         zero_init_residual: bool = False,
         max_params: SupportsIndex | None = None,
     ) -> torch.nn.Module:
@@ -226,7 +241,7 @@ class Network:
         from resdsl.backends.torch_module import build_module, require_torch
 
         options = WeightOptions.of(seed, weights, strict, replace_head, zero_init_residual,
-                                   max_params)
+                                   max_params, rename, allow_nonfinite)
         # The size limit first: refusing a huge network must not wait for torch to import.
         self.check_size(options)
         require_torch()
@@ -248,6 +263,8 @@ class Network:
         weights: Weights = None,
         strict: bool = True,
         replace_head: bool = False,
+        rename: Rename | None = None,
+        allow_nonfinite: bool = False,
         zero_init_residual: bool = False,
         max_params: SupportsIndex | None = None,
         opset: SupportsIndex | None = None,
@@ -259,7 +276,7 @@ class Network:
         from resdsl.backends.onnx_export import compile_network
 
         options = WeightOptions.of(seed, weights, strict, replace_head, zero_init_residual,
-                                   max_params)
+                                   max_params, rename, allow_nonfinite)
         model, _, _ = compile_network(self, options, opset=arguments.opset(opset),
                                       fold_bn=arguments.flag(fold_bn, "fold_bn"))
         return model.proto
@@ -272,6 +289,8 @@ class Network:
         weights: Weights = None,
         strict: bool = True,
         replace_head: bool = False,
+        rename: Rename | None = None,
+        allow_nonfinite: bool = False,
         zero_init_residual: bool = False,
         max_params: SupportsIndex | None = None,
         opset: SupportsIndex | None = None,
@@ -284,7 +303,7 @@ class Network:
         from resdsl.backends.onnx_export import save
 
         options = WeightOptions.of(seed, weights, strict, replace_head, zero_init_residual,
-                                   max_params)
+                                   max_params, rename, allow_nonfinite)
         return save(self, arguments.path(path), options, opset=arguments.opset(opset),
                     fold_bn=arguments.flag(fold_bn, "fold_bn"),
                     verify=arguments.flag(verify, "verify"))

@@ -80,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--replace-head", action="store_true",
                       help="with --weights: re-initialise the classifier when its shape differs "
                       "(fine-tuning with -D classes=N)")
+    comp.add_argument("--rename", action="append", default=[], type=_rename_rule,
+                      metavar="PATTERN=REPL",
+                      help="with --weights: rename the checkpoint's keys before matching them "
+                      "(a Python regular expression and its re.sub replacement; repeatable, "
+                      "applied in order), e.g. --rename shortcut=downsample")
+    comp.add_argument("--allow-nonfinite", action="store_true",
+                      help="with --weights: load NaN or infinite weights instead of refusing "
+                      "them")
     comp.add_argument("--zero-init-residual", action="store_true",
                       help="start the last BN of every residual branch at 0 (torchvision's "
                       "zero_init_residual)")
@@ -102,6 +110,15 @@ def _parser() -> argparse.ArgumentParser:
 
     add_paths(sub, common)
     return p
+
+
+def _rename_rule(text: str) -> tuple[str, str]:
+    from resdsl.weights.rename import parse_rule
+
+    try:
+        return parse_rule(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -238,6 +255,7 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         elif args.target == "onnx":
             result = net.save_onnx(output, args.seed, weights=args.weights,
                                    strict=args.strict, replace_head=args.replace_head,
+                                   rename=args.rename, allow_nonfinite=args.allow_nonfinite,
                                    zero_init_residual=args.zero_init_residual,
                                    max_params=args.max_params, opset=args.opset,
                                    fold_bn=args.fold_bn, verify=args.verify)
@@ -252,7 +270,8 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 verification = result.verification.as_json()
         else:
             state, report = net.state(args.seed, weights=args.weights, strict=args.strict,
-                                      replace_head=args.replace_head,
+                                      replace_head=args.replace_head, rename=args.rename,
+                                      allow_nonfinite=args.allow_nonfinite,
                                       zero_init_residual=args.zero_init_residual,
                                       max_params=args.max_params)
             net.save_exported(output, build_module(net.graph, state))

@@ -58,15 +58,12 @@ class Verification:
                 "torch": self.torch, "max_diff": self.max_diff}
 
 
-def _fail(message: str, notes: tuple[str, ...]) -> SpecError:
-    return SpecError([error(
-        "E0713",
-        message,
-        None,
-        help="this is a bug in resdsl or in ONNX Runtime, not in your spec: please report it "
-        "with the spec; the model file was not written",
-        notes=notes,
-    )])
+_BUG = ("this is a bug in resdsl or in ONNX Runtime, not in your spec: please report it with "
+        "the spec; the model file was not written")
+
+
+def _fail(message: str, notes: tuple[str, ...], help: str = _BUG) -> SpecError:
+    return SpecError([error("E0713", message, None, help=help, notes=notes)])
 
 
 def session(path: str, threads: int = 0) -> Any:
@@ -111,7 +108,14 @@ def verify_file(path: str, graph: Graph, state: Mapping[str, np.ndarray]) -> Ver
         raise _fail("ONNX Runtime's output has the wrong shape",
                     (f"{fmt_shape(y.shape)}, expected {fmt_shape((BATCH, *out_shape))}",))
     if not np.isfinite(y).all():
-        raise _fail("ONNX Runtime's output is not finite", ())
+        from resdsl.weights.match import nonfinite_keys
+
+        # Weights loaded with allow_nonfinite=True explain it; then it is not a bug.
+        bad = nonfinite_keys(state)
+        raise _fail("ONNX Runtime's output is not finite", (
+            f"the weights hold NaN or infinite values: {', '.join(bad[:8])}",) if bad else (),
+            "the weights were loaded with allow_nonfinite=True (`--allow-nonfinite`); the "
+            "model file was not written" if bad else _BUG)
     max_out = float(np.abs(y).max()) if y.size else 0.0
     try:
         import torch

@@ -11,6 +11,7 @@ tests/test_golden_errors.py counts them for its every-code-has-a-golden check.
 
 from __future__ import annotations
 
+import builtins
 import math
 import os
 import subprocess
@@ -307,7 +308,7 @@ def test_refuses_pickled_objects(tmp_path: Path) -> None:
     torch.save({"conv.weight": torch.zeros(1), "payload": RunsCode()}, path)
     with pytest.raises(SpecError) as exc:
         read_checkpoint(str(path))
-    assert codes(exc) == ["E0602"]
+    assert codes(exc) == ["E0607"]
     assert "tests.test_weights._mark" in text(exc)
     assert not RAN, "loading a checkpoint ran code from it"
 
@@ -339,7 +340,7 @@ def test_bad_files(tmp_path: Path) -> None:
     assert "neither .safetensors nor a PyTorch file" in error("weights.npz", b"hello world\n")
     torch.save({"a": torch.zeros(1000)}, tmp_path / "ok.pth")
     pth = (tmp_path / "ok.pth").read_bytes()
-    assert "corrupt or truncated" in error("cut.pth", pth[: len(pth) // 2])
+    assert "truncated PyTorch checkpoint" in error("cut.pth", pth[: len(pth) // 2])
     # An unknown suffix is recognised by content.
     (tmp_path / "w.weights").write_bytes(data)
     assert list(read_checkpoint(str(tmp_path / "w.weights"))) == ["a"]
@@ -359,7 +360,7 @@ def test_not_a_state_dict(tmp_path: Path) -> None:
     cases: dict[str, object] = {
         "list": [torch.zeros(1)],
         "value": {"a": torch.zeros(1), "epoch": 3},
-        "nested": {"weights": {"a": torch.zeros(1)}},
+        "config": {"a": torch.zeros(1), "config": {"lr": 0.1}},
         "key": {1: torch.zeros(1)},
     }
     for name, obj in cases.items():
@@ -611,6 +612,13 @@ class RunsCode:
         return (_mark, ())
 
 
+class CallsSystem:
+    """Unpickling this runs a shell command (`touch pwned`): a malicious checkpoint."""
+
+    def __reduce__(self) -> tuple[Callable[[str], int], tuple[str]]:
+        return (os.system, ("touch pwned",))
+
+
 Case = Callable[[Graph, pytest.MonkeyPatch], object]
 CASES: dict[str, Case] = {}
 
@@ -650,10 +658,74 @@ def _lfs(g: Graph, mp: pytest.MonkeyPatch) -> object:
     return load_state(g, "net.pth")
 
 
-@case("E0602_pickled_object")
+@case("E0602_truncated_pth")
+def _truncated_pth(g: Graph, mp: pytest.MonkeyPatch) -> object:
+    # Found from the end of the zip archive, before torch is asked.
+    torch.save({k: torch.from_numpy(v) for k, v in net_state().items()}, "net.pth")
+    data = Path("net.pth").read_bytes()
+    Path("net.pth").write_bytes(data[: len(data) // 2])
+    return load_state(g, "net.pth")
+
+
+@case("E0602_corrupt_pth")
+def _corrupt_pth(g: Graph, mp: pytest.MonkeyPatch) -> object:
+    # A damaged pickle (a key that is not UTF-8): the note quotes torch's first sentence.
+    torch.save({k: torch.from_numpy(v) for k, v in net_state().items()}, "net.pth")
+    data = Path("net.pth").read_bytes()
+    Path("net.pth").write_bytes(data.replace(b"conv1.weight", b"conv1.weigh\xff", 1))
+    return load_state(g, "net.pth")
+
+
+@case("E0602_damaged_zip_directory")
+def _damaged_directory(g: Graph, mp: pytest.MonkeyPatch) -> object:
+    torch.save({k: torch.from_numpy(v) for k, v in net_state().items()}, "net.pth")
+    data = Path("net.pth").read_bytes()
+    Path("net.pth").write_bytes(data.replace(b"PK\x01\x02", b"PK\x00\x00", 1))
+    return load_state(g, "net.pth")
+
+
+@case("E0602_hostile_header")
+def _hostile_header(g: Graph, mp: pytest.MonkeyPatch) -> object:
+    header = b'{"fc.bias":{"dtype":"F32","shape":[10],"data_offsets":[0,' + b"9" * 5000 + b"]}}"
+    Path("net.safetensors").write_bytes(len(header).to_bytes(8, "little") + header + bytes(40))
+    return load_state(g, "net.safetensors")
+
+
+@case("E0602_several_state_dicts")
+def _several(g: Graph, mp: pytest.MonkeyPatch) -> object:
+    sd = {k: torch.from_numpy(v) for k, v in net_state().items()}
+    torch.save({"student": sd, "teacher": sd, "epoch": 90}, "net.pth")
+    return load_state(g, "net.pth")
+
+
+@case("E0607_pickled_object")
 def _pickled(g: Graph, mp: pytest.MonkeyPatch) -> object:
     torch.save({"state_dict": {"fc.bias": torch.zeros(10)}, "hook": RunsCode()}, "net.pth")
     return load_state(g, "net.pth")
+
+
+@case("E0607_calls_os_system")
+def _os_system(g: Graph, mp: pytest.MonkeyPatch) -> object:
+    torch.save({"state_dict": {"fc.bias": torch.zeros(10)}, "hook": CallsSystem()}, "net.pth")
+    try:
+        return load_state(g, "net.pth")
+    finally:
+        assert not Path("pwned").exists(), "loading a checkpoint ran os.system"
+
+
+@case("E0608_nan_weights")
+def _nan(g: Graph, mp: pytest.MonkeyPatch) -> object:
+    state = net_state()
+    state["unit.conv2.weight"][0, 0, :2] = np.nan
+    state["fc.bias"][3] = np.inf
+    safetensors.numpy.save_file(state, "net.safetensors")
+    return load_state(g, "net.safetensors")
+
+
+@case("E0609_rename_collision")
+def _collision(g: Graph, mp: pytest.MonkeyPatch) -> object:
+    safetensors.numpy.save_file(net_state(), "net.safetensors")
+    return load_state(g, "net.safetensors", rename={r"bn\d": "bn"})
 
 
 @case("E0602_not_a_state_dict")
@@ -667,6 +739,15 @@ def _keys(g: Graph, mp: pytest.MonkeyPatch) -> object:
     state = net_state()
     state["classifier.weight"] = state.pop("fc.weight")
     state["classifier.bias"] = state.pop("fc.bias")
+    safetensors.numpy.save_file(state, "net.safetensors")
+    return load_state(g, "net.safetensors")
+
+
+@case("E0603_renamed_part")
+def _renamed_part(g: Graph, mp: pytest.MonkeyPatch) -> object:
+    # The checkpoint calls the residual unit `block`: too few names match, and a
+    # .safetensors file cannot be matched by structure; the help gives the rename.
+    state = {k.replace("unit.", "block."): v for k, v in net_state().items()}
     safetensors.numpy.save_file(state, "net.safetensors")
     return load_state(g, "net.safetensors")
 
@@ -697,6 +778,20 @@ def _dtype(g: Graph, mp: pytest.MonkeyPatch) -> object:
 def _no_torch(g: Graph, mp: pytest.MonkeyPatch) -> object:
     torch.save({k: torch.from_numpy(v) for k, v in net_state().items()}, "net.pth")
     mp.setitem(sys.modules, "torch", None)  # as if torch were not installed
+    return load_state(g, "net.pth")
+
+
+@case("E0610_torch_import_fails")
+def _torch_fails(g: Graph, mp: pytest.MonkeyPatch) -> object:
+    torch.save({k: torch.from_numpy(v) for k, v in net_state().items()}, "net.pth")
+    real = builtins.__import__
+
+    def no_memory(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "torch":  # what `import torch` raises under `ulimit -v 300000`
+            raise ImportError("libtorch_cpu.so: failed to map segment from shared object")
+        return real(name, *args, **kwargs)
+
+    mp.setattr(builtins, "__import__", no_memory)
     return load_state(g, "net.pth")
 
 

@@ -69,6 +69,10 @@ CODES: dict[str, str] = {
     "E0604": "the checkpoint's shapes do not match the network",
     "E0605": "a checkpoint tensor has the wrong dtype",
     "E0606": "reading the checkpoint needs PyTorch",
+    "E0607": "the checkpoint holds objects that loading refuses",
+    "E0608": "the checkpoint holds NaN or infinite values",
+    "E0609": "a key renaming is invalid",
+    "E0610": "PyTorch is installed but fails to import",
     # E07xx: backends
     "E0701": "the network is too large to build",
     "E0702": "the PyTorch backend needs PyTorch",

@@ -13,6 +13,8 @@ from resdsl.diagnostics.diagnostic import Diagnostic
 
 # Lists of keys in messages stop after this many, then say how many more there are.
 SHOWN = 8
+# A name from a file is shown up to this many characters.
+NAME_CHARS = 80
 
 
 def diag(code: str, message: str, help: str | None = None, notes: Sequence[str] = ()) -> Diagnostic:
@@ -24,10 +26,18 @@ def fail(code: str, message: str, help: str | None = None, notes: Sequence[str] 
     return SpecError([diag(code, message, help, notes)])
 
 
-def listing(items: Sequence[str], shown: int = SHOWN) -> str:
-    """`a, b, c and 5 more`: the first `shown` items of a long list."""
-    head = ", ".join(items[:shown])
-    rest = len(items) - shown
+def shown(name: str) -> str:
+    """A name read from a file, safe to print: control characters (a terminal's escape
+    sequences) escaped, and cut to NAME_CHARS characters with `…`."""
+    if not name.isprintable():
+        name = name.encode("unicode_escape").decode("ascii")
+    return name if len(name) <= NAME_CHARS else name[: NAME_CHARS - 1] + "…"
+
+
+def listing(items: Sequence[str], count: int = SHOWN) -> str:
+    """`a, b, c and 5 more`: the first `count` items of a long list, each `shown`."""
+    head = ", ".join(shown(item) for item in items[:count])
+    rest = len(items) - count
     return f"{head} and {rest} more" if rest > 0 else head
 
 

@@ -1,19 +1,23 @@
 """Matching a checkpoint to a network: which tensor of the file goes to which state_dict key.
 
-By name when the names are the network's (a spec written with torchvision's or timm's module
-names loads their checkpoints as is); otherwise by structure: the file's tensors in order,
-paired with the network's keys in order, every pair checked for equal shapes. Structure
-matching is what makes a checkpoint of a differently-named implementation of the same network
-load; it needs the file's order to be module order, which .safetensors does not keep.
+The file's keys are first taken as the file has them (its state_dict unwrapped from a
+training checkpoint, a `module.` prefix removed: io.py), then renamed by the caller's rules
+(`rename=`, rename.py). Then they match by name when the names are the network's (a spec
+written with torchvision's or timm's module names loads their checkpoints as is); otherwise
+by structure: the file's tensors in order, paired with the network's keys in order, every
+pair checked for equal shapes. Structure matching is what makes a checkpoint of a
+differently-named implementation of the same network load; it needs the file's order to be
+module order, which .safetensors does not keep.
 
-Anything that does not fit is an E0603 (keys), E0604 (shapes) or E0605 (dtypes) diagnostic,
-all reported together, naming the keys.
+Anything that does not fit is an E0603 (keys), E0604 (shapes), E0605 (dtypes) or E0608
+(NaN or infinite values) diagnostic, all reported together, naming the keys.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -26,9 +30,13 @@ from resdsl.ir.graph import Graph
 from resdsl.ir.ops import OPS, Shape, fmt_shape
 from resdsl.passes.counts import state_shapes
 from resdsl.weights import io
-from resdsl.weights._diag import diag, listing, plural
+from resdsl.weights import rename as renaming
+from resdsl.weights._diag import diag, listing, plural, shown
 
 NBT = "num_batches_tracked"
+# Tensors are checked for NaN and infinities by min and max (no temporary arrays); the
+# values of a non-finite one are counted this many at a time, for the message.
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -46,13 +54,30 @@ class LoadReport:
     converted: tuple[str, ...]  # loaded keys cast to float32 from another float dtype
     # (key, shape in the file, shape here) of each re-initialised key whose shape differed.
     reshaped: tuple[tuple[str, Shape, Shape], ...] = ()
+    # The keys of the wrapping dicts the state_dict was taken from ({"net": ...}: ("net",)).
+    entry: tuple[str, ...] = ()
+    # The prefix removed from every key of the file (`module.`), or "".
+    prefix: str = ""
+    # (name in the file, new name) of each key that `rename` changed.
+    renamed: tuple[tuple[str, str], ...] = ()
+    # Loaded keys holding NaN or infinite values, with allow_nonfinite=True.
+    nonfinite: tuple[str, ...] = ()
 
     def summary(self) -> str:
         """One paragraph for people: what was loaded, from where, and what was not."""
         total = len(self.matched) + len(self.missing) + len(self.reinitialised)
+        taken = []
+        if self.entry:
+            taken.append("the state_dict under " + " → ".join(f"`{shown(k)}`"
+                                                              for k in self.entry))
+        if self.prefix:
+            taken.append(f"keys without the prefix `{self.prefix}`")
+        if self.renamed:
+            taken.append(f"{plural(len(self.renamed), 'key')} renamed")
+        origin = f" ({', '.join(taken)})" if taken else ""
         parts = [
-            f"loaded {len(self.matched)} of {plural(total, 'tensor')} from {self.source} "
-            f"by {self.method}"
+            f"loaded {len(self.matched)} of {plural(total, 'tensor')} from {self.source}"
+            f"{origin} by {self.method}"
         ]
         if self.reinitialised:
             head = f"re-initialised the head {', '.join(self.reinitialised)}"
@@ -76,6 +101,10 @@ class LoadReport:
         if self.converted:
             parts.append(f"converted {len(self.converted)} to float32: "
                          f"{listing(self.converted)}")
+        if self.nonfinite:
+            n = len(self.nonfinite)
+            parts.append(f"{plural(n, 'tensor')} {'holds' if n == 1 else 'hold'} NaN or "
+                         f"infinite values (allowed): {listing(self.nonfinite)}")
         return "; ".join(parts)
 
 
@@ -122,6 +151,8 @@ def load_state(
     *,
     strict: bool = True,
     replace_head: bool = False,
+    rename: renaming.Rename | None = None,
+    allow_nonfinite: bool = False,
 ) -> tuple[dict[str, np.ndarray], LoadReport]:
     """Read `weights` and match them to `graph`'s state_dict keys.
 
@@ -130,6 +161,10 @@ def load_state(
     num_batches_tracked int64) and a report. `graph` may also be the network's key → shape
     mapping (`state_shapes`); then the head is the module of the last key.
 
+    A training checkpoint's state_dict is taken from its wrapping dict, and a prefix every
+    key has (`module.`) removed (`io.normalise`). `rename` then renames the file's keys:
+    {pattern: replacement} or (pattern, replacement) pairs, Python regular expressions
+    applied with `re.sub` to every key, one rule after the other, in order.
     Keys match by name when at least half of the network's keys are in the file, otherwise
     by structure (in order, shapes checked pairwise; num_batches_tracked set aside when only
     one side has them). Strict (the default): a missing or unexpected key is an error, except
@@ -139,14 +174,18 @@ def load_state(
     last layer with learnable state, the classifier): its tensors keep their initial values,
     as when fine-tuning a 1000-class checkpoint for 10 classes; the head may then also be
     missing from the file. Float tensors of another precision are cast to float32.
-    Raises SpecError (E0601-E0606) when the weights do not fit.
+    A loaded float tensor that holds NaN or an infinity is an error (E0608) unless
+    `allow_nonfinite=True`; then the report lists it.
+    Raises SpecError (E0601-E0610) when the weights do not fit.
     """
+    rules = renaming.rules(rename)
     exp = _expected(graph)
     from_file = isinstance(weights, (str, os.PathLike))
     if isinstance(weights, (str, os.PathLike)):
         ckpt = io.read(weights)
     else:
         ckpt = io.normalise(weights, "the given state_dict")
+    renamed = _rename(ckpt, rules)
     # Arrays read from a file are ours; a caller's (or its tensors' memory) are copied, so
     # that a model built from the result never shares memory with the caller's state_dict.
     copy = None if from_file else True
@@ -160,7 +199,7 @@ def load_state(
         unexpected = [k for k in file if k not in exp.shapes]
     else:
         method = "structure"
-        pairs, missing, unexpected = _by_structure(exp, ckpt, present)
+        pairs, missing, unexpected = _by_structure(exp, ckpt, present, bool(rules))
 
     reinit: list[str] = []
     if replace_head:
@@ -171,7 +210,7 @@ def load_state(
         k for k in unexpected if not _is_nbt(k)
     ]
     if strict and keys_problem:
-        diagnostics.append(_keys_diagnostic(ckpt.source, missing, unexpected))
+        diagnostics.append(_keys_diagnostic(ckpt.source, missing, unexpected, bool(rules)))
 
     out: dict[str, np.ndarray] = {}
     matched: list[str] = []
@@ -187,7 +226,7 @@ def load_state(
                 reinit.append(key)
                 reshaped.append((key, array.shape, shape))
             else:
-                bad_shapes.append((key, fkey, array.shape, shape))
+                bad_shapes.append((key, ckpt.name_in_file(fkey), array.shape, shape))
             continue
         if key in exp.integer:
             if array.dtype.kind not in "iu":
@@ -200,12 +239,16 @@ def load_state(
                 continue
             if fkey in widened or array.dtype != np.float32:
                 converted.append(key)
-            out[key] = np.array(array, dtype=np.float32, order="C", copy=copy)
+            with np.errstate(over="ignore"):  # float64 beyond float32: an inf, E0608
+                out[key] = np.array(array, dtype=np.float32, order="C", copy=copy)
         matched.append(key)
     if bad_shapes:
         diagnostics.append(_shapes_diagnostic(ckpt.source, method, bad_shapes, exp.head))
     if bad_dtypes:
         diagnostics.append(_dtypes_diagnostic(ckpt.source, bad_dtypes, exp.integer))
+    nonfinite = [k for k in matched if k not in exp.integer and not _finite(out[k])]
+    if nonfinite and not allow_nonfinite:
+        diagnostics.append(_nonfinite_diagnostic(ckpt.source, nonfinite, out))
     if diagnostics:
         raise SpecError(diagnostics)
 
@@ -221,12 +264,52 @@ def load_state(
         reinitialised=tuple(sorted(reinit, key=order.__getitem__)),
         converted=tuple(sorted(converted, key=order.__getitem__)),
         reshaped=tuple(reshaped),
+        entry=ckpt.entry,
+        prefix=ckpt.prefix,
+        renamed=renamed,
+        nonfinite=tuple(sorted(nonfinite, key=order.__getitem__)),
     )
     return out, report
 
 
+def _rename(ckpt: io.Checkpoint, rules: Sequence[renaming.Rule]) -> tuple[tuple[str, str], ...]:
+    """Rename the checkpoint's keys in place by `rules`; the (old, new) names changed."""
+    if not rules:
+        return ()
+    names = renaming.apply(ckpt.tensors, rules, ckpt.source)
+    changed = tuple((old, new) for old, new in names.items() if old != new)
+    ckpt.tensors = {names[k]: v for k, v in ckpt.tensors.items()}
+    ckpt.widened = [names[k] for k in ckpt.widened]
+    ckpt.original = {new: old for old, new in changed}
+    return changed
+
+
+def nonfinite_keys(state: Mapping[str, np.ndarray]) -> list[str]:
+    """The float tensors of `state` that hold NaN or an infinity."""
+    return [k for k, v in state.items() if v.dtype.kind == "f" and not _finite(v)]
+
+
+def _finite(array: np.ndarray) -> bool:
+    # NaN propagates through min and max, and an infinity is one of them: two passes over
+    # the data, without the temporary boolean array of np.isfinite(array).all().
+    return array.size == 0 or bool(np.isfinite(array.min()) and np.isfinite(array.max()))
+
+
+def _nonfinite_counts(array: np.ndarray) -> str:
+    """`3 NaN, 1 +inf of 432 values`."""
+    flat = array.reshape(-1)
+    nan = pos = neg = 0
+    for i in range(0, flat.size, _CHUNK):
+        chunk = flat[i : i + _CHUNK]
+        nan += int(np.count_nonzero(np.isnan(chunk)))
+        pos += int(np.count_nonzero(chunk == np.inf))
+        neg += int(np.count_nonzero(chunk == -np.inf))
+    found = [f"{n:,} {what}" for n, what in ((nan, "NaN"), (pos, "+inf"), (neg, "-inf")) if n]
+    return f"{', '.join(found)} of {flat.size:,} values"
+
+
 def _by_structure(
-    exp: _Expected, ckpt: io.Checkpoint, present: int
+    exp: _Expected, ckpt: io.Checkpoint, present: int, renamed: bool
 ) -> tuple[list[tuple[str, str]], list[str], list[str]]:
     """Pair keys in order. num_batches_tracked counters pair among themselves when both sides
     have the same number; otherwise the network's start at 0 and the file's are ignored.
@@ -236,9 +319,10 @@ def _by_structure(
         return _is_nbt(key) or (array.shape == () and array.dtype.kind in "iu")
 
     ours = [k for k in exp.shapes if k not in exp.integer]
-    theirs = [k for k in ckpt.tensors if not counter(k)]
+    theirs = [k for k in ckpt.tensors if not counter(k)] if ckpt.ordered else []
     if not ckpt.ordered or len(ours) != len(theirs):
-        raise SpecError([_no_match_diagnostic(ckpt, exp, present, len(ours), len(theirs))])
+        raise SpecError([_no_match_diagnostic(ckpt, exp, present, len(ours), len(theirs),
+                                              renamed)])
     pairs = list(zip(ours, theirs, strict=True))
     our_nbt = [k for k in exp.shapes if k in exp.integer]
     their_nbt = [k for k in ckpt.tensors if counter(k)]
@@ -255,7 +339,9 @@ _STRICT_HELP = (
 )
 
 
-def _keys_diagnostic(source: str, missing: Sequence[str], unexpected: Sequence[str]) -> Diagnostic:
+def _keys_diagnostic(
+    source: str, missing: Sequence[str], unexpected: Sequence[str], renamed: bool
+) -> Diagnostic:
     absent = [k for k in missing if not _is_nbt(k)]
     extra = [k for k in unexpected if not _is_nbt(k)]
     counts = []
@@ -267,22 +353,40 @@ def _keys_diagnostic(source: str, missing: Sequence[str], unexpected: Sequence[s
     if absent:
         notes.append(f"missing from the file: {listing(absent)}")
     if extra:
-        notes.append(f"in the file but not in the network: {listing(extra)}")
+        as_renamed = " (as renamed)" if renamed else ""
+        notes.append(f"in the file{as_renamed} but not in the network: {listing(extra)}")
+    help = _rename_advice(absent, extra, notes) or _STRICT_HELP
     return diag(
         "E0603",
         f"`{source}` does not match the network's keys: {' and '.join(counts)}",
-        _STRICT_HELP,
+        help,
         notes,
     )
 
 
+def _rename_advice(missing: Sequence[str], unexpected: Sequence[str],
+                   notes: list[str]) -> str | None:
+    """When the file's extra keys are the missing ones with one part of their names
+    different, a note saying so (added to `notes`) and the help: the rename that fixes it."""
+    found = renaming.suggest(missing, unexpected)
+    if found is None:
+        return None
+    old, new = found
+    pattern = renaming.pattern_for(old, unexpected)
+    notes.append(f"the names differ in one part: the file's `{shown(old)}` is the network's "
+                 f"`{shown(new)}`")
+    return (f"rename the file's keys: rename={{{pattern!r}: {new!r}}} "
+            f"(`--rename {shlex.quote(f'{pattern}={new}')}`)")
+
+
 def _no_match_diagnostic(
-    ckpt: io.Checkpoint, exp: _Expected, present: int, ours: int, theirs: int
+    ckpt: io.Checkpoint, exp: _Expected, present: int, ours: int, theirs: int, renamed: bool
 ) -> Diagnostic:
+    as_renamed = " (as renamed)" if renamed else ""
     notes = [
         f"only {present} of the network's {plural(len(exp.shapes), 'key')} are in the file "
         "by name",
-        f"the network's keys begin {_first(exp.shapes)}; the file's begin "
+        f"the network's keys begin {_first(exp.shapes)}; the file's{as_renamed} begin "
         f"{_first(ckpt.tensors) or '(none: it is empty)'}",
     ]
     if not ckpt.ordered:
@@ -294,6 +398,9 @@ def _no_match_diagnostic(
         notes.append(f"matching by structure pairs the tensors in order, but the file has "
                      f"{theirs} tensors and the network {ours} (num_batches_tracked aside)")
         help = "check that the checkpoint is for this network"
+    missing = [k for k in exp.shapes if k not in ckpt.tensors and not _is_nbt(k)]
+    unexpected = [k for k in ckpt.tensors if k not in exp.shapes and not _is_nbt(k)]
+    help = _rename_advice(missing, unexpected, notes) or help
     return diag("E0603", f"`{ckpt.source}` matches the network neither by name nor by structure",
                 help, notes)
 
@@ -301,14 +408,14 @@ def _no_match_diagnostic(
 def _first(keys: Iterable[str], n: int = 3) -> str:
     """`a, b, c, ...`: the first keys of a long list, to show its naming scheme."""
     first = list(itertools.islice(keys, n + 1))
-    return ", ".join(first[:n]) + (", ..." if len(first) > n else "")
+    return ", ".join(shown(k) for k in first[:n]) + (", ..." if len(first) > n else "")
 
 
 def _shapes_diagnostic(
     source: str, method: str, bad: Sequence[tuple[str, str, Shape, Shape]], head: tuple[str, ...]
 ) -> Diagnostic:
     def where(key: str, fkey: str) -> str:
-        return key if key == fkey else f"{key} (the file's {fkey})"
+        return key if key == fkey else f"{key} (the file's {shown(fkey)})"
 
     lines = [f"{where(k, f)}: {_fmt(theirs)} in the file, {_fmt(ours)} here"
              for k, f, theirs, ours in bad]
@@ -345,5 +452,21 @@ def _dtypes_diagnostic(
         f"{plural(n, 'tensor')} in `{source}` {'has' if n == 1 else 'have'} the wrong dtype",
         "weights and statistics are float tensors (float32, float16, bfloat16 or float64); "
         "num_batches_tracked is an integer",
+        notes,
+    )
+
+
+def _nonfinite_diagnostic(source: str, keys: Sequence[str],
+                          arrays: Mapping[str, np.ndarray]) -> Diagnostic:
+    lines = [f"{k}: {_nonfinite_counts(arrays[k])}" for k in keys[:8]]
+    notes = lines + ([f"and {len(keys) - 8} more: {listing(keys[8:])}"] if len(keys) > 8 else [])
+    n = len(keys)
+    return diag(
+        "E0608",
+        f"{plural(n, 'tensor')} in `{source}` {'holds' if n == 1 else 'hold'} NaN or infinite "
+        "values",
+        "the checkpoint is damaged, or was saved after training diverged: use another one "
+        "(an earlier epoch's); to load it anyway, pass allow_nonfinite=True "
+        "(`--allow-nonfinite`)",
         notes,
     )
