@@ -214,7 +214,8 @@ class Network:
             return state, None
         loaded, report = load_state(self.graph, options.weights, strict=options.strict,
                                     replace_head=options.replace_head, rename=options.rename,
-                                    allow_nonfinite=options.allow_nonfinite)
+                                    allow_nonfinite=options.allow_nonfinite,
+                                    spelling=self.result.options.spelling)
         state.update(loaded)
         return state, report
 
@@ -362,7 +363,8 @@ class Network:
             arguments.flag(expand, "expand"), arguments.flag(lr, "lr"),
             arguments.flag(shapes, "shapes"))
         target = None if path is None else arguments.path(path)
-        drawing = draw_graph(self.graph, settings, format_for(target, format, PYTHON))
+        drawing = draw_graph(self.graph, settings, format_for(target, format, PYTHON),
+                             spelling=PYTHON)
         if target is not None:
             drawing.save(target, tuple(self.files))
         return drawing

@@ -71,6 +71,11 @@ class Spelling:
         text = value if isinstance(value, str) else show(value)
         return f"{self.name(keyword)} {shlex.quote(text)}"
 
+    def switch(self, keyword: str, value: bool) -> str:
+        """A switch as the caller sets it: `--no-strict`, `strict=False`."""
+        setting = f"{keyword}={value!r}"
+        return setting if self.flags is None else self.flags.get(setting, setting)
+
     def usage(self, keyword: str, placeholder: str) -> str:
         """How to pass a value, for a help text: `--max-params N`, `max_params=N`."""
         if self.flags is None:
@@ -96,6 +101,11 @@ COMMAND_LINE = Spelling({
     "path": "-o",
     "weights": "--weights",
     "verify": "--verify",
+    "rename": "--rename",
+    # Switches, by the value they set.
+    "strict=False": "--no-strict",
+    "replace_head=True": "--replace-head",
+    "allow_nonfinite=True": "--allow-nonfinite",
 })
 
 

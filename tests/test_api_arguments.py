@@ -473,3 +473,34 @@ class _Tiny:
 
 
 _TINY_CACHE = _Tiny()
+
+
+def test_weights_and_draw_helps_name_the_api_s_keywords(tiny: resdsl.Network,
+                                                        tmp_path: Path) -> None:
+    """Issue #15 item 18: the help of a checkpoint that does not fit, of NaN weights and of a
+    diagram too large says how to pass the option to the function called, not the flag."""
+    import numpy as np
+
+    state = tiny.init_state()
+    first = next(iter(state))
+    renamed = {k.replace(first.split(".")[0], "other", 1): v for k, v in state.items()}
+    nan = {k: np.full_like(v, np.nan) if v.dtype.kind == "f" else v for k, v in state.items()}
+    extra = {**{k: v for k, v in state.items() if k != "fc.bias"},
+             "extra": np.zeros(3, np.float32)}
+    deep = resdsl.load("specs/resnet20.res", depth=1202)
+    cases: list[tuple[Callable[[], object], str, str]] = [
+        (lambda: tiny.state(weights=renamed), "rename={", "--rename"),
+        (lambda: tiny.state(weights=extra), "strict=False", "--no-strict"),
+        (lambda: tiny.state(weights=nan), "allow_nonfinite=True", "--allow-nonfinite"),
+        (lambda: deep.draw(depth="layers", expand=True), "expand=False", "--expand"),
+    ]
+    for call, api, flag in cases:
+        with pytest.raises(SpecError) as info:
+            call()
+        text = render_all_text(info.value.diagnostics)
+        assert api in text and flag not in text, text
+        _no_flags(text)
+    # The command line says it with its flags.
+    run = run_cli("draw", "specs/resnet20.res", "-D", "depth=1202", "--depth", "layers",
+                  "--expand", "-o", str(tmp_path / "x.svg"))
+    assert run.code == 1 and "without `--expand`" in run.err

@@ -21,6 +21,7 @@ from resdsl.backends.dot_render import (
     png_box,
     png_scaled,
     render,
+    without_expand,
 )
 from resdsl.backends.dot_source import Settings, Size, measure
 from resdsl.diagnostics import Diagnostic, SpecError, error
@@ -81,6 +82,7 @@ def draw_graph(
     note: str = "",
     failure: Diagnostic | None = None,
     renderer: str | None = None,
+    spelling: Spelling = COMMAND_LINE,
 ) -> Drawing:
     """Draw `graph` and render it to `fmt` (svg, png, pdf, or dot for the DOT text), with
     the preferred renderer, or the one named `renderer` ("dot", "graphviz-pure")."""
@@ -90,10 +92,11 @@ def draw_graph(
     dot, size = measure(graph, settings, note=note, failure=failure)
     if fmt == "dot":
         return Drawing(dot, fmt, dot.encode("utf-8"))
-    check_size(size, settings)
+    check_size(size, settings, spelling)
     found = find_renderers()
-    program = choose(fmt, [r for r in found if renderer is None or r.name == renderer])
-    data = render(dot, fmt, program, settings.lr)
+    program = choose(fmt, [r for r in found if renderer is None or r.name == renderer],
+                     spelling)
+    data = render(dot, fmt, program, settings.lr, spelling)
     scaled = fmt == "png" and png_scaled(data, settings.lr)
     return Drawing(dot, fmt, data, program.describe(), scaled)
 
@@ -104,7 +107,7 @@ def layout_share(size: Size) -> float:
             + size.pairs / MAX_PAIRS)
 
 
-def check_size(size: Size, settings: Settings) -> None:
+def check_size(size: Size, settings: Settings, spelling: Spelling = COMMAND_LINE) -> None:
     """E0724 when laying out a diagram of `size` would take Graphviz too long or too much
     memory: counted from the DOT text, before anything is rendered."""
     share = layout_share(size)
@@ -125,19 +128,21 @@ def check_size(size: Size, settings: Settings) -> None:
     ]
     notes = tuple(f"{text} ({part:.0%})" for part, text in sorted(terms, reverse=True)
                   if part >= 0.05)
-    coarser = {"layers": "`--depth blocks` or `--depth stages`", "blocks": "`--depth stages`"}
+    blocks, stages = (f"`{spelling.given('depth', d)}`" for d in ("blocks", "stages"))
+    coarser = {"layers": f"{blocks} or {stages}", "blocks": stages}
     ways = [f"a coarser depth ({coarser[settings.depth]})"] if settings.depth in coarser else []
     if settings.expand:
-        ways.append("without `--expand` (repeated blocks folded into one)")
-    ways.append("a smaller network (`-D`)")
+        ways.append(f"{without_expand(spelling)} (repeated blocks folded into one)")
+    ways.append("a smaller network (`-D`)" if not spelling.python
+                else "a smaller network (its parameters)")
     raise SpecError([error(
         "E0724",
         f"the diagram is too large to render: laying it out needs {share:.1f} times the "
         "work allowed",
         None,
         notes=notes,
-        help=f"draw less: {', or '.join(ways)}; `--format dot` writes the DOT text of any "
-        "size",
+        help=f"draw less: {', or '.join(ways)}; `{spelling.given('format', 'dot')}` writes "
+        "the DOT text of any size",
     )])
 
 

@@ -19,6 +19,7 @@ import sys
 import sysconfig
 from dataclasses import dataclass
 
+from resdsl.arguments import COMMAND_LINE, Spelling
 from resdsl.backends.dot_source import MARGIN_IN
 from resdsl.diagnostics import SpecError, error
 
@@ -77,7 +78,8 @@ def find_renderers() -> list[Renderer]:
     return found
 
 
-def choose(fmt: str, renderers: list[Renderer] | None = None) -> Renderer:
+def choose(fmt: str, renderers: list[Renderer] | None = None,
+           spelling: Spelling = COMMAND_LINE) -> Renderer:
     """The first renderer that writes `fmt`; E0721 when there is none, E0722 when none of
     those installed writes that format."""
     renderers = find_renderers() if renderers is None else renderers
@@ -90,8 +92,8 @@ def choose(fmt: str, renderers: list[Renderer] | None = None) -> Renderer:
             "drawing needs Graphviz, which is not installed",
             None,
             help="install it with `pip install resdsl[draw]` (the graphviz-pure program: no "
-            "system package needed), or install Graphviz; `--format dot` writes the DOT text "
-            "without it",
+            f"system package needed), or install Graphviz; `{spelling.given('format', 'dot')}` "
+            "writes the DOT text without it",
         )])
     names = ", ".join(r.name for r in renderers)
     raise SpecError([error(
@@ -101,6 +103,11 @@ def choose(fmt: str, renderers: list[Renderer] | None = None) -> Renderer:
         help=f"install Graphviz (its `dot` program) for {fmt.upper()}, or choose "
         f"{' or '.join(f for f in FORMATS if any(f in r.formats for r in renderers))}",
     )])
+
+
+def without_expand(spelling: Spelling) -> str:
+    """Drawing repeated blocks folded, as the caller asks for it."""
+    return "`expand=False`" if spelling.python else "without `--expand`"
 
 
 def png_box(lr: bool) -> tuple[int, int]:
@@ -120,7 +127,8 @@ def png_scaled(data: bytes, lr: bool) -> bool:
     return width >= box_w + margin - 1 or height >= box_h + margin - 1
 
 
-def render(dot: str, fmt: str, renderer: Renderer, lr: bool = False) -> bytes:
+def render(dot: str, fmt: str, renderer: Renderer, lr: bool = False,
+           spelling: Spelling = COMMAND_LINE) -> bytes:
     """Run `renderer` on `dot`; its output in format `fmt` (E0723 when it fails). A PNG is
     drawn at `PNG_DPI`, scaled down to fit `png_box(lr)` if it is larger."""
     command = [renderer.path, "-q", f"-T{fmt}"]
@@ -136,7 +144,8 @@ def render(dot: str, fmt: str, renderer: Renderer, lr: bool = False) -> bytes:
             "E0723",
             f"`{renderer.name}` did not finish rendering the diagram in {TIMEOUT_S} s",
             None,
-            help="draw less: `--depth blocks` or `--depth stages`, and without `--expand`",
+            help=f"draw less: `{spelling.given('depth', 'blocks')}` or "
+            f"`{spelling.given('depth', 'stages')}`, and {without_expand(spelling)}",
         )]) from None
     except OSError as exc:
         raise SpecError([error(
@@ -151,7 +160,7 @@ def render(dot: str, fmt: str, renderer: Renderer, lr: bool = False) -> bytes:
             f"`{renderer.name}` failed to render the diagram (exit status {run.returncode})",
             None,
             notes=notes,
-            help="`--format dot` writes the DOT text; please report the spec if it is a "
-            "resdsl diagram that Graphviz rejects",
+            help=f"`{spelling.given('format', 'dot')}` writes the DOT text; please report the "
+            "spec if it is a resdsl diagram that Graphviz rejects",
         )])
     return run.stdout

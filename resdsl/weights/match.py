@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from resdsl.arguments import PYTHON, Spelling
 from resdsl.diagnostics import SpecError
 from resdsl.diagnostics.diagnostic import Diagnostic
 from resdsl.ir.graph import Graph
@@ -153,6 +154,7 @@ def load_state(
     replace_head: bool = False,
     rename: renaming.Rename | None = None,
     allow_nonfinite: bool = False,
+    spelling: Spelling = PYTHON,
 ) -> tuple[dict[str, np.ndarray], LoadReport]:
     """Read `weights` and match them to `graph`'s state_dict keys.
 
@@ -199,7 +201,7 @@ def load_state(
         unexpected = [k for k in file if k not in exp.shapes]
     else:
         method = "structure"
-        pairs, missing, unexpected = _by_structure(exp, ckpt, present, bool(rules))
+        pairs, missing, unexpected = _by_structure(exp, ckpt, present, bool(rules), spelling)
 
     reinit: list[str] = []
     if replace_head:
@@ -210,7 +212,8 @@ def load_state(
         k for k in unexpected if not _is_nbt(k)
     ]
     if strict and keys_problem:
-        diagnostics.append(_keys_diagnostic(ckpt.source, missing, unexpected, bool(rules)))
+        diagnostics.append(_keys_diagnostic(ckpt.source, missing, unexpected, bool(rules),
+                                            spelling))
 
     out: dict[str, np.ndarray] = {}
     matched: list[str] = []
@@ -243,12 +246,13 @@ def load_state(
                 out[key] = np.array(array, dtype=np.float32, order="C", copy=copy)
         matched.append(key)
     if bad_shapes:
-        diagnostics.append(_shapes_diagnostic(ckpt.source, method, bad_shapes, exp.head))
+        diagnostics.append(_shapes_diagnostic(ckpt.source, method, bad_shapes, exp.head,
+                                              spelling))
     if bad_dtypes:
         diagnostics.append(_dtypes_diagnostic(ckpt.source, bad_dtypes, exp.integer))
     nonfinite = [k for k in matched if k not in exp.integer and not _finite(out[k])]
     if nonfinite and not allow_nonfinite:
-        diagnostics.append(_nonfinite_diagnostic(ckpt.source, nonfinite, out))
+        diagnostics.append(_nonfinite_diagnostic(ckpt.source, nonfinite, out, spelling))
     if diagnostics:
         raise SpecError(diagnostics)
 
@@ -309,7 +313,7 @@ def _nonfinite_counts(array: np.ndarray) -> str:
 
 
 def _by_structure(
-    exp: _Expected, ckpt: io.Checkpoint, present: int, renamed: bool
+    exp: _Expected, ckpt: io.Checkpoint, present: int, renamed: bool, spelling: Spelling
 ) -> tuple[list[tuple[str, str]], list[str], list[str]]:
     """Pair keys in order. num_batches_tracked counters pair among themselves when both sides
     have the same number; otherwise the network's start at 0 and the file's are ignored.
@@ -322,7 +326,7 @@ def _by_structure(
     theirs = [k for k in ckpt.tensors if not counter(k)] if ckpt.ordered else []
     if not ckpt.ordered or len(ours) != len(theirs):
         raise SpecError([_no_match_diagnostic(ckpt, exp, present, len(ours), len(theirs),
-                                              renamed)])
+                                              renamed, spelling)])
     pairs = list(zip(ours, theirs, strict=True))
     our_nbt = [k for k in exp.shapes if k in exp.integer]
     their_nbt = [k for k in ckpt.tensors if counter(k)]
@@ -333,14 +337,15 @@ def _by_structure(
 
 # ------------------------------------------------------------------------- diagnostics
 
-_STRICT_HELP = (
-    "check that the checkpoint is for this network; with strict=False (`--no-strict`), tensors "
-    "missing from the file keep their initial values and unexpected ones are ignored"
-)
+def _strict_help(spelling: Spelling) -> str:
+    return (f"check that the checkpoint is for this network; with "
+            f"`{spelling.switch('strict', False)}`, tensors missing from the file keep their "
+            "initial values and unexpected ones are ignored")
 
 
 def _keys_diagnostic(
-    source: str, missing: Sequence[str], unexpected: Sequence[str], renamed: bool
+    source: str, missing: Sequence[str], unexpected: Sequence[str], renamed: bool,
+    spelling: Spelling,
 ) -> Diagnostic:
     absent = [k for k in missing if not _is_nbt(k)]
     extra = [k for k in unexpected if not _is_nbt(k)]
@@ -355,7 +360,7 @@ def _keys_diagnostic(
     if extra:
         as_renamed = " (as renamed)" if renamed else ""
         notes.append(f"in the file{as_renamed} but not in the network: {listing(extra)}")
-    help = _rename_advice(absent, extra, notes) or _STRICT_HELP
+    help = _rename_advice(absent, extra, notes, spelling) or _strict_help(spelling)
     return diag(
         "E0603",
         f"`{source}` does not match the network's keys: {' and '.join(counts)}",
@@ -365,7 +370,7 @@ def _keys_diagnostic(
 
 
 def _rename_advice(missing: Sequence[str], unexpected: Sequence[str],
-                   notes: list[str]) -> str | None:
+                   notes: list[str], spelling: Spelling) -> str | None:
     """When the file's extra keys are the missing ones with one part of their names
     different, a note saying so (added to `notes`) and the help: the rename that fixes it."""
     found = renaming.suggest(missing, unexpected)
@@ -375,12 +380,14 @@ def _rename_advice(missing: Sequence[str], unexpected: Sequence[str],
     pattern = renaming.pattern_for(old, unexpected)
     notes.append(f"the names differ in one part: the file's `{shown(old)}` is the network's "
                  f"`{shown(new)}`")
-    return (f"rename the file's keys: rename={{{pattern!r}: {new!r}}} "
-            f"(`--rename {shlex.quote(f'{pattern}={new}')}`)")
+    if spelling.python:
+        return f"rename the file's keys: `rename={{{pattern!r}: {new!r}}}`"
+    return f"rename the file's keys: `--rename {shlex.quote(f'{pattern}={new}')}`"
 
 
 def _no_match_diagnostic(
-    ckpt: io.Checkpoint, exp: _Expected, present: int, ours: int, theirs: int, renamed: bool
+    ckpt: io.Checkpoint, exp: _Expected, present: int, ours: int, theirs: int, renamed: bool,
+    spelling: Spelling,
 ) -> Diagnostic:
     as_renamed = " (as renamed)" if renamed else ""
     notes = [
@@ -400,7 +407,7 @@ def _no_match_diagnostic(
         help = "check that the checkpoint is for this network"
     missing = [k for k in exp.shapes if k not in ckpt.tensors and not _is_nbt(k)]
     unexpected = [k for k in ckpt.tensors if k not in exp.shapes and not _is_nbt(k)]
-    help = _rename_advice(missing, unexpected, notes) or help
+    help = _rename_advice(missing, unexpected, notes, spelling) or help
     return diag("E0603", f"`{ckpt.source}` matches the network neither by name nor by structure",
                 help, notes)
 
@@ -412,7 +419,8 @@ def _first(keys: Iterable[str], n: int = 3) -> str:
 
 
 def _shapes_diagnostic(
-    source: str, method: str, bad: Sequence[tuple[str, str, Shape, Shape]], head: tuple[str, ...]
+    source: str, method: str, bad: Sequence[tuple[str, str, Shape, Shape]], head: tuple[str, ...],
+    spelling: Spelling,
 ) -> Diagnostic:
     def where(key: str, fkey: str) -> str:
         return key if key == fkey else f"{key} (the file's {shown(fkey)})"
@@ -424,8 +432,9 @@ def _shapes_diagnostic(
         notes.append("the names differ, so tensors were paired by order: the two networks "
                      "may also differ in the order of their layers")
     if all(k in head for k, *_ in bad):
-        help = ("to fine-tune with a new classifier, pass replace_head=True (`--replace-head`): "
-                f"the head ({', '.join(head)}) then keeps its initial weights")
+        help = ("to fine-tune with a new classifier, pass "
+                f"`{spelling.switch('replace_head', True)}`: the head ({', '.join(head)}) then "
+                "keeps its initial weights")
     else:
         help = "the checkpoint is for a different network: check the spec's parameters"
     n = len(bad)
@@ -457,7 +466,7 @@ def _dtypes_diagnostic(
 
 
 def _nonfinite_diagnostic(source: str, keys: Sequence[str],
-                          arrays: Mapping[str, np.ndarray]) -> Diagnostic:
+                          arrays: Mapping[str, np.ndarray], spelling: Spelling) -> Diagnostic:
     lines = [f"{k}: {_nonfinite_counts(arrays[k])}" for k in keys[:8]]
     notes = lines + ([f"and {len(keys) - 8} more: {listing(keys[8:])}"] if len(keys) > 8 else [])
     n = len(keys)
@@ -466,7 +475,7 @@ def _nonfinite_diagnostic(source: str, keys: Sequence[str],
         f"{plural(n, 'tensor')} in `{source}` {'holds' if n == 1 else 'hold'} NaN or infinite "
         "values",
         "the checkpoint is damaged, or was saved after training diverged: use another one "
-        "(an earlier epoch's); to load it anyway, pass allow_nonfinite=True "
-        "(`--allow-nonfinite`)",
+        "(an earlier epoch's); to load it anyway, pass "
+        f"`{spelling.switch('allow_nonfinite', True)}`",
         notes,
     )
