@@ -1,4 +1,4 @@
-"""The diagram's look table: for every op of `ir/ops.py`, how `resdsl draw` shows it.
+"""The diagram's look table: for every op of `ir/ops/`, how `resdsl draw` shows it.
 
 Each op has one `Look`: whether it is a layer (a box, or a line in a summary box), a merge
 (a small round node with a symbol: the `+` of a residual add, the `×` of a scale), an edge

@@ -1,4 +1,4 @@
-"""The ONNX lowering table: for every op of `ir/ops.py`, the ONNX nodes it becomes.
+"""The ONNX lowering table: for every op of `ir/ops/`, the ONNX nodes it becomes.
 
 It mirrors the PyTorch table (`torch_lowering.LOWERINGS`): one entry per op, and
 `tests/test_onnx_backend.py` fails when an op in `OPS` has none. An emitter gets a `Ctx`

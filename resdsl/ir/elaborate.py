@@ -2,7 +2,7 @@
 
 Elaboration walks the statements in order with the tensor flowing through them, so `in.c`
 and every shape are known at each point, and each node's shape is inferred (by its op's rule
-in `ops.py`) as the node is created. Mistakes that depend on values or shapes are reported
+in `ir/ops/`) as the node is created. Mistakes that depend on values or shapes are reported
 here, pointing at the statement that caused them.
 
 Naming (the contract with PyTorch's state_dict keys):

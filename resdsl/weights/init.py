@@ -85,7 +85,7 @@ def _tensor(seed: int, key: str, node: Node, st: State, states: Sequence[State])
             return np.zeros(shape, dtype=np.float32)
     if op in ("alpha", "weighted_sum") and name == "":
         return np.zeros(shape, dtype=np.float32)  # Node.init sets α's own constant below
-    # An op added to ops.py with state but no rule here must not get silent zeros.
+    # An op added to ir/ops/ with state but no rule here must not get silent zeros.
     raise InternalError(f"no initialiser for state `{name}` of op `{op}` ({key})")
 
 
