@@ -1,8 +1,8 @@
 """The op vocabulary: every op is defined once, with its arguments, its shape rule, its state
 (parameters and buffers) and its multiply-accumulate count.
 
-The package holds one module per family (`conv`, `norm`, `pool`, `elementwise`, `tensor`,
-`join`), each importing only `base` (`Op`, arguments, state, shapes, the shared helpers);
+The package holds one module per family (`conv`, `norm`, `pool`, `resample`, `elementwise`,
+`tensor`, `join`), each importing only `base` (`Op`, arguments, state, shapes, the shared helpers);
 `registry` gathers them into `OPS`. Backends look ops up there by name; an op added to a family,
 to the registry and to each backend's lowering table is available to the language at once.
 This module re-exports what the rest of resdsl imports.

@@ -6,7 +6,7 @@ Shapes are per sample: `(C, H, W)` for feature maps and `(C,)` after `flatten`. 
 convolutions and linear layers only, the convention behind torchvision's published GFLOPS;
 every other op reports 0.
 
-The ops themselves live in one module per family beside this one (conv, norm, pool,
+The ops themselves live in one module per family beside this one (conv, norm, pool, resample,
 elementwise, tensor, join), each importing only this module; `registry.py` gathers them.
 """
 
@@ -47,6 +47,10 @@ class ArgType(enum.Enum):
     BOOL = "bool"
     STR = "string"
     ANY = "value"
+    # A named tensor (`upsample(to = t)`). It is not kept among the node's arguments: the
+    # elaborator makes it an input edge of the node (`Op.take_tensors`), so the graph, the
+    # passes and every backend see it as an input, and the argument holds its input's index.
+    TENSOR = "tensor"
 
 
 REQUIRED = object()
@@ -58,6 +62,9 @@ class ArgSpec:
     type: ArgType
     default: object = REQUIRED
     choices: tuple[str, ...] = ()
+    # What to write instead, for a value of the wrong type or out of range (the generic help
+    # of `coerce` is about integers in general).
+    help: str | None = None
 
     @property
     def required(self) -> bool:
@@ -65,13 +72,19 @@ class ArgSpec:
 
 
 class ArgError(Exception):
-    """A value does not fit an argument; `code` is E0401 (type), E0403 (integer) or E0408."""
+    """A value does not fit an argument; `code` is E0401 (type), E0403 (integer) or E0408.
+    From `Op.check`, also arguments that do not go together (E0315) or a missing choice
+    (E0402): `arg` names the argument to point at (None: the call), `label` says what is
+    wrong there."""
 
-    def __init__(self, code: str, message: str, help: str | None = None) -> None:
+    def __init__(self, code: str, message: str, help: str | None = None,
+                 arg: str | None = None, label: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.help = help
+        self.arg = arg
+        self.label = label
 
 
 def type_name(value: Value) -> str:
@@ -156,6 +169,19 @@ def coerce(spec: ArgSpec, value: Value, what: str) -> Value:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ArgError("E0401", f"{what} must be a number, not {a_type(value)}")
         return float(value)
+    if t is ArgType.TENSOR:
+        if isinstance(value, Tensor):
+            return value
+        if isinstance(value, tuple) and value and all(isinstance(v, Tensor) for v in value):
+            raise ArgError("E0401", f"{what} must be one tensor, not a list of {len(value)}",
+                           "a tensor named inside a repeat is the list of every iteration's: "
+                           "pick one (`t[-1]`)")
+        raise ArgError(
+            "E0401",
+            f"{what} must be a tensor, not {a_type(value)} ({fmt_value(value)})",
+            "name a tensor with `t = in` where it flows (`img = in` right after `input` "
+            "names the network's input) and pass its name",
+        )
     if t is ArgType.BOOL:
         if not isinstance(value, bool):
             raise ArgError(
@@ -264,8 +290,43 @@ class Op:
     args: ClassVar[tuple[ArgSpec, ...]] = ()
     # `False` for the ops that only primitives create (add, concat, ...): a spec cannot call them.
     user: ClassVar[bool] = True
-    # How many inputs; None for any number.
+    # How many inputs, besides one per tensor argument given (`input_count`); None for any
+    # number.
     arity: ClassVar[int | None] = 1
+
+    # Tensor arguments read only for their size (`upsample(to = t)`): no value flows from
+    # them, so they carry no input-to-output path (`resdsl paths`).
+    size_only: ClassVar[frozenset[str]] = frozenset()
+
+    def check(self, a: Args) -> None:
+        """Arguments that are each valid but do not go together: raise `ArgError` (with the
+        argument to point at). The elaborator calls it once the arguments are bound."""
+
+    def take_tensors(self, a: Mapping[str, Value]) -> tuple[dict[str, Value], tuple[Tensor, ...]]:
+        """The bound arguments with each tensor argument replaced by the index of the input
+        edge it becomes (after the op's own `arity` inputs, in argument order), and those
+        tensors. A node's arguments so stay plain values, and its inputs are all edges."""
+        out = dict(a)
+        tensors: list[Tensor] = []
+        for spec in self.args:
+            value = a.get(spec.name)
+            if spec.type is ArgType.TENSOR and isinstance(value, Tensor):
+                out[spec.name] = (self.arity or 1) + len(tensors)
+                tensors.append(value)
+        return out, tuple(tensors)
+
+    def input_count(self, a: Args) -> int | None:
+        """How many inputs a node of this op has: `arity` and one per tensor argument given
+        (None: any number)."""
+        if self.arity is None:
+            return None
+        given = sum(1 for s in self.args if s.type is ArgType.TENSOR and a.get(s.name) is not None)
+        return self.arity + given
+
+    def size_inputs(self, a: Args) -> frozenset[int]:
+        """The input indices whose size alone the op reads (see `size_only`)."""
+        return frozenset(i for name in self.size_only
+                         if isinstance(i := a.get(name), int) and not isinstance(i, bool))
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
         return ins[0]

@@ -4,7 +4,7 @@ elaborator look ops up in. An op added to a family module is listed here once.""
 from __future__ import annotations
 
 from resdsl.ir.ops.base import Op
-from resdsl.ir.ops.conv import Conv, Linear
+from resdsl.ir.ops.conv import Conv, ConvTranspose, Linear
 from resdsl.ir.ops.elementwise import (
     Dropout,
     DropPath,
@@ -29,8 +29,9 @@ from resdsl.ir.ops.join import (
     Rescale,
     WeightedSum,
 )
-from resdsl.ir.ops.norm import BatchNorm
+from resdsl.ir.ops.norm import BatchNorm, FrozenBatchNorm
 from resdsl.ir.ops.pool import AvgPool, GlobalAvgPool, MaxPool
+from resdsl.ir.ops.resample import Upsample
 from resdsl.ir.ops.tensor import Flatten, Input, Slice, ZeroPad
 
 OPS: dict[str, Op] = {
@@ -66,6 +67,10 @@ OPS: dict[str, Op] = {
         Highway(),
         Dual(),
         GroupSum(),
+        # Dense prediction (issue 16).
+        ConvTranspose(),
+        FrozenBatchNorm(),
+        Upsample(),
     )
 }
 
@@ -76,5 +81,5 @@ USER_OPS: dict[str, Op] = {name: op for name, op in OPS.items() if op.user}
 # branches would be dropped together, where g separate branches draw g masks.
 PER_CHANNEL = frozenset({
     "bn", "relu", "relu6", "hardswish", "leaky_relu", "sigmoid", "silu", "gelu", "tanh",
-    "identity", "dropout", "rescale", "maxpool", "avgpool",
+    "identity", "dropout", "rescale", "maxpool", "avgpool", "frozen_bn",
 })
