@@ -11,7 +11,7 @@ and unnamed statements, repeats, guards and a parameterised block. Widths, strid
 and repeat counts are random.
 
 The generator tracks the tensor's shape as it writes, with the op rules of
-`resdsl/ir/ops.py` (`OPS[...].infer`), so every spec it makes is valid: `tests/
+`resdsl/ir/ops/` (`OPS[...].infer`), so every spec it makes is valid: `tests/
 test_onnx_difftest.py` checks that, then compiles each spec to both backends and compares
 their outputs; `bench/onnx_difftest.py` does the same over 1,000 or more seeds.
 
