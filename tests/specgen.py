@@ -22,7 +22,7 @@ sequences and a guarded join, called under interpolated names. Any statement may
 these, wiring included (two levels deep).
 
 The generator tracks the tensor's shape as it writes, with the op rules of
-`resdsl/ir/ops.py` (`OPS[...].infer`), so every spec it makes is valid: `tests/
+`resdsl/ir/ops/` (`OPS[...].infer`), so every spec it makes is valid: `tests/
 test_onnx_difftest.py` checks that, then compiles each spec to ONNX, to the PyTorch module and
 to the standalone source and compares them (`compare`); `bench/onnx_difftest.py` does the same
 over 1,000 or more seeds.
@@ -33,6 +33,11 @@ leaky_relu, drop_path, count_include_pad, a skip's scale) draw from a second gen
 the first one makes the same draws as before either existed, so a seed keeps its statements
 (the REGRESSIONS of test_onnx_difftest still hold their ceil-mode pools), some of its
 activations swapped for the new ones and wiring between them.
+
+The dense-prediction ops of issue 16 (upsample by a factor and to a named tensor's size,
+nearest and bilinear; conv_transpose; frozen_bn) draw from a third, `Gen.dense`, between the
+top-level statements, and each such statement ends with the shape it started from: the first
+generator's statements and draws stay as they were.
 """
 
 from __future__ import annotations
@@ -65,7 +70,13 @@ def _infer(op: str, shape: Shape, **args: Value) -> Shape | None:
         return None
 
 
+class _Name(str):
+    """A name written as it is (a tensor argument), not as a string literal."""
+
+
 def _lit(value: Value) -> str:
+    if isinstance(value, _Name):
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, tuple):
@@ -85,6 +96,9 @@ class Gen:
     rng: random.Random
     # The new ops' draws (see the module's docstring).
     extra: random.Random = field(default_factory=lambda: random.Random(0))
+    # The dense-prediction ops' draws, and the number of tensors they named (`u1 = in`).
+    dense: random.Random = field(default_factory=lambda: random.Random(1))
+    dense_names: int = 0
     counter: int = 0
     blocks: list[str] = field(default_factory=list)
     has_block: bool = False
@@ -406,6 +420,45 @@ class Gen:
             "scale": self.scale, "repeat": self.repeat, "block": self.block_call,
         }[kind](shape)
 
+    def dense_statement(self, shape: Shape) -> str:
+        """A statement of the dense-prediction ops, from the third generator, that ends with
+        `shape` again: upsampling undone by a pool, a transposed conv by a conv, a pool undone
+        by upsampling to the tensor before it, or a frozen_bn."""
+        d = self.dense
+        c = shape[0]
+        kind = d.choice(["frozen_bn", "up_pool", "transpose", "dilated", "to", "to"])
+        mode: dict[str, Value] = {}
+        if d.random() < 0.6:
+            mode["mode"] = "bilinear"
+            if d.random() < 0.5:
+                mode["align_corners"] = d.random() < 0.5
+        if kind == "up_pool":
+            s = d.choice([2, 3])
+            return f"{_call('upsample', s, **mode)}; {_call('avgpool', s)}"
+        if kind == "transpose":
+            bias: dict[str, Value] = {} if d.random() < 0.5 else {"bias": False}
+            if c % 2 == 0 and d.random() < 0.3:
+                bias["groups"] = 2
+            up = _call("conv_transpose", c, 2, stride=2, **bias) if d.random() < 0.5 else \
+                _call("conv_transpose", c, 3, stride=2, padding=1, output_padding=1, **bias)
+            return f"{up}; {_call('conv', c, 3, stride=2)}"
+        if kind == "dilated":
+            # output_padding below the dilation, not the stride: within the padding, or
+            # beyond it (rows of bias alone); a conv with no padding takes the rows off again.
+            pad = d.choice([0, 1])
+            up = _call("conv_transpose", c, 3, padding=pad, output_padding=1, dilation=2)
+            return f"{up}; {_call('conv', c, 6 - 2 * pad, padding=0)}"
+        if kind == "to":
+            down = d.choice(["avgpool(2)", "global_avgpool", _call("conv", c, 3, stride=2),
+                             "maxpool(3, stride = 2, padding = 1)"])
+            if down == "avgpool(2)" and min(shape[1:]) < 2:
+                down = "global_avgpool"
+            self.dense_names += 1
+            t = f"u{self.dense_names}"
+            return f"{t} = in; {down}; {_call('upsample', to=_Name(t), **mode)}"
+        return _call("frozen_bn", eps=d.choice([1e-5, 1e-3])) if d.random() < 0.3 else \
+            "frozen_bn"
+
     # -- flat tensors
 
     def flat_statement(self, c: int) -> tuple[str, int]:
@@ -691,7 +744,7 @@ def generate(seed: int) -> str:
 def generate_with(seed: int) -> tuple[str, Counter[str]]:
     """The text of one random valid spec and the wiring constructs it holds, by kind."""
     rng = random.Random(seed)
-    g = Gen(rng, random.Random(seed + 2**32))
+    g = Gen(rng, random.Random(seed + 2**32), random.Random(seed + 2**35))
     # The wiring (named tensors, joins, dotted levels, guards, branches, `def`) comes from
     # its own generator, between the main generator's statements, and gives the shape it
     # was given back: the main draws, and so each seed's statements of before it existed,
@@ -717,6 +770,8 @@ def generate_with(seed: int) -> tuple[str, Counter[str]]:
                 lines, again = w.wired(shape)
                 assert again == shape
                 statements += lines
+            if g.dense.random() < 0.15:
+                statements.append(g.dense_statement(shape))
         if rng.random() < 0.7:
             pool = rng.choice(["global_avgpool", "avgpool(1)"])
             statements.append(g.name() + pool)

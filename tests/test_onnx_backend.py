@@ -64,6 +64,10 @@ network all_ops(classes = 5) {
     dp: dual(4) { bn; relu; conv(8, 3) } shortcut proj: { bn; relu; conv(6, 1) }
     se: scale { global_avgpool; conv(2, 1, bias = true); relu; conv(10, 1, bias = true); sigmoid }
     s: slice(2, 9)
+    tt = in
+    ct: conv_transpose(7, 3, stride = 2, padding = 1, output_padding = 1); fb: frozen_bn
+    up: upsample(to = tt, mode = "bilinear")
+    u2: upsample(2)
     avgpool: global_avgpool; flatten
     fc1: linear(12); bn; relu
     hw: gate { h: linear(12); relu }

@@ -1,4 +1,4 @@
-"""The diagram's look table: for every op of `ir/ops.py`, how `resdsl draw` shows it.
+"""The diagram's look table: for every op of `ir/ops/`, how `resdsl draw` shows it.
 
 Each op has one `Look`: whether it is a layer (a box, or a line in a summary box), a merge
 (a small round node with a symbol: the `+` of a residual add, the `×` of a scale), an edge
@@ -24,7 +24,7 @@ from resdsl.ir.ops import Conv, Shape, float_arg, int_arg, pair_arg
 Role = Literal["layer", "merge", "edge", "input"]
 EdgeKind = Literal[
     "main", "shortcut", "zeropad", "bus", "dense", "residual", "transform", "gate", "carry",
-    "attention", "weighted", "branch", "dense_shortcut",
+    "attention", "weighted", "branch", "dense_shortcut", "size",
 ]
 
 
@@ -53,6 +53,8 @@ EDGE_STYLES: dict[str, EdgeStyle] = {
     "attention": EdgeStyle("#c0392b", "dotted", 1.6),
     "weighted": EdgeStyle("#1f6fd1", penwidth=1.4),
     "branch": EdgeStyle("#444444", label="softmax(w)ᵢ"),
+    # A tensor read only for its size (`upsample(to = t)`).
+    "size": EdgeStyle("#888888", "dotted", label="size"),
 }
 
 
@@ -69,6 +71,7 @@ class Look:
     # Merges: the symbol in the circle.
     symbol: str = ""
     # Merges: what the edge into input `index` means, given the primitive that made the node.
+    # Layers with a tensor argument: what the edge into input `index` ≥ 1 means.
     inputs: Callable[[int, str], EdgeKind] = lambda index, primitive: "main"
 
 
@@ -133,6 +136,27 @@ def _zeropad(n: Node, ins: Sequence[Shape]) -> str:
     return f"zero-pad → {n.shape[0]}" + (f", s{s}" if s != 1 else "")
 
 
+def _conv_transpose(n: Node, ins: Sequence[Shape]) -> str:
+    a = n.args
+    stride = pair_arg(a, "stride")
+    text = f"{_size(pair_arg(a, 'kernel'))} transposed conv, {n.shape[0]}{_stride(stride)}"
+    if int_arg(a, "groups") != 1:
+        text += f", g{int_arg(a, 'groups')}"
+    for name, short, default in (("dilation", "d", (1, 1)), ("padding", "p", (0, 0)),
+                                 ("output_padding", "op", (0, 0))):
+        pair = pair_arg(a, name)
+        if pair != default:
+            text += f", {short}{pair[0]}" if pair[0] == pair[1] else f", {short}{_size(pair)}"
+    return text
+
+
+def _upsample(n: Node, ins: Sequence[Shape]) -> str:
+    a = n.args
+    how = f"×{int_arg(a, 'scale')}" if a["to"] is None else f"to {n.shape[1]}×{n.shape[2]}"
+    mode = "" if a["mode"] == "nearest" else ", bilinear"
+    return f"upsample {how}{mode}" + (", align corners" if a["align_corners"] else "")
+
+
 def _alpha(n: Node, ins: Sequence[Shape]) -> str:
     init = n.init.get("", 0.0)
     which = "per channel" if n.args["per_channel"] else "scalar"
@@ -193,6 +217,10 @@ LOOKS: dict[str, Look] = {
                  inputs=lambda i, p: "shortcut" if i == 0 else "main"),
     "group_sum": Look("merge", lambda n, ins: f"sum of {int_arg(n.args, 'groups')} branches",
                       symbol="Σ"),
+    "conv_transpose": Look("layer", _conv_transpose, _CONV),
+    "frozen_bn": Look("layer", _fixed("FrozenBN"), _NORM, heavy=False),
+    "upsample": Look("layer", _upsample, _POOL,
+                     inputs=lambda i, p: "size" if i == 1 else "main"),
 }
 
 # A gate's σ: the sigmoid that a `gate` makes for T(x) is drawn as a merge-like σ node.

@@ -927,6 +927,8 @@ class _Drawer:
 
     def kind(self, v: int, index: int, dst: str) -> EdgeKind:
         node = self.g.node(v)
+        if index > 0 and LOOKS[node.op].role == "layer":  # a tensor argument (`to = t`)
+            return LOOKS[node.op].inputs(index, "")
         if dst != f"n{v}" or self.elems[dst].kind in ("chain", "box"):
             return "main"
         look = LOOKS[node.op]

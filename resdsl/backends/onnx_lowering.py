@@ -1,4 +1,4 @@
-"""The ONNX lowering table: for every op of `ir/ops.py`, the ONNX nodes it becomes.
+"""The ONNX lowering table: for every op of `ir/ops/`, the ONNX nodes it becomes.
 
 It mirrors the PyTorch table (`torch_lowering.LOWERINGS`): one entry per op, and
 `tests/test_onnx_backend.py` fails when an op in `OPS` has none. An emitter gets a `Ctx`
@@ -62,6 +62,9 @@ class Ctx:
     nodes: list[ONode] = field(default_factory=list)
     # Initializers by name: state tensors (by state_dict key) and constants.
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
+    # Values whose per-sample shape the model states (graph value_info): ONNX's shape
+    # inference cannot follow the symbolic batch axis through some ops (Resize).
+    declared: dict[str, Shape] = field(default_factory=dict)
 
     @property
     def path(self) -> str:
@@ -335,6 +338,112 @@ def _input(c: Ctx) -> None:
     raise AssertionError("the input is the graph's input, not a node")
 
 
+# ------------------------------------------------------------------ dense prediction
+
+
+def _conv_transpose(c: Ctx) -> None:
+    """PyTorch crops `padding` rows off both ends of the full transposed convolution and
+    adds `output_padding` at the end: ONNX's pads, the end one less by output_padding. What
+    output_padding exceeds the padding by is ONNX's output_padding, which ONNX Runtime takes
+    only below the stride; PyTorch also takes it below the dilation, and then those rows,
+    beyond every kernel's reach, hold the bias alone: zeros padded on, then the bias added."""
+    a = c.node.args
+    stride = pair_arg(a, "stride")
+    begin = list(pair_arg(a, "padding"))
+    extra = pair_arg(a, "output_padding")
+    end = [max(p - e, 0) for p, e in zip(begin, extra, strict=True)]
+    beyond = [max(e - p, 0) for p, e in zip(begin, extra, strict=True)]
+    attrs: dict[str, AttrValue] = {
+        "kernel_shape": list(pair_arg(a, "kernel")),
+        "strides": list(stride),
+        "pads": [*begin, *end],
+        "dilations": list(pair_arg(a, "dilation")),
+        "group": int_arg(a, "groups"),
+    }
+    inputs = [c.x[0], c.param("weight")]  # [in, out / groups, kh, kw], as in PyTorch
+    if all(b < s for b, s in zip(beyond, stride, strict=True)):
+        if any(beyond):
+            attrs["output_padding"] = beyond
+        if a["bias"]:
+            inputs.append(c.param("bias"))
+        c.emit("ConvTranspose", inputs, **attrs)
+        return
+    (y,) = c.helper("ConvTranspose", inputs, 1, **attrs)
+    pads = c.const("pads", _i64([0, 0, 0, 0, 0, 0, *beyond]))
+    if not a["bias"]:
+        c.emit("Pad", [y, pads])
+        return
+    (y,) = c.helper("Pad", [y, pads])
+    (bias,) = c.helper("Reshape", [c.param("bias"),
+                                   c.const("bias_shape", _i64([c.node.shape[0], 1, 1]))])
+    c.emit("Add", [y, bias])
+
+
+def _frozen_bn(c: Ctx) -> None:
+    """torchvision's FrozenBatchNorm2d is inference-mode batch norm with its own eps: the
+    same BatchNormalization node as `bn` (and `--fold-bn` folds it the same way)."""
+    _bn(c)
+
+
+def torch_nearest_index(size: int, out: int, scale: int | None) -> np.ndarray:
+    """The input row (or column) PyTorch's nearest upsampling reads for each output one:
+    `min(floor(i · r), size − 1)` in float32, with r = 1/scale when a factor is given and
+    size/out otherwise (ATen's `nearest_idx`, which also takes same size and 2× exactly)."""
+    i = np.arange(out, dtype=np.int64)
+    if out == size:
+        return i
+    if out == 2 * size:
+        return i >> 1
+    ratio = np.float32(1.0 / scale) if scale is not None else np.float32(size) / np.float32(out)
+    index: np.ndarray = np.minimum(np.floor(i.astype(np.float32) * ratio).astype(np.int64),
+                                   size - 1)
+    return index
+
+
+def _upsample(c: Ctx) -> None:
+    """F.interpolate as ONNX Resize: bilinear with `half_pixel` (align_corners=False; unlike
+    `pytorch_half_pixel` it is also PyTorch's for an output of size 1) or `align_corners`,
+    nearest with `asymmetric` and `floor`. By a factor, Resize takes the scales; to a tensor's
+    size, the sizes from Shape of both inputs.
+
+    Nearest is exact in Resize only where the output is a whole multiple k of the input and
+    PyTorch's float32 index (i · r, rounded down) is i // k on both axes: elsewhere PyTorch's
+    rounding differs from the exact one (2 → 82 rows reads row 0 for row 41) and so from any
+    runtime's. There it is two Gathers of PyTorch's own indices, constants like every spatial
+    size in the model."""
+    a = c.node.args
+    x = c.x[0]
+    (_, h, w), (_, oh, ow) = c.ins[0], c.node.shape
+    scale = None if a["to"] is not None else int_arg(a, "scale")
+    attrs: dict[str, AttrValue] = {}
+    if a["mode"] == "nearest":
+        rows, cols = torch_nearest_index(h, oh, scale), torch_nearest_index(w, ow, scale)
+        exact = all(o % n == 0 and np.array_equal(idx, np.arange(o) // (o // n))
+                    for n, o, idx in ((h, oh, rows), (w, ow, cols)))
+        if not exact:
+            (y,) = c.helper("Gather", [x, c.const("rows", rows)], axis=2)
+            c.emit("Gather", [y, c.const("cols", cols)], axis=3)
+            return
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                 "nearest_mode": "floor"}
+    else:
+        attrs = {"mode": "linear", "coordinate_transformation_mode":
+                 "align_corners" if a["align_corners"] else "half_pixel"}
+    if scale is not None:
+        scales = c.const("scales", np.array([1, 1, scale, scale], np.float32))
+        c.emit("Resize", [x, "", scales], **attrs)
+        c.declared[c.out] = c.node.shape
+        return
+    (sx,) = c.helper("Shape", [x])
+    (st,) = c.helper("Shape", [c.x[int_arg(a, "to")]])
+    zero, two, four = (c.const(f"i{v}", _i64([v])) for v in (0, 2, 4))
+    (nc,) = c.helper("Slice", [sx, zero, two])
+    (hw,) = c.helper("Slice", [st, two, four])
+    (sizes,) = c.helper("Concat", [nc, hw], axis=0)
+    c.emit("Resize", [x, "", "", sizes], **attrs)
+    c.declared[c.out] = c.node.shape
+
+
 def is_alias(node: Node, ins: Sequence[Shape]) -> bool:
     """Whether the op computes nothing at inference, so that its output is its input's
     value and it emits no node: identity, dropout and drop_path (eval), a flatten of a flat
@@ -380,4 +489,7 @@ EMITTERS: dict[str, Emitter] = {
     "highway": _highway,
     "dual": _dual,
     "group_sum": _group_sum,
+    "conv_transpose": _conv_transpose,
+    "frozen_bn": _frozen_bn,
+    "upsample": _upsample,
 }

@@ -10,7 +10,8 @@ tracing), and its file.
   are left out.
 - An explicit IR version (the lowest that holds the opset), one input `input` and one
   output `output` with a symbolic batch axis `batch`, and metadata: the network, resdsl's
-  version, the parameter count, the network parameters (`-D` values applied).
+  version, the parameter count, the network parameters (`-D` values applied). A value whose
+  batch axis ONNX's shape inference loses (a Resize's output) has its shape in value_info.
 - The same graph, state and options give the same bytes: everything is emitted in graph
   order and nothing depends on time, hashes or the working folder.
 - Over 2 GB of weights, the tensors go to `FILE.<digest>.data` beside the model (external
@@ -44,6 +45,7 @@ from resdsl.backends.onnx_lowering import (
 )
 from resdsl.diagnostics import SpecError, error
 from resdsl.ir.graph import Graph, Node
+from resdsl.ir.ops import Shape
 from resdsl.outputs import (
     CHUNK,
     STAGED,
@@ -120,13 +122,15 @@ class Emitted:
     output: str
     # Each graph node's value name (aliases share their input's).
     values: dict[int, str]
+    # Values whose per-sample shape the model states (see onnx_lowering.Ctx.declared).
+    declared: dict[str, Shape]
 
 
 def _foldable(graph: Graph) -> dict[int, Node]:
-    """conv id → the bn that alone reads the conv's output (`--fold-bn`)."""
+    """conv id → the bn (or frozen_bn) that alone reads the conv's output (`--fold-bn`)."""
     out: dict[int, Node] = {}
     for node in graph.nodes():
-        if node.op != "bn" or len(node.shape) != 3:
+        if node.op not in ("bn", "frozen_bn") or len(node.shape) != 3:
             continue
         src = graph.node(node.inputs[0])
         if src.op == "conv" and graph.users(src.id) == [node.id] and src.id != graph.output:
@@ -143,6 +147,7 @@ def emit(graph: Graph, state: Mapping[str, np.ndarray], opset: int = DEFAULT_OPS
     output_id = graph.output if graph.output is not None else len(graph) - 1
     nodes: list[ONode] = []
     tensors: dict[str, np.ndarray] = {}
+    declared: dict[str, Shape] = {}
     owned = {k for k in state}  # state keys: a value must not take one of these names
 
     # The value the network's output is: follow aliases back to the node that computes it.
@@ -178,8 +183,9 @@ def emit(graph: Graph, state: Mapping[str, np.ndarray], opset: int = DEFAULT_OPS
         EMITTERS[node.op](c)
         nodes.extend(c.nodes)
         tensors.update(c.tensors)
+        declared.update(c.declared)
         names[node.id] = out
-    return Emitted(nodes, tensors, names[output_id], names)
+    return Emitted(nodes, tensors, names[output_id], names, declared)
 
 
 def _location(node: Node, spec_dir: Path, library: Path) -> str:
@@ -269,6 +275,8 @@ def build_model(
         [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [BATCH, *in_shape])],
         [helper.make_tensor_value_info(emitted.output, TensorProto.FLOAT, [BATCH, *out_shape])],
         initializer=inits,
+        value_info=[helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH, *shape])
+                    for name, shape in emitted.declared.items() if name != emitted.output],
     )
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(

@@ -284,6 +284,91 @@ def _input(c: Ctx) -> Lowered:
     raise AssertionError("the input is the forward's argument, not a statement")
 
 
+# ------------------------------------------------------------------ dense prediction
+
+
+def _conv_transpose(c: Ctx) -> Lowered:
+    a = c.node.args
+    output_padding = _pair(pair_arg(a, "output_padding"))
+    groups, dilation = int_arg(a, "groups"), _pair(pair_arg(a, "dilation"))
+    # nn.ConvTranspose2d's own order; arguments at their default are left out.
+    extra = ", output_padding={output_padding}" if output_padding != 0 else ""
+    extra += ", groups={groups}" if groups != 1 else ""
+    extra += f", bias={bool(a['bias'])}"
+    extra += ", dilation={dilation}" if dilation != 1 else ""
+    holes: dict[str, HoleValue] = {
+        "in_channels": c.ins[0][0],
+        "out_channels": c.node.shape[0],
+        "kernel_size": _pair(pair_arg(a, "kernel")),
+        "stride": _pair(pair_arg(a, "stride")),
+        "padding": _pair(pair_arg(a, "padding")),
+        "output_padding": output_padding,
+        "groups": groups,
+        "dilation": dilation,
+    }
+    init = Code("nn.ConvTranspose2d({in_channels}, {out_channels}, kernel_size={kernel_size}, "
+                "stride={stride}, padding={padding}" + extra + ")", holes)
+    return Lowered(init, Code(f"{{out}} = {c.attr}({c.x[0]})"))
+
+
+# torchvision.ops.misc.FrozenBatchNorm2d, line for line (its forward, its dropping of a
+# BatchNorm checkpoint's num_batches_tracked), so the generated file needs no torchvision.
+FROZEN_BN = '''class FrozenBatchNorm2d(nn.Module):
+    """torchvision's FrozenBatchNorm2d: batch norm with fixed statistics and affine
+    parameters, all four buffers; y = x * scale + (bias - running_mean * scale), with
+    scale = weight / sqrt(running_var + eps)."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+        self.register_buffer("running_var", torch.ones(num_features))
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # A BatchNorm2d checkpoint loads too: its counter is not a FrozenBatchNorm2d's.
+        state_dict.pop(prefix + "num_batches_tracked", None)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight.reshape(1, -1, 1, 1)
+        b = self.bias.reshape(1, -1, 1, 1)
+        rv = self.running_var.reshape(1, -1, 1, 1)
+        rm = self.running_mean.reshape(1, -1, 1, 1)
+        scale = w * (rv + self.eps).rsqrt()
+        bias = b - rm * scale
+        return x * scale + bias
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps}"'''
+
+
+def _frozen_bn(c: Ctx) -> Lowered:
+    eps = float_arg(c.node.args, "eps")
+    extra = ", eps={eps}" if eps != 1e-5 else ""
+    init = Code(f"FrozenBatchNorm2d({{num_features}}{extra})",
+                {"num_features": c.ins[0][0], "eps": eps})
+    return Lowered(init, Code(f"{{out}} = {c.attr}({c.x[0]})"))
+
+
+def _upsample(c: Ctx) -> Lowered:
+    a = c.node.args
+    mode = a["mode"]
+    options = f', mode="{mode}"'
+    if mode == "bilinear":
+        options += f", align_corners={bool(a['align_corners'])}"
+    if a["to"] is None:
+        return _forward(f"{{out}} = F.interpolate({c.x[0]}, scale_factor={{scale}}{options})",
+                        scale=int_arg(a, "scale"))
+    # The size is read at run time, so the module runs at other input sizes (as
+    # torchvision's FCN upsamples to its input's size).
+    ref = c.x[int_arg(a, "to")]
+    return _forward(f"{{out}} = F.interpolate({c.x[0]}, size={ref}.shape[-2:]{options})")
+
+
 LOWERINGS: dict[str, Lowering] = {
     "conv": Lowering(_conv),
     "bn": Lowering(_bn),
@@ -317,4 +402,14 @@ LOWERINGS: dict[str, Lowering] = {
     "highway": Lowering(_highway),
     "dual": Lowering(_dual),
     "group_sum": Lowering(_group_sum),
+    "conv_transpose": Lowering(_conv_transpose),
+    "frozen_bn": Lowering(_frozen_bn, helpers=(FROZEN_BN,)),
+    "upsample": Lowering(_upsample),
 }
+
+# The names the helpers define at the top of a generated file: no generated class may take one.
+HELPER_NAMES = frozenset(
+    line.split()[1].split("(")[0].rstrip(":")
+    for lowering in LOWERINGS.values() for helper in lowering.helpers
+    for line in helper.splitlines() if line.startswith(("def ", "class "))
+)

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from resdsl import __version__
-from resdsl.backends.torch_lowering import LOWERINGS, Code, Ctx, HoleValue, lit
+from resdsl.backends.torch_lowering import HELPER_NAMES, LOWERINGS, Code, Ctx, HoleValue, lit
 from resdsl.ir.graph import Graph, Node
 from resdsl.ir.ops import OPS, Shape, State, fmt_shape
 from resdsl.ir.primitives import PRIMITIVES
@@ -136,7 +136,8 @@ class _Generator:
         for region in self.regions.values():
             region.sequential = self._is_chain(region)
         self.classes: list[_Class] = []
-        self.class_names: set[str] = {"F"}
+        # Names the file defines besides its classes (`F`, the helpers' FrozenBatchNorm2d).
+        self.class_names: set[str] = {"F", *HELPER_NAMES}
 
     # ------------------------------------------------------------------ structure
 

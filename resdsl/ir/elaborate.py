@@ -2,7 +2,7 @@
 
 Elaboration walks the statements in order with the tensor flowing through them, so `in.c`
 and every shape are known at each point, and each node's shape is inferred (by its op's rule
-in `ops.py`) as the node is created. Mistakes that depend on values or shapes are reported
+in `ir/ops/`) as the node is created. Mistakes that depend on values or shapes are reported
 here, pointing at the statement that caused them.
 
 Naming (the contract with PyTorch's state_dict keys):
@@ -406,13 +406,20 @@ class Elaborator:
         op = USER_OPS.get(call.target)
         if op is not None:
             args = self.bind(op.args, call.args, call.target, env, x)
+            try:
+                op.check(args)
+            except ArgError as exc:
+                raise fail(exc.code, exc.message, _arg_span(op.args, call, exc.arg),
+                           exc.label, help=exc.help) from None
+            # Tensor arguments (`upsample(to = t)`) become input edges after the flowing one.
+            args, refs = op.take_tensors(args)
             group = self.group
             if group is not None:
                 branch_groups = args.get("groups")
                 args = connect.lower_in_group(self, op.name, args, x, span)
             path = self.claim(scope, name if name is not None else str(scope.position),
                               label_span)
-            y = self.add(op.name, args, (x,), path, span)
+            y = self.add(op.name, args, (x, *refs), path, span)
             if group is not None and op.name == "conv":
                 assert isinstance(branch_groups, int)
                 group.branch_groups[y.node] = branch_groups
@@ -640,7 +647,7 @@ class Elaborator:
                 out[spec.name] = coerce(spec, value, f"`{target}`'s `{spec.name}`")
             except ArgError as exc:
                 raise fail(exc.code, exc.message, arg.span, _expected(spec, exc.code),
-                           help=exc.help) from None
+                           help=spec.help or exc.help) from None
         return out
 
     def bind_block(self, block: ast.Definition, call: ast.Call, env: Env, x: Tensor) -> Env:
@@ -796,12 +803,29 @@ def _with_context(d: Diagnostic, where: str) -> Diagnostic:
     return replace(d, notes=(*(d.notes[:-1] if last else d.notes), more))
 
 
+def _arg_span(sig: tuple[ArgSpec, ...], call: ast.Call, name: str | None) -> Span:
+    """Where argument `name` of `call` is written, by keyword or position; the call itself
+    when it is not written (or `name` is None)."""
+    positional = [a for a in call.args if a.name is None]
+    for i, spec in enumerate(sig):
+        if spec.name != name:
+            continue
+        given = [a for a in call.args if a.name == name]
+        if given:
+            return given[0].span
+        if i < len(positional):
+            return positional[i].span
+    return call.span
+
+
 def _expected(spec: ArgSpec, code: str) -> str:
     """The label under an argument that does not fit `spec`."""
     if code == "E0408" and spec.choices:
         return "expected " + " or ".join(f'"{c}"' for c in spec.choices)
     if spec.type is ArgType.BOOL:
         return "expected `true` or `false`"
+    if spec.type is ArgType.TENSOR:
+        return "expected a named tensor"
     kind = spec.type.value
     return f"expected {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 

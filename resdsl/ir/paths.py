@@ -24,7 +24,7 @@ The definition (docs/cli.md#resdsl-paths says it for users):
   x·F(x) multiply a path rather than carry one (a product does not split into a sum of path
   terms, so Veit's unrolling does not apply to them). Paths enter a gate through H or the
   carried x, and a `scale` through x. `scale` and `group` are not joins: no path goes around
-  them.
+  them. Nor is a size reference: `upsample(to = t)` reads only t's height and width.
 - Every other node with several inputs (a sum of named tensors none of which the others are
   computed from, such as Res2Net's `add(in, previous)`, or `add(F(x), S(x))`) passes each
   input on at length +0: its paths are counted, without a length.
@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from resdsl.diagnostics import Span, SpecError, error
 from resdsl.ir.graph import Frame, Graph
 from resdsl.ir.joins import named_joins, primitive_merges
+from resdsl.ir.ops import OPS
 
 # Primitives that give a path the choice of going around their body.
 JOINS = ("skip", "weight", "gate", "concat", "dual")
@@ -110,8 +111,9 @@ def edge_lengths(graph: Graph) -> tuple[dict[tuple[int, int], int | None], Count
     """How much each input of each merge adds to a path's length.
 
     Returns {(merge node, input index): 1 (the join's body), 0 (its identity, shortcut or
-    carry), None (a modulating input, which no path takes)} for the merges of the joins and
-    of `scale`, and the number of joins by primitive. Inputs not listed add 0."""
+    carry), None (a modulating input or a size reference, which no path takes)} for the merges
+    of the joins and of `scale` and for the size references of ops such as `upsample`, and the
+    number of joins by primitive. Inputs not listed add 0."""
     clauses: dict[int, list[Frame]] = {}
     for f in graph.frames:
         if f.kind == "clause" and f.parent is not None and f.end is not None:
@@ -136,6 +138,10 @@ def edge_lengths(graph: Graph) -> tuple[dict[tuple[int, int], int | None], Count
         shortcut = graph.node(join.node).inputs[join.shortcut]
         for index, src in enumerate(graph.node(join.node).inputs):
             lengths[join.node, index] = int(src != shortcut)
+    # Tensors an op reads only for their size (`upsample(to = t)`) carry no path either.
+    for node in graph.nodes():
+        for index in OPS[node.op].size_inputs(node.args):
+            lengths[node.id, index] = None
     return lengths, joins
 
 

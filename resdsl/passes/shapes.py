@@ -18,7 +18,8 @@ def verify_shapes(graph: Graph) -> None:
         if node.op == "input":
             continue
         op = OPS[node.op]
-        if op.arity is not None and len(node.inputs) != op.arity:
+        expected = op.input_count(node.args)
+        if expected is not None and len(node.inputs) != expected:
             raise InternalError(f"`{node.path}` ({node.op}) has {len(node.inputs)} inputs")
         ins = [graph.node(i).shape for i in node.inputs]
         try:

@@ -9,7 +9,10 @@ and they are computed with numpy alone. The conventions are torchvision's (its R
   torch's fan_out of a grouped conv is out_channels · kh · kw too, so groups do not enter.
 - conv bias: torch's default U(-b, b), b = 1 / sqrt(fan_in), fan_in = in/groups · kh · kw.
 - linear weight and bias: torch's default U(-b, b), b = 1 / sqrt(in).
-- bn: weight 1, bias 0, running_mean 0, running_var 1, num_batches_tracked 0.
+- bn: weight 1, bias 0, running_mean 0, running_var 1, num_batches_tracked 0; frozen_bn the
+  same (torchvision's FrozenBatchNorm2d), without the counter.
+- conv_transpose weight and bias: torch's default U(-b, b), b = 1 / sqrt(fan_in), where
+  torch's fan_in of the [in, out/groups, kh, kw] weight is out/groups · kh · kw.
 - a weighted residual's α and a weighted sum's logits: their constant (0 by default).
 
 Then each node's `Node.init` constants are applied (a gate's transform bias of -2, a `weight`
@@ -83,9 +86,17 @@ def _tensor(seed: int, key: str, node: Node, st: State, states: Sequence[State])
             return np.ones(shape, dtype=np.float32)
         if name in ("bias", "running_mean"):
             return np.zeros(shape, dtype=np.float32)
+    if op == "conv_transpose" and name in ("weight", "bias"):
+        weight = next(s for s in states if s.name == "weight")
+        return _uniform(seed, key, shape, 1.0 / math.sqrt(math.prod(weight.shape[1:])))
+    if op == "frozen_bn":
+        if name in ("weight", "running_var"):
+            return np.ones(shape, dtype=np.float32)
+        if name in ("bias", "running_mean"):
+            return np.zeros(shape, dtype=np.float32)
     if op in ("alpha", "weighted_sum") and name == "":
         return np.zeros(shape, dtype=np.float32)  # Node.init sets α's own constant below
-    # An op added to ops.py with state but no rule here must not get silent zeros.
+    # An op added to ir/ops/ with state but no rule here must not get silent zeros.
     raise InternalError(f"no initialiser for state `{name}` of op `{op}` ({key})")
 
 

@@ -1,0 +1,63 @@
+"""The op vocabulary: every op is defined once, with its arguments, its shape rule, its state
+(parameters and buffers) and its multiply-accumulate count.
+
+The package holds one module per family (`conv`, `norm`, `pool`, `resample`, `elementwise`,
+`tensor`, `join`), each importing only `base` (`Op`, arguments, state, shapes, the shared helpers);
+`registry` gathers them into `OPS`. Backends look ops up there by name; an op added to a family,
+to the registry and to each backend's lowering table is available to the language at once.
+This module re-exports what the rest of resdsl imports.
+"""
+
+from __future__ import annotations
+
+from resdsl.ir.ops.base import (
+    MAX_DIM,
+    REQUIRED,
+    ArgError,
+    Args,
+    ArgSpec,
+    ArgType,
+    Op,
+    Shape,
+    ShapeError,
+    State,
+    Tensor,
+    Value,
+    a_type,
+    coerce,
+    float_arg,
+    fmt_shape,
+    fmt_value,
+    int_arg,
+    pair_arg,
+    type_name,
+)
+from resdsl.ir.ops.conv import Conv
+from resdsl.ir.ops.registry import OPS, PER_CHANNEL, USER_OPS
+
+__all__ = [
+    "MAX_DIM",
+    "OPS",
+    "PER_CHANNEL",
+    "REQUIRED",
+    "USER_OPS",
+    "ArgError",
+    "ArgSpec",
+    "ArgType",
+    "Args",
+    "Conv",
+    "Op",
+    "Shape",
+    "ShapeError",
+    "State",
+    "Tensor",
+    "Value",
+    "a_type",
+    "coerce",
+    "float_arg",
+    "fmt_shape",
+    "fmt_value",
+    "int_arg",
+    "pair_arg",
+    "type_name",
+]

@@ -1,0 +1,177 @@
+"""Convolution (and its transpose) and linear layers: the ops that own weights and count
+MACs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from resdsl.ir.ops.base import (
+    ArgError,
+    Args,
+    ArgSpec,
+    ArgType,
+    Op,
+    Shape,
+    ShapeError,
+    State,
+    feature_map,
+    fmt_shape,
+    int_arg,
+    pair_arg,
+    window,
+)
+
+
+class Conv(Op):
+    name = "conv"
+    args = (
+        ArgSpec("out", ArgType.POS_INT),
+        ArgSpec("kernel", ArgType.PAIR),
+        ArgSpec("stride", ArgType.PAIR, 1),
+        ArgSpec("padding", ArgType.NONNEG_PAIR, None),
+        ArgSpec("dilation", ArgType.PAIR, 1),
+        ArgSpec("groups", ArgType.POS_INT, 1),
+        ArgSpec("bias", ArgType.BOOL, False),
+    )
+
+    @staticmethod
+    def padding(a: Args) -> tuple[int, int]:
+        """Explicit padding, or `dilation * (kernel // 2)`: "same" for odd kernels at stride 1."""
+        if a["padding"] is not None:
+            return pair_arg(a, "padding")
+        (kh, kw), (dh, dw) = pair_arg(a, "kernel"), pair_arg(a, "dilation")
+        return (dh * (kh // 2), dw * (kw // 2))
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        c, h, w = feature_map("conv", ins[0])
+        out, groups = int_arg(a, "out"), int_arg(a, "groups")
+        _check_groups(c, out, groups)
+        (kh, kw), (sh, sw) = pair_arg(a, "kernel"), pair_arg(a, "stride")
+        (dh, dw), (ph, pw) = pair_arg(a, "dilation"), self.padding(a)
+        return (
+            out,
+            window("conv", h, kh, sh, ph, dh, False, "height"),
+            window("conv", w, kw, sw, pw, dw, False, "width"),
+        )
+
+    def state(self, ins: Sequence[Shape], a: Args, out: Shape) -> tuple[State, ...]:
+        kh, kw = pair_arg(a, "kernel")
+        weight = State("weight", (out[0], ins[0][0] // int_arg(a, "groups"), kh, kw))
+        return (weight, State("bias", (out[0],))) if a["bias"] else (weight,)
+
+    def macs(self, ins: Sequence[Shape], a: Args, out: Shape) -> int:
+        kh, kw = pair_arg(a, "kernel")
+        return math.prod(out) * (ins[0][0] // int_arg(a, "groups")) * kh * kw
+
+
+def _check_groups(c: int, out: int, groups: int) -> None:
+    if c % groups or out % groups:
+        which = f"input channels ({c})" if c % groups else f"output channels ({out})"
+        raise ShapeError(
+            "E0304",
+            f"groups={groups} does not divide the {which}",
+            f"{groups} groups over {c} → {out} channels",
+            "choose groups that divide both the input and the output channels",
+        )
+
+
+class ConvTranspose(Op):
+    """`nn.ConvTranspose2d`, with its arguments, defaults (a bias, unlike `conv`; padding 0)
+    and positional order: out, kernel, stride, padding, output_padding, groups, bias,
+    dilation."""
+
+    name = "conv_transpose"
+    args = (
+        ArgSpec("out", ArgType.POS_INT),
+        ArgSpec("kernel", ArgType.PAIR),
+        ArgSpec("stride", ArgType.PAIR, 1),
+        ArgSpec("padding", ArgType.NONNEG_PAIR, 0),
+        ArgSpec("output_padding", ArgType.NONNEG_PAIR, 0),
+        ArgSpec("groups", ArgType.POS_INT, 1),
+        ArgSpec("bias", ArgType.BOOL, True),
+        ArgSpec("dilation", ArgType.PAIR, 1),
+    )
+
+    def check(self, a: Args) -> None:
+        extra, stride, dilation = (pair_arg(a, n) for n in ("output_padding", "stride",
+                                                             "dilation"))
+        for e, s, d in zip(extra, stride, dilation, strict=True):
+            if not (e < s or e < d):
+                # PyTorch's rule: the extra rows choose among the output sizes that a
+                # stride-s conv maps back to the input's size, and there are s of them.
+                raise ArgError(
+                    "E0408",
+                    f"`conv_transpose`'s output_padding ({e}) must be smaller than its "
+                    f"stride ({s}) or its dilation ({d})",
+                    "output_padding adds rows to choose among the output sizes that a "
+                    "stride-s conv maps to one size: 0 up to stride − 1 (`conv_transpose(64, "
+                    "3, stride = 2, padding = 1, output_padding = 1)` doubles the size)",
+                    arg="output_padding",
+                    label=f"stride {s}, dilation {d}",
+                )
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        c, h, w = feature_map("conv_transpose", ins[0])
+        out, groups = int_arg(a, "out"), int_arg(a, "groups")
+        _check_groups(c, out, groups)
+        size = (h, w)
+        kernel, stride = pair_arg(a, "kernel"), pair_arg(a, "stride")
+        padding, extra = pair_arg(a, "padding"), pair_arg(a, "output_padding")
+        dilation = pair_arg(a, "dilation")
+        outs: list[int] = []
+        for axis in range(2):
+            n, k, s, p, e, d = (size[axis], kernel[axis], stride[axis], padding[axis],
+                                extra[axis], dilation[axis])
+            name = ("height", "width")[axis]
+            length = (n - 1) * s - 2 * p + d * (k - 1) + e + 1
+            if length < 1:
+                raise ShapeError(
+                    "E0307",
+                    f"`conv_transpose` leaves no {name}: {n} with kernel {k}, stride {s}, "
+                    f"padding {p} gives {length}",
+                    f"({n} − 1)·{s} − 2·{p} + {d}·({k} − 1) + {e} + 1 = {length}",
+                    "padding takes 2·padding rows off the output: use less padding",
+                )
+            outs.append(length)
+        return (out, outs[0], outs[1])
+
+    def state(self, ins: Sequence[Shape], a: Args, out: Shape) -> tuple[State, ...]:
+        # PyTorch's layout: [in, out / groups, kh, kw], the transpose of a conv's.
+        kh, kw = pair_arg(a, "kernel")
+        weight = State("weight", (ins[0][0], out[0] // int_arg(a, "groups"), kh, kw))
+        return (weight, State("bias", (out[0],))) if a["bias"] else (weight,)
+
+    def macs(self, ins: Sequence[Shape], a: Args, out: Shape) -> int:
+        # Each input pixel scatters its kernel: in · (out / groups) · kh · kw per input
+        # pixel (fvcore's and torch.utils.flop_counter's rule for transposed convolution),
+        # not per output pixel as for `conv`; padding crops the output but still counts.
+        kh, kw = pair_arg(a, "kernel")
+        c, h, w = ins[0]
+        return c * (out[0] // int_arg(a, "groups")) * kh * kw * h * w
+
+
+class Linear(Op):
+    name = "linear"
+    args = (ArgSpec("out", ArgType.POS_INT), ArgSpec("bias", ArgType.BOOL, True))
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        if len(ins[0]) != 1:
+            raise ShapeError(
+                "E0308",
+                f"`linear` needs a flat input, but its input is {fmt_shape(ins[0])}",
+                f"input is {fmt_shape(ins[0])}",
+                "add `flatten` (after `global_avgpool`) before `linear`",
+            )
+        out = a["out"]
+        assert isinstance(out, int)
+        return (out,)
+
+    def state(self, ins: Sequence[Shape], a: Args, out: Shape) -> tuple[State, ...]:
+        weight = State("weight", (out[0], ins[0][0]))
+        return (weight, State("bias", out)) if a["bias"] else (weight,)
+
+    def macs(self, ins: Sequence[Shape], a: Args, out: Shape) -> int:
+        return ins[0][0] * out[0]
+
+

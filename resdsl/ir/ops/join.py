@@ -1,0 +1,138 @@
+"""Joins: the merges that primitives and named-tensor joins make (add, mul, concat, the
+weighted and gated sums, the dual merge, a group's sum) and the residual branch's scales
+(rescale, alpha). A spec cannot call them by name: primitives create them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from resdsl.ir.ops.base import Args, ArgSpec, ArgType, Op, Shape, ShapeError, State, fmt_shape
+
+
+class Add(Op):
+    """`skip` and `weight`: the sum of same-shaped inputs."""
+
+    name = "add"
+    user = False
+    arity = None
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        if any(s != ins[0] for s in ins):
+            raise ShapeError("E0301", "add of different shapes")
+        return ins[0]
+
+
+class Mul(Op):
+    """`scale`: `x · F(x)`, the factor broadcast over H and W."""
+
+    name = "mul"
+    user = False
+    arity = 2
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        x, f = ins
+        if len(x) != len(f) or any(fd not in (1, xd) for xd, fd in zip(x, f, strict=True)):
+            raise ShapeError(
+                "E0309",
+                f"scale's factor {fmt_shape(f)} does not broadcast over its input "
+                f"{fmt_shape(x)}",
+                f"factor is {fmt_shape(f)}, input is {fmt_shape(x)}",
+                f"the body must end with {x[0]} channels and 1×1 or the input's spatial size",
+            )
+        return x
+
+
+class Concat(Op):
+    """`concat`: channel concatenation."""
+
+    name = "concat"
+    user = False
+    arity = None
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        if any(len(s) != 3 or s[1:] != ins[0][1:] for s in ins):
+            raise ShapeError("E0303", "concat of different spatial sizes")
+        return (sum(s[0] for s in ins), *ins[0][1:])
+
+
+class Rescale(Op):
+    """`skip(scale = f)`: a constant factor on the residual branch, y = f·x; no state."""
+
+    name = "rescale"
+    user = False
+    args = (ArgSpec("factor", ArgType.FLOAT),)
+
+
+class Alpha(Op):
+    """`weight`: a learnable scale α·F(x), one scalar or one per channel."""
+
+    name = "alpha"
+    user = False
+    args = (ArgSpec("init", ArgType.FLOAT, 0.0), ArgSpec("per_channel", ArgType.BOOL, False))
+
+    def state(self, ins: Sequence[Shape], a: Args, out: Shape) -> tuple[State, ...]:
+        if a["per_channel"]:
+            return (State("", (out[0],) + (1,) * (len(out) - 1)),)
+        return (State("", (1,)),)
+
+
+class WeightedSum(Op):
+    """`weight` over several branches: Σ softmax(w)_i · B_i(x), w initialised to 0."""
+
+    name = "weighted_sum"
+    user = False
+    arity = None
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        if any(s != ins[0] for s in ins):
+            raise ShapeError("E0313", "weighted sum of different shapes")
+        return ins[0]
+
+    def state(self, ins: Sequence[Shape], a: Args, out: Shape) -> tuple[State, ...]:
+        return (State("", (len(ins),)),)
+
+
+class Highway(Op):
+    """`gate`: y = T·H + (1 − T)·x, with inputs (T, H, x) and T already squashed by σ."""
+
+    name = "highway"
+    user = False
+    arity = 3
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        if any(s != ins[2] for s in ins):
+            raise ShapeError("E0305", "highway of different shapes")
+        return ins[2]
+
+
+class Dual(Op):
+    """`dual`: inputs (S(x), F(x)) → [S[:R] + F[:R], S[R:], F[R:]] on channels."""
+
+    name = "dual"
+    user = False
+    arity = 2
+    args = (ArgSpec("r", ArgType.POS_INT),)
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        s, f = ins
+        r = a["r"]
+        assert isinstance(r, int)
+        if len(s) != 3 or len(f) != 3 or s[1:] != f[1:] or r > min(s[0], f[0]):
+            raise ShapeError("E0306", "dual merge of incompatible shapes")
+        return (s[0] + f[0] - r, *s[1:])
+
+
+class GroupSum(Op):
+    """`group` with a sum merge whose body does not end in a conv: sums the g channel
+    groups of a g·C-channel tensor into C channels."""
+
+    name = "group_sum"
+    user = False
+    args = (ArgSpec("groups", ArgType.POS_INT),)
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        g = a["groups"]
+        assert isinstance(g, int)
+        return (ins[0][0] // g, *ins[0][1:])
+
+
