@@ -504,3 +504,12 @@ def test_weights_and_draw_helps_name_the_api_s_keywords(tiny: resdsl.Network,
     run = run_cli("draw", "specs/resnet20.res", "-D", "depth=1202", "--depth", "layers",
                   "--expand", "-o", str(tmp_path / "x.svg"))
     assert run.code == 1 and "without `--expand`" in run.err
+
+
+def test_the_initialiser_itself_refuses_a_seed_that_would_wrap(tiny: resdsl.Network) -> None:
+    """Issue #15 item 12: 2**64 once gave seed 0's weights (folded modulo 2**64)."""
+    from resdsl.weights import initial_state
+
+    with pytest.raises(resdsl.ArgumentError):
+        initial_state(tiny.graph, 2**64)
+    assert initial_state(tiny.graph, 2**64 - 1).keys() == initial_state(tiny.graph, 0).keys()

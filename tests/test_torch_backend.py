@@ -324,6 +324,28 @@ def test_missing_torch_is_a_diagnostic(tmp_path: Path) -> None:
     assert run.stderr == golden.read_text(encoding="utf-8")
 
 
+def test_a_torch_that_fails_to_import_is_not_called_missing(tmp_path: Path) -> None:
+    """Issue #15 item 6: torch installed but unable to load (here its libraries cannot be
+    mapped, as under a tight `ulimit -v`) is E0610 with a memory help, not E0702's `pip
+    install`."""
+    code = ("import sys\n"
+            "class Fail:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'torch':\n"
+            "            raise OSError('libtorch_cpu.so: failed to map segment from shared "
+            "object')\n"
+            "sys.meta_path.insert(0, Fail())\n"
+            "from resdsl.cli import main\n"
+            "sys.exit(main(['compile', 'specs/resnet20.res', '--to', 'torch', '-o', "
+            f"{str(tmp_path / 'm.pt2')!r}]))")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 1, run.stderr
+    assert "error[E0610]" in run.stderr and "E0702" not in run.stderr
+    assert "ran out of memory" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "m.pt2").exists()
+
+
 def test_reserved_module_name_is_a_diagnostic(tmp_path: Path) -> None:
     spec = tmp_path / "bad.res"
     spec.write_text("network bad {\n    input [3, 8, 8]\n    forward: conv(4, 3)\n}\n", "utf-8")

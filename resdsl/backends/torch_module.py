@@ -29,7 +29,9 @@ def require_torch() -> Any:
     """Import torch, or explain how to install it."""
     try:
         import torch
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":  # torch is there, but something it imports is not
+            raise _broken_torch(exc) from None
         raise SpecError([error(
             "E0702",
             "this needs PyTorch, which is not installed",
@@ -37,7 +39,25 @@ def require_torch() -> Any:
             help="install it with `pip install resdsl[torch]` (or `pip install torch`); "
             "`check` and `info` work without it",
         )]) from None
+    except Exception as exc:  # out of memory, a broken install: installing would not help
+        raise _broken_torch(exc) from None
     return torch
+
+
+def _broken_torch(exc: BaseException) -> SpecError:
+    from resdsl.weights.io import out_of_memory
+
+    reason = (str(exc).strip().splitlines() or [""])[0]
+    help = ("importing torch ran out of memory (it maps hundreds of MB of libraries): run with "
+            "more memory (a higher `ulimit -v` or container limit)" if out_of_memory(exc)
+            else "repair the installation (`pip install --force-reinstall torch`)")
+    return SpecError([error(
+        "E0610",
+        "this needs PyTorch, which is installed but failed to import",
+        None,
+        notes=(f"`import torch` raised {type(exc).__name__}" + (f": {reason}" if reason else ""),),
+        help=help,
+    )])
 
 
 def module_class(graph: Graph) -> type[torch.nn.Module]:

@@ -46,10 +46,11 @@ def _key(node: Node, st: State) -> str:
 
 
 def _rng(seed: int, key: str) -> np.random.Generator:
-    # SeedSequence takes non-negative integers only; fold any Python int into 64 bits.
+    # SeedSequence takes non-negative integers only; seeds are 0 to 2**64 - 1 (checked by
+    # `initial_state`, as the API and the CLI check them), so none wraps onto another.
     # SFC64 rather than default_rng's PCG64: it fills float32 normals about 1.5x faster, and
     # ResNet-152's 60M values are most of the time of building a model.
-    entropy = np.random.SeedSequence([seed % 2**64, zlib.crc32(key.encode("utf-8"))])
+    entropy = np.random.SeedSequence([seed, zlib.crc32(key.encode("utf-8"))])
     return np.random.Generator(np.random.SFC64(entropy))
 
 
@@ -117,6 +118,9 @@ def initial_state(
     is a bn is it zeroed. A body that ends in a conv (pre-activation units) is left alone, as
     are `weight` primitives, whose α already scales the body.
     """
+    from resdsl.arguments import seed as checked_seed
+
+    seed = checked_seed(seed)  # 0 to 2**64 - 1: a seed never wraps onto another
     jobs: list[tuple[str, Node, State, tuple[State, ...]]] = []
     for node in graph.nodes():
         op = OPS[node.op]

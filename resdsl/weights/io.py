@@ -361,7 +361,7 @@ def _import_torch(src: str) -> Any:
     return torch
 
 
-def _out_of_memory(exc: BaseException) -> bool:
+def out_of_memory(exc: BaseException) -> bool:
     """Whether an import failed for lack of memory: a MemoryError, or the dynamic loader
     unable to map torch's libraries (ENOMEM, "failed to map segment from shared object")."""
     if isinstance(exc, MemoryError) or getattr(exc, "errno", None) == errno.ENOMEM:
@@ -372,7 +372,7 @@ def _out_of_memory(exc: BaseException) -> bool:
 def _broken_torch(src: str, exc: BaseException) -> Exception:
     reason = (str(exc).strip().splitlines() or [""])[0]
     what = f"{type(exc).__name__}: {_sentence(reason)}" if reason else type(exc).__name__
-    if _out_of_memory(exc):
+    if out_of_memory(exc):
         help = ("importing torch ran out of memory (it maps hundreds of MB of libraries): run "
                 f"with more memory (a higher `ulimit -v` or container limit), or {_CONVERT}")
     else:

@@ -278,7 +278,8 @@ def window(
             f"`{op}` shrinks the {axis} to zero: {size} with kernel {kernel}, "
             f"stride {stride}, padding {pad}",
             f"{axis} {size} is smaller than the window ({span})",
-            "use a larger input (`--input`), or fewer downsampling steps",
+            "use a larger input (the spec's `input`, or the input shape it is loaded with), "
+            "or fewer downsampling steps",
         )
     return out
 
