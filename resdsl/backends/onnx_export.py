@@ -9,6 +9,8 @@ model, then the file (and `--verify`).
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +40,10 @@ class OnnxResult:
 
     @property
     def size(self) -> int:
-        return sum(Path(p).stat().st_size for p in self.paths)
+        """Bytes written: the files' sizes, or the model's own for one written through a
+        device or FIFO (`-o /dev/stdout`), which has none."""
+        return sum(os.stat(p).st_size if stat.S_ISREG(os.stat(p).st_mode)
+                   else self.model.proto.ByteSize() for p in self.paths)
 
 
 def metadata(net: Network, seed: int, weights: str | Mapping[str, Any] | None,
