@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -220,7 +219,7 @@ def _standalone(net: Network) -> torch.nn.Module:
 
     generated = generate(net.graph)
     namespace: dict[str, object] = {}
-    exec(compile(generated.source, "<generated>", "exec"), namespace)  # noqa: S102
+    exec(compile(generated.source, "<generated>", "exec"), namespace)
     model = namespace[generated.class_name]()  # type: ignore[operator]
     model.load_state_dict(net.to_torch(seed=0).state_dict())
     return model.eval()  # type: ignore[no-any-return]
@@ -272,3 +271,40 @@ def test_output_names_are_python_strings(tmp_path: Path) -> None:
     with torch.no_grad():
         y = _standalone(net)(torch.randn(1, 3, 8, 8))
     assert list(y) == ["a{b}\\"]
+
+
+# ---------------------------------------------------------------------- ONNX
+
+
+@pytest.mark.parametrize("fold_bn", [False, True])
+@pytest.mark.parametrize("spec", [FCN, FIVE])
+def test_onnx_has_one_named_output_each_equal_to_torch(tmp_path: Path, spec: str,
+                                                       fold_bn: bool) -> None:
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    net = _net(tmp_path, spec)
+    model = net.to_onnx(seed=0, fold_bn=fold_bn)
+    outputs = [(o.name, [d.dim_value or d.dim_param for d in o.type.tensor_type.shape.dim])
+               for o in model.graph.output]
+    assert outputs == [(k, ["batch", *net.graph.node(n).shape])
+                       for k, n in net.graph.outputs.items()]
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = torch.randn(2, 3, 32, 32)
+    ys = sess.run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        ref = net.to_torch(seed=0).eval()(x)
+    for y, key in zip(ys, ref, strict=True):
+        np_ref = ref[key].numpy()
+        assert y.shape == np_ref.shape
+        assert abs(y - np_ref).max() <= 1e-4 * max(1.0, abs(np_ref).max())
+
+
+def test_verify_compares_every_output(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    spec = tmp_path / "five.res"
+    spec.write_text(FIVE, encoding="utf-8")
+    run = run_cli("compile", str(spec), "--to", "onnx", "-o", str(tmp_path / "five.onnx"),
+                  "--verify")
+    assert run.code == 0, run.err
+    assert "all 6 outputs" in run.out
