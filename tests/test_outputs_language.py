@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -205,6 +206,84 @@ network n() {
 }
 """)
     assert [g.node(n).shape for n in g.outputs.values()] == [(3, 8, 8), (6, 8, 8)]
+
+
+# ---------------------------------------------------------------------- info, draw, paths
+
+
+def _cli(tmp_path: Path, spec: str, *argv: str) -> str:
+    from tests.conftest import run_cli
+
+    path = tmp_path / "spec.res"
+    path.write_text(spec, encoding="utf-8")
+    run = run_cli(argv[0], str(path), *argv[1:])
+    assert run.code == 0, run.err
+    return run.out
+
+
+def test_info_lists_every_output(tmp_path: Path) -> None:
+    text = _cli(tmp_path, FIVE, "info")
+    table = text.split("6 outputs, each with the parameters and MACs it is computed from:\n")[1]
+    rows = [line.split() for line in table.splitlines()[1:]]
+    assert [r[0] for r in rows] == ["0", "1", "2", "3", "pool", "extra"]
+    assert [r[1] for r in rows] == ["8×32×32", "16×16×16", "16×16×16", "32×8×8", "32×8×8",
+                                    "32×4×4"]
+    # `0` is computed from the stem and layer1 only: 8·3·9 + 8·8·9 + 2·8 + 2·8 parameters.
+    assert rows[0][2] == f"{8 * 3 * 9 + 8 * 8 * 9 + 16:,}"
+    doc = json.loads(_cli(tmp_path, FIVE, "info", "--format", "json"))
+    assert [(o["name"], tuple(o["shape"])) for o in doc["outputs"]] == list(FIVE_SHAPES.items())
+    assert doc["outputs"][3]["params"] == doc["params"]
+
+
+def test_info_json_of_one_output_is_unnamed(tmp_path: Path) -> None:
+    doc = json.loads(_cli(tmp_path, "network n() { input [3, 8, 8]; conv(4, 3) }", "info",
+                          "--format", "json"))
+    assert doc["outputs"] == [{"name": None, "shape": [4, 8, 8], "params": 108, "macs": 6912}]
+
+
+def test_info_leaves_out_a_size_only_input(tmp_path: Path) -> None:
+    """`upsample(to = t)` reads t's size: t's layers are not what the output is made of."""
+    doc = json.loads(_cli(tmp_path, """
+network n() {
+    input [3, 8, 8]
+    img = in
+    big: conv(64, 3); t = in
+    output a
+    img
+    small: conv(4, 1, stride = 2)
+    upsample(to = t)
+    output b
+}""", "info", "--format", "json"))
+    assert [o["params"] for o in doc["outputs"]] == [64 * 27, 4 * 3]
+
+
+def test_draw_shows_every_output(tmp_path: Path) -> None:
+    dot = tmp_path / "five.dot"
+    _cli(tmp_path, FIVE, "draw", "--format", "dot", "-o", str(dot))
+    text = dot.read_text("utf-8")
+    for i, name in enumerate(FIVE_SHAPES):
+        assert f'output_{i} [label="output {name}"' in text
+    assert 'output [label="output"' not in text
+
+
+def test_paths_counts_each_output(tmp_path: Path) -> None:
+    spec = """
+network n() {
+    input [4, 8, 8]
+    body: { skip { conv(4, 3) }; a = in; skip { conv(4, 3) } }
+    output out
+    body.a
+    output mid
+}
+"""
+    net = _net(tmp_path, spec)
+    counts = net.paths()
+    assert counts.outputs == {"out": (1, 2, 1), "mid": (1, 1)}
+    assert counts.counts == (2, 3, 1)
+    text = _cli(tmp_path, spec, "paths")
+    assert "6 paths from input to its 2 outputs" in text
+    doc = json.loads(_cli(tmp_path, spec, "paths", "--format", "json"))
+    assert doc["outputs"] == {"out": [1, 2, 1], "mid": [1, 1]}
 
 
 # ---------------------------------------------------------------------- PyTorch
