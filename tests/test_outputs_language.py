@@ -387,3 +387,12 @@ def test_verify_compares_every_output(tmp_path: Path) -> None:
                   "--verify")
     assert run.code == 0, run.err
     assert "all 6 outputs" in run.out
+
+
+def test_the_docs_example_is_the_language_page_s() -> None:
+    """docs/examples/two_heads.res (run by api.md and cli.md) is language.md's example."""
+    from tests.conftest import ROOT
+
+    page = (ROOT / "docs" / "language.md").read_text("utf-8")
+    example = (ROOT / "docs" / "examples" / "two_heads.res").read_text("utf-8")
+    assert f"```res\n{example}```" in page
