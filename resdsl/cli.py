@@ -22,7 +22,7 @@ from resdsl.backends.torch_module import build_module
 from resdsl.diagnostics import Diagnostic, SpecError, render_all_text, render_json, write_errors
 from resdsl.ir.ops import fmt_shape
 from resdsl.outputs import check_output
-from resdsl.passes.counts import rollup, totals
+from resdsl.passes.counts import output_rows, rollup, totals
 from resdsl.pipeline import Options, Result, UsageError, build
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -178,7 +178,8 @@ def _info_text(spec: str, result: Result, depth: int) -> str:
     for r in rows:
         table.append(("  " * (r.depth - 1) + r.path, r.kind, fmt_shape(r.shape),
                       f"{r.params:,}", _macs(r.macs)))
-    table.append(("total", "", fmt_shape(g.node(g.output or 0).shape), f"{t.params:,}",
+    final = f"{len(g.outputs)} outputs" if g.outputs else fmt_shape(g.node(g.output or 0).shape)
+    table.append(("total", "", final, f"{t.params:,}",
                   _macs(t.macs)))
     widths = [max(len(row[i]) for row in table) for i in range(5)]
     lines = [f"{result.network.name} ({spec}), input {input_shape}", ""]
@@ -194,6 +195,15 @@ def _info_text(spec: str, result: Result, depth: int) -> str:
         f"{t.params:,} parameters, {t.macs / 1e9:.3f} GMACs "
         f"({t.macs:,} multiply-accumulates of conv and linear layers)",
     ]
+    if g.outputs:
+        outputs = [("output", "shape", "params", "MACs")] + [
+            (str(o.name), fmt_shape(o.shape), f"{o.params:,}", _macs(o.macs))
+            for o in output_rows(g)]
+        w = [max(len(row[i]) for row in outputs) for i in range(4)]
+        lines += ["", f"{len(outputs) - 1} outputs, each with the parameters and MACs it is "
+                  "computed from:"]
+        lines += [f"{a:<{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}  {d:>{w[3]}}".rstrip()
+                  for a, b, c, d in outputs]
     return "\n".join(lines) + "\n"
 
 
@@ -221,6 +231,11 @@ def _info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             {"path": r.path, "depth": r.depth, "kind": r.kind, "shape": list(r.shape),
              "params": r.params, "macs": r.macs}
             for r in rollup(g, args.depth)
+        ],
+        # Every output, in order: one (named null) for a network that names none.
+        "outputs": [
+            {"name": o.name, "shape": list(o.shape), "params": o.params, "macs": o.macs}
+            for o in output_rows(g)
         ],
     }
     out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")

@@ -50,7 +50,9 @@ def paths(args: argparse.Namespace, options: Options, out: TextIO, err: TextIO) 
         doc = {"network": result.network.name, "spec": args.spec, "joins": counts.joins,
                "units": counts.units, "total": counts.total, "mean": counts.mean,
                "mode": counts.mode, "binomial": is_binomial(counts),
-               "counts": list(counts.counts)}
+               "counts": list(counts.counts),
+               # A network with named outputs: each one's counts; `counts` is their sum.
+               "outputs": {name: list(c) for name, c in counts.outputs.items()}}
         out.write(json.dumps(doc, indent=2) + "\n")
     else:
         out.write(table(counts, result.network.name, args.spec))
@@ -86,14 +88,21 @@ def table(counts: PathCounts, network: str, spec: str) -> str:
     rows = [("length", "paths", "share")]
     rows += [(str(k), f"{c:,}", _share(c, total)) for k, c in enumerate(counts.counts)]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = [f"{network} ({spec}): {_joins(counts)}; {total:,} paths from input to output",
-             ""]
+    ends = (f"to its {len(counts.outputs)} outputs (a path ends at one)" if counts.outputs
+            else "to output")
+    lines = [f"{network} ({spec}): {_joins(counts)}; {total:,} paths from input {ends}", ""]
     lines += [f"{a:>{widths[0]}}  {b:>{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows]
     lines.append("")
     summary = f"mean length {counts.mean:.2f}, most common {counts.mode}"
     if is_binomial(counts) and counts.units:
         summary += f"; the counts are the binomial C({counts.units}, k)"
     lines.append(summary)
+    if counts.outputs:
+        per = [("output", "paths", "lengths")] + [
+            (name, f"{sum(c):,}", f"0 to {len(c) - 1}") for name, c in counts.outputs.items()]
+        w = [max(len(r[i]) for r in per) for i in range(3)]
+        lines += ["", "by output:"]
+        lines += [f"{a:<{w[0]}}  {b:>{w[1]}}  {c}" for a, b, c in per]
     return "\n".join(lines) + "\n"
 
 

@@ -39,23 +39,30 @@ class Verification:
     # The comparison with the PyTorch backend; None without torch.
     torch: str | None = None
     max_diff: float | None = None
+    # The network's named outputs, every one checked; empty for one unnamed output (whose
+    # shape is `output_shape`, else the first's).
+    outputs: tuple[str, ...] = ()
 
     def summary(self) -> str:
         checked = "onnx.checker (full) passed"
+        shown = (f"{len(self.outputs)} outputs, " + ", ".join(self.outputs) if self.outputs
+                 else f"output {fmt_shape((self.batch, *self.output_shape))}")
         if self.torch is None or self.max_diff is None:
             return (f"verified: {checked}; {self.runtime} ran a random batch of {self.batch} "
-                    f"(output {fmt_shape((self.batch, *self.output_shape))}, finite); "
+                    f"({shown}, finite); "
                     "PyTorch is not "
                     "installed, so there is no comparison with the PyTorch backend "
                     "(`pip install resdsl[torch]` adds it)")
+        every = f", all {len(self.outputs)} outputs" if self.outputs else ""
         return (f"verified: {checked}; {self.runtime} matches the PyTorch backend "
-                f"({self.torch}) on a random batch of {self.batch}: max |Δ| "
+                f"({self.torch}) on a random batch of {self.batch}{every}: max |Δ| "
                 f"{self.max_diff:.1e}, max |y| {self.max_output:.3g}")
 
     def as_json(self) -> dict[str, object]:
         return {"runtime": self.runtime, "batch": self.batch,
                 "output_shape": list(self.output_shape), "max_output": self.max_output,
-                "torch": self.torch, "max_diff": self.max_diff}
+                "torch": self.torch, "max_diff": self.max_diff,
+                "outputs": list(self.outputs)}
 
 
 _BUG = ("this is a bug in resdsl or in ONNX Runtime, not in your spec: please report it with "
@@ -98,45 +105,61 @@ def verify_file(path: str, graph: Graph, state: Mapping[str, np.ndarray]) -> Ver
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise _fail("the ONNX model fails onnx.checker", (first[:300],)) from None
     in_shape = graph.node(0).shape
-    out_shape = graph.node(graph.output if graph.output is not None else len(graph) - 1).shape
+    results = [(name, graph.node(nid).shape) for name, nid in graph.results()]
+    names = tuple(name for name, _ in results if name is not None)
+    out_shape = results[0][1]
     x = sample_input(in_shape)
     sess = session(path)
-    (y,) = sess.run(None, {"input": x})
-    y = np.asarray(y)
+    ys = [np.asarray(y) for y in sess.run(None, {"input": x})]
     runtime = f"ONNX Runtime {ort.__version__}"
-    if y.shape != (BATCH, *out_shape):
-        raise _fail("ONNX Runtime's output has the wrong shape",
-                    (f"{fmt_shape(y.shape)}, expected {fmt_shape((BATCH, *out_shape))}",))
-    if not np.isfinite(y).all():
-        from resdsl.weights.match import nonfinite_keys
+    if len(ys) != len(results):
+        raise _fail("ONNX Runtime gives the wrong number of outputs",
+                    (f"{len(ys)}, expected {len(results)}",))
+    for y, (name, shape) in zip(ys, results, strict=True):
+        if y.shape != (BATCH, *shape):
+            raise _fail("ONNX Runtime's output has the wrong shape",
+                        (f"{_named(name)}{fmt_shape(y.shape)}, expected "
+                         f"{fmt_shape((BATCH, *shape))}",))
+        if not np.isfinite(y).all():
+            from resdsl.weights.match import nonfinite_keys
 
-        # Weights loaded with allow_nonfinite=True explain it; then it is not a bug.
-        bad = nonfinite_keys(state)
-        raise _fail("ONNX Runtime's output is not finite", (
-            f"the weights hold NaN or infinite values: {', '.join(bad[:8])}",) if bad else (),
-            "the weights were loaded with their non-finite values allowed; the model file was "
-            "not written" if bad else _BUG)
-    max_out = float(np.abs(y).max()) if y.size else 0.0
+            # Weights loaded with allow_nonfinite=True explain it; then it is not a bug.
+            bad = nonfinite_keys(state)
+            raise _fail(f"ONNX Runtime's output {_named(name)}is not finite", (
+                f"the weights hold NaN or infinite values: {', '.join(bad[:8])}",) if bad
+                else (), "the weights were loaded with their non-finite values allowed; the "
+                "model file was not written" if bad else _BUG)
+    max_out = max((float(np.abs(y).max()) for y in ys if y.size), default=0.0)
     try:
         import torch
     except ImportError:
-        return Verification(runtime, BATCH, out_shape, max_out)
+        return Verification(runtime, BATCH, out_shape, max_out, outputs=names)
 
     from resdsl.backends.torch_module import build_module
 
     model = build_module(graph, state).eval()
     with torch.inference_mode():
-        ref = model(torch.from_numpy(x)).numpy()
-    diff = np.abs(y.astype(np.float64) - ref.astype(np.float64))
-    max_ref = float(np.abs(ref).max()) if ref.size else 0.0
-    max_diff = float(diff.max()) if diff.size else 0.0
-    tol = ATOL * max(1.0, max_ref) + RTOL * np.abs(ref.astype(np.float64))
-    if not (diff <= tol).all() or math.isnan(max_diff):
-        raise _fail("ONNX Runtime's output differs from the PyTorch backend's",
-                    (f"max |Δ| = {max_diff:.3g} with max |y| = {max_ref:.3g}, beyond rtol "
-                     f"{RTOL:g} and atol {ATOL:g}·max(1, max|y|)",
-                     f"input: a seeded random batch of {BATCH}, "
-                     f"{fmt_shape((BATCH, *in_shape))}"))
+        result = model(torch.from_numpy(x))
+    refs = [t.numpy() for t in result.values()] if names else [result.numpy()]
+    max_diff = 0.0
+    for y, ref, (name, _) in zip(ys, refs, results, strict=True):
+        diff = np.abs(y.astype(np.float64) - ref.astype(np.float64))
+        max_ref = float(np.abs(ref).max()) if ref.size else 0.0
+        worst = float(diff.max()) if diff.size else 0.0
+        max_diff = max(max_diff, worst) if not math.isnan(worst) else worst
+        tol = ATOL * max(1.0, max_ref) + RTOL * np.abs(ref.astype(np.float64))
+        if not (diff <= tol).all() or math.isnan(worst):
+            raise _fail(f"ONNX Runtime's output {_named(name)}differs from the PyTorch "
+                        "backend's",
+                        (f"max |Δ| = {worst:.3g} with max |y| = {max_ref:.3g}, beyond rtol "
+                         f"{RTOL:g} and atol {ATOL:g}·max(1, max|y|)",
+                         f"input: a seeded random batch of {BATCH}, "
+                         f"{fmt_shape((BATCH, *in_shape))}"))
     return Verification(runtime, BATCH, out_shape, max_out,
                         f"torch {torch.__version__.split('+')[0]}",
-                        max_diff)
+                        max_diff, names)
+
+
+def _named(name: str | None) -> str:
+    """`"aux" ` for a named output, nothing for a network's one output."""
+    return f'"{name}" ' if name is not None else ""

@@ -887,14 +887,17 @@ class _Drawer:
             self.edge(out, seen, src, dst, kind, labels, shape)
         if self.failure is not None:
             self.error_edges(out, seen)
-        elif self.g.output is not None and \
-                self.rep[self.canonical(self.g.output)] is not None:
-            # (A network that ends in folded copies ends where the first copy is drawn.)
-            out_node = self.g.node(self.g.output)
-            out.append(f"output {_attrs({'label': 'output', 'shape': 'box', 'style': 'rounded', 'color': GREY, 'fontcolor': GREY})}")  # noqa: E501
-            src = self.rep[self.canonical(self.g.output)]
-            assert src is not None
-            self.edge(out, seen, src, "output", "main", [], fmt_shape(out_node.shape))
+        else:
+            # One box per output: `output` for a network's one output, `output NAME` for
+            # each named one, in their order.
+            for i, (name, nid) in enumerate(self.g.results()):
+                src = self.rep[self.canonical(nid)]
+                if src is None:
+                    continue  # (a network that ends in folded copies ends at the first)
+                dot_id = _output_id(i, name)
+                label = "output" if name is None else f"output {name}"
+                out.append(f"{dot_id} {_attrs({'label': label, 'shape': 'box', 'style': 'rounded', 'color': GREY, 'fontcolor': GREY})}")  # noqa: E501
+                self.edge(out, seen, src, dot_id, "main", [], fmt_shape(self.g.node(nid).shape))
         return out
 
     def show_shape(self, src: str, u: int, dst: str, kind: str) -> bool:
@@ -1036,7 +1039,8 @@ class _Drawer:
 
     def size(self) -> Size:
         """The diagram's `Size`, after `draw`."""
-        names = [*self.elems, "output"]
+        outputs = [_output_id(i, name) for i, (name, _) in enumerate(self.g.results())]
+        names = [*self.elems, *outputs]
         index = {name: i for i, name in enumerate(names)}
         ends = [(index[u], index[v], constrains) for u, v, constrains in self.links]
         rank = _longest_path_ranks(len(names), [(u, v) for u, v, c in ends if c and u != v])
@@ -1046,13 +1050,14 @@ class _Drawer:
         spans = [abs(rank[v] - rank[u]) for u, v, _ in ends]
         segments = sum(step * max(1, span) for span in spans)
         virtual = sum(step * (span - 1) for span in spans if span > 1)
-        used_output = any(v == index["output"] for _, v, _ in ends)
-        drawn = len(self.elems) + (1 if used_output else 0)
+        targets = {v for _, v, _ in ends}
+        shown = [i for i in range(len(names)) if i < len(self.elems) or i in targets]
+        drawn = len(shown)
         ranks = step * (max(rank, default=0) + 1)
         # How many nodes each rank holds: drawn, virtual, and `CLUSTER_WIDTH` for each
         # cluster that spans it.
         held = [0] * (ranks + 1)
-        for i in range(len(names) if used_output else len(names) - 1):
+        for i in shown:
             held[step * rank[i]] += 1
         passing = [0] * (ranks + 1)  # edges and clusters through each rank, as differences
         for u, v, _ in ends:
@@ -1168,3 +1173,8 @@ def element_count(dot: str) -> int:
 
 
 __all__ = ["DEPTHS", "Depth", "Settings", "Size", "element_count", "generate", "measure"]
+
+
+def _output_id(i: int, name: str | None) -> str:
+    """The DOT id of the network's `i`th output: `output` for its one unnamed output."""
+    return "output" if name is None else f"output_{i}"

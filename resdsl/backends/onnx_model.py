@@ -28,7 +28,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +124,9 @@ class Emitted:
     values: dict[int, str]
     # Values whose per-sample shape the model states (see onnx_lowering.Ctx.declared).
     declared: dict[str, Shape]
+    # The graph's outputs in order, each with its per-sample shape: `output` alone, or the
+    # network's named outputs.
+    outputs: list[tuple[str, Shape]] = field(default_factory=list)
 
 
 def _foldable(graph: Graph) -> dict[int, Node]:
@@ -133,7 +136,8 @@ def _foldable(graph: Graph) -> dict[int, Node]:
         if node.op not in ("bn", "frozen_bn") or len(node.shape) != 3:
             continue
         src = graph.node(node.inputs[0])
-        if src.op == "conv" and graph.users(src.id) == [node.id] and src.id != graph.output:
+        results = {nid for _, nid in graph.results()}
+        if src.op == "conv" and graph.users(src.id) == [node.id] and src.id not in results:
             out[src.id] = node
     return out
 
@@ -148,11 +152,14 @@ def emit(graph: Graph, state: Mapping[str, np.ndarray], opset: int = DEFAULT_OPS
     nodes: list[ONode] = []
     tensors: dict[str, np.ndarray] = {}
     declared: dict[str, Shape] = {}
-    owned = {k for k in state}  # state keys: a value must not take one of these names
+    # State keys and the outputs' names: a value must not take one of these names.
+    owned = {k for k in state} | set(graph.outputs)
+    if graph.outputs:
+        output_id = -1  # no value is renamed: each named output is an Identity at the end
 
     # The value the network's output is: follow aliases back to the node that computes it.
     root = output_id
-    while True:
+    while root >= 0:
         rnode = graph.node(root)
         ins = tuple(graph.node(i).shape for i in rnode.inputs)
         if rnode.op == "input" or not is_alias(rnode, ins):
@@ -185,7 +192,15 @@ def emit(graph: Graph, state: Mapping[str, np.ndarray], opset: int = DEFAULT_OPS
         tensors.update(c.tensors)
         declared.update(c.declared)
         names[node.id] = out
-    return Emitted(nodes, tensors, names[output_id], names, declared)
+    if not graph.outputs:
+        return Emitted(nodes, tensors, names[output_id], names, declared,
+                       [(names[output_id], graph.node(output_id).shape)])
+    # One graph output per named output, in order, named as the output: an Identity of its
+    # value, since a value may be two outputs (and ONNX Runtime drops the Identity).
+    for key, nid in graph.outputs.items():
+        nodes.append(ONode("Identity", (names[nid],), (key,), f"output.{key}"))
+    outputs = [(key, graph.node(nid).shape) for key, nid in graph.outputs.items()]
+    return Emitted(nodes, tensors, outputs[0][0], names, declared, outputs)
 
 
 def _location(node: Node, spec_dir: Path, library: Path) -> str:
@@ -268,15 +283,16 @@ def build_model(
         inits.append(t)
 
     in_shape = graph.node(0).shape
-    out_shape = graph.node(graph.output if graph.output is not None else len(graph) - 1).shape
+    outputs = {name for name, _ in emitted.outputs}
     g = helper.make_graph(
         protos,
         graph.name,
         [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, [BATCH, *in_shape])],
-        [helper.make_tensor_value_info(emitted.output, TensorProto.FLOAT, [BATCH, *out_shape])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH, *shape])
+         for name, shape in emitted.outputs],
         initializer=inits,
         value_info=[helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH, *shape])
-                    for name, shape in emitted.declared.items() if name != emitted.output],
+                    for name, shape in emitted.declared.items() if name not in outputs],
     )
     opsets = [helper.make_opsetid("", opset)]
     model = helper.make_model(

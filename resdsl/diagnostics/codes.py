@@ -33,6 +33,8 @@ CODES: dict[str, str] = {
     "E0212": "a clause or statement in the wrong place",
     "E0213": "unknown function or attribute",
     "E0214": "a value is called like an op",
+    "E0230": "unknown level in a tensor's path",
+    "E0231": "a level has no such tensor",
     # E03xx: shapes
     "E0301": "residual add joins tensors of different shapes",
     "E0302": "residual add joins tensors of different spatial sizes",
@@ -63,6 +65,7 @@ CODES: dict[str, str] = {
     "E0502": "a network has more than one input, or statements before it",
     "E0503": "the network is too large",
     "E0504": "a layer's output is never used",
+    "E0505": "two outputs have one name",
     # E06xx: weights (a checkpoint file or state_dict, not the spec)
     "E0601": "the weights file cannot be read",
     "E0602": "the weights file is not a valid checkpoint",

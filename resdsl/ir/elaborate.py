@@ -46,7 +46,7 @@ from resdsl.ir.ops import (
     fmt_value,
 )
 from resdsl.ir.primitives import JOINS, PRIMITIVES
-from resdsl.ir.resolve import Blocks, is_tensor_binding
+from resdsl.ir.resolve import Blocks, is_tensor_binding, level_tensors, plain_label
 from resdsl.syntax import ast
 
 # Limits that keep a hostile spec from exhausting memory; docs/language.md lists them. With
@@ -190,6 +190,10 @@ class Elaborator:
         self.group: connect.Group | None = None
         self.depth = 0
         self.steps = 0  # statements run so far; bounded by MAX_STEPS
+        # The tensors each level shares (`level_tensors`), by the body's identity: a level
+        # inside a repeat runs many times.
+        self._shared: dict[int, list[str]] = {}
+        self.output_spans: dict[str, Span] = {}
 
     # ------------------------------------------------------------------ network
 
@@ -299,11 +303,15 @@ class Elaborator:
             if target not in USER_OPS and target not in self.blocks.by_name:
                 return self.continue_from(target, env[target], stmt.call.span, stmt.span)
             return self.call(stmt.call, stmt.label, x, scope, env, stmt.span)
-        if isinstance(stmt, ast.ElementStmt):
+        if isinstance(stmt, (ast.ElementStmt, ast.PathStmt)):
             if stmt.guard is not None and not self._guard(stmt.guard, env, x):
                 return x
             value = self.eval(stmt.value, env, x.shape)
             return self.continue_from(stmt.value.span.text, value, stmt.value.span, stmt.span)
+        if isinstance(stmt, ast.OutputStmt):
+            if stmt.guard is None or self._guard(stmt.guard, env, x):
+                self.output(stmt, x, env)
+            return x
         if isinstance(stmt, ast.SeqStmt):
             if stmt.guard is not None and not self._guard(stmt.guard, env, x):
                 return x
@@ -317,7 +325,10 @@ class Elaborator:
             name = self.name(stmt.label, env, x) if stmt.label else str(scope.position)
             child = self.child(scope, name, "sequence", label_span)
             fid = self.graph.open_frame("sequence", name, child.path, stmt.span, {}, x.node)
-            return self.closed(fid, self.body(stmt.body, x, child, env))
+            final: dict[str, Value] = {}
+            y = self.closed(fid, self.body(stmt.body, x, child, env, final))
+            self.share(stmt.label, stmt.body, final, env)
+            return y
         if isinstance(stmt, ast.RepeatStmt):
             if stmt.guard is not None and not self._guard(stmt.guard, env, x):
                 return x
@@ -428,9 +439,13 @@ class Elaborator:
         env_b = self.bind_block(block, call, env, x)
         if name is not None:
             child = self.child(scope, name, block.name, label_span)
+            final: dict[str, Value] = {}
             with _context(lambda: f"in `{child.path}` ({block.name}), called at {call.span}"):
                 fid = self.graph.open_frame("block", block.name, child.path, span, env_b, x.node)
-                return self.closed(fid, self.body(block.body, x, child, env_b))
+                y = self.closed(fid, self.body(block.body, x, child, env_b, final))
+            if isinstance(env, dict):
+                self.share(label, block.body, final, env)
+            return y
         scope.trail.append((call.span, block.name, 0))
         path = scope.path
         try:
@@ -442,6 +457,49 @@ class Elaborator:
             scope.trail.pop()
 
     # ------------------------------------------------------------------ named tensors
+
+    def share(self, label: ast.Name | None, body: tuple[ast.Stmt, ...],
+              final: Mapping[str, Value], env: dict[str, Value]) -> None:
+        """After a named level (`body: { ... }`, `body: backbone()`), make the tensors named
+        in it visible as `body.c3` (kept under `.body.c3`, a key no variable can have)."""
+        level = plain_label(label)
+        if level is None:
+            return
+        names = self._shared.get(id(body))
+        if names is None:
+            names = self._shared[id(body)] = level_tensors(body, self.blocks)
+        for n in names:
+            value = final.get("." + n if "." in n else n)
+            if value is not None:
+                env[f".{level}.{n}"] = value
+
+    def output(self, stmt: ast.OutputStmt, x: Tensor, env: Env) -> None:
+        """`output name` or `output name = t`: one of the network's named outputs."""
+        if stmt.value is None or isinstance(stmt.value, ast.In):
+            value: Value = x
+        else:
+            value = self.eval(stmt.value, env, x.shape)
+        what = stmt.value.span.text if stmt.value is not None else "in"
+        if isinstance(value, tuple) and value and all(isinstance(v, Tensor) for v in value):
+            raise not_a_tensor(what, value, stmt.value.span if stmt.value else stmt.span,
+                               f"`{what}` holds one tensor from each iteration of a repeat: "
+                               f"give one (`{what}[-1]`) or one output each")
+        if not isinstance(value, Tensor):
+            raise not_a_tensor(what, value, stmt.value.span if stmt.value else stmt.span,
+                               "an output is a tensor: `output name` is the flowing one, "
+                               "`output name = t` a tensor named with `t = in`")
+        first = self.output_spans.get(stmt.name)
+        if first is not None:
+            raise fail(
+                "E0505",
+                f"two outputs are named `{stmt.name}`",
+                stmt.name_span,
+                "the second one",
+                secondary=(Label(first, "the first one"),),
+                help="an output's name is its key in the module's result: give each its own",
+            )
+        self.output_spans[stmt.name] = stmt.name_span
+        self.graph.outputs[stmt.name] = value.node
 
     def continue_from(self, what: str, value: Value, span: Span, stmt_span: Span) -> Tensor:
         """`t` or `t[0]`: the statement is a tensor, and the flow continues from it. `what`
@@ -584,8 +642,11 @@ class Elaborator:
                 self._check_projected_size(start, start_steps, count, stmt)
             if self.steps > MAX_STEPS:  # empty bodies count but do not check
                 raise self._too_long(stmt.count.span)
+        level = plain_label(stmt.label)
         for n, values in collected.items():
             env[n] = tuple(values)
+            if level is not None:
+                env[f".{level}.{n}"] = env[n]  # `layer2.c`, as the bare `c`
         return self.closed(fid, x)
 
     def _check_projected_size(

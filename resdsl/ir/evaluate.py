@@ -153,6 +153,19 @@ def _bool(v: Value, node: ast.Expr, what: str) -> bool:
     return v
 
 
+def level_path(node: ast.Attr, env: Env) -> str | None:
+    """`body.layer2.c` as text when its first name is no variable: a path through levels
+    (the static checks made sure it is one), else None."""
+    names: list[str] = []
+    obj: ast.Expr = node
+    while isinstance(obj, ast.Attr):
+        names.append(obj.name)
+        obj = obj.obj
+    if not isinstance(obj, ast.Var) or obj.name in env:
+        return None
+    return ".".join([obj.name, *reversed(names)])
+
+
 class Evaluator:
     """Evaluates expressions against variables and the current input shape."""
 
@@ -226,7 +239,27 @@ class Evaluator:
 
     def _attr(self, node: ast.Expr, env: Env, shape: Shape | None) -> Value:
         assert isinstance(node, ast.Attr)
-        if isinstance(node.obj, ast.Var):
+        path = level_path(node, env)
+        if path is not None:
+            # `body.c3`: a tensor named inside the level `body`, kept under `.body.c3`.
+            if "." + path in env:
+                return env["." + path]
+            owner = level_path(node.obj, env) if isinstance(node.obj, ast.Attr) else None
+            if owner is not None and "." + owner in env:
+                value = env["." + owner]
+                assert isinstance(value, Tensor)
+                shape = value.shape  # `body.c3.c`: its size
+            else:
+                level = path.split(".", 1)[0]
+                raise fail(
+                    "E0231",
+                    f"the level `{level}` has no tensor `{path.split('.', 1)[1]}` here",
+                    node.span,
+                    "its guard was false, so the level did not run",
+                    help="read the tensor under the same condition as the level "
+                    "(`... if COND`), or name it outside the level",
+                )
+        elif isinstance(node.obj, ast.Var):
             # `t.c`: the size of a named tensor.
             value = env[node.obj.name]
             if not isinstance(value, Tensor):

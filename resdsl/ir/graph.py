@@ -93,12 +93,24 @@ class Graph:
         # The nodes that read each node, in increasing order, each once.
         self._users: list[list[int]] = []
         self.scopes: dict[str, Scope] = {}
+        # The final tensor of the network's statements; with no `output` statement, the
+        # network's one output.
         self.output: int | None = None
+        # The outputs named with `output` statements, in their order: name → node. A node may
+        # be given under two names.
+        self.outputs: dict[str, int] = {}
         # The spec's structure in the order elaboration opened it (parents before children).
         self.frames: list[Frame] = []
         self._open: list[int] = []
         # The spec's names for tensors (`spx = in`): node → the first name given to it.
         self.tensor_names: dict[int, str] = {}
+
+    def results(self) -> list[tuple[str | None, int]]:
+        """What the network returns, in order: its named outputs, or its final tensor alone
+        (named None) when it names none."""
+        if self.outputs:
+            return list(self.outputs.items())
+        return [] if self.output is None else [(None, self.output)]
 
     def __len__(self) -> int:
         return len(self._nodes)

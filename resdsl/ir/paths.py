@@ -43,9 +43,10 @@ integers: ResNet-1202 has 2^600 paths.
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from resdsl.diagnostics import Span, SpecError, error
 from resdsl.ir.graph import Frame, Graph
@@ -75,6 +76,9 @@ class PathCounts:
 
     counts: tuple[int, ...]
     joins: dict[str, int]
+    # For a network with named outputs, each output's own counts, in their order; `counts`
+    # is then their sum: the paths from the input to any output (a path ends at one output).
+    outputs: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -176,6 +180,7 @@ def count_paths(graph: Graph, span: Span | None = None) -> PathCounts:
             "version of the network with -D",
         )])
     assert graph.output is not None, "an elaborated graph has an output"
+    ends = {nid for _, nid in graph.results()}
     # poly[v][k]: paths from the input to node v that entered k joins through their body.
     # A single-input node shares its input's list (never mutated), so a chain costs nothing.
     poly: dict[int, list[int]] = {}
@@ -201,10 +206,20 @@ def count_paths(graph: Graph, span: Span | None = None) -> PathCounts:
         # Free what no later node reads: DenseNet-sized graphs hold hundreds of long lists.
         for src in node.inputs:
             remaining[src] -= 1
-            if remaining[src] == 0 and src != graph.output:
+            if remaining[src] == 0 and src not in ends:
                 del poly[src]
-    counts = list(poly[graph.output])
-    while len(counts) > 1 and counts[-1] == 0:
-        counts.pop()
-    return PathCounts(tuple(counts or [0]), dict(sorted(joins.items(), key=lambda kv:
-                                                         JOINS.index(kv[0]))))
+    by_output = {name: _trimmed(poly[nid]) for name, nid in graph.results()}
+    total: list[int] = []
+    for counts in by_output.values():
+        total = [a + b for a, b in itertools.zip_longest(total, counts, fillvalue=0)]
+    return PathCounts(_trimmed(total), dict(sorted(joins.items(), key=lambda kv:
+                                                   JOINS.index(kv[0]))),
+                      {name: c for name, c in by_output.items() if name is not None})
+
+
+def _trimmed(counts: list[int]) -> tuple[int, ...]:
+    """Without the trailing zeros, and never empty."""
+    end = len(counts)
+    while end > 1 and counts[end - 1] == 0:
+        end -= 1
+    return tuple(counts[:end] or [0])

@@ -150,6 +150,55 @@ def is_tensor_binding(stmt: ast.Stmt) -> bool:
     return isinstance(stmt, ast.Binding) and isinstance(stmt.value, ast.In)
 
 
+def plain_label(label: ast.Name | None) -> str | None:
+    """A label's text when nothing in it is computed (`body`, `a.b`), else None: only such a
+    level shares its tensors, since a use after it must be checkable before elaboration."""
+    if label is None or not all(isinstance(p, str) for p in label.parts):
+        return None
+    return "".join(p for p in label.parts if isinstance(p, str))
+
+
+def level_tensors(body: Iterable[ast.Stmt], blocks: Blocks, seen: frozenset[str] = frozenset()
+                  ) -> list[str]:
+    """The tensors a level made of `body` shares, by their paths inside it (`c3`,
+    `layer2.c`): its own `t = in`s (a repeat's as lists), and those of the named levels in it
+    (named sequences, block calls and repeats), one level of path per level."""
+    names: list[str] = []
+    for stmt in body:
+        if is_tensor_binding(stmt):
+            assert isinstance(stmt, ast.Binding)
+            names.append(stmt.name)
+            continue
+        label = plain_label(getattr(stmt, "label", None))
+        if isinstance(stmt, ast.RepeatStmt):
+            collected = [s.name for s in stmt.body if isinstance(s, ast.Binding)
+                         and is_tensor_binding(s)]
+            names += collected
+            if label is not None:
+                names += [f"{label}.{n}" for n in collected]
+        elif label is None:
+            continue
+        elif isinstance(stmt, ast.SeqStmt):
+            names += [f"{label}.{n}" for n in level_tensors(stmt.body, blocks, seen)]
+        elif isinstance(stmt, ast.CallStmt) and stmt.call.target in blocks.by_name \
+                and stmt.call.target not in seen:
+            block = blocks.by_name[stmt.call.target]
+            names += [f"{label}.{n}" for n in level_tensors(block.body, blocks,
+                                                            seen | {block.name})]
+    return names
+
+
+def _did_you_mean_in(level: str, name: str, shared: list[str]) -> str | None:
+    hint = did_you_mean(name, shared)
+    return hint.replace("`", f"`{level}.", 1) if hint else None
+
+
+def level_key(path: str) -> str:
+    """Where a level's tensor (`body.c3`) is kept among the visible names: under a key no
+    variable can have, so levels and variables never collide."""
+    return "." + path
+
+
 _JOIN_HELP = "`add(a, b)` sums, `cat(a, b)` concatenates channels, `mul(x, f)` scales"
 _MULTI_BRANCH = ("weight", "skip", "concat")
 _UNGUARDED = ("group", "scale", "branch")
@@ -187,7 +236,13 @@ class _DefinitionChecker:
             if param.default is not None:
                 self._expr(param.default, visible)
             self._define(param.name, param.span, "parameter", visible)
-        self._body(self.definition.body, visible, in_weight=False)
+        after = self._body(self.definition.body, visible, in_weight=False)
+        if self.definition.kind == "block":
+            # A named call shares the block's tensors (`body.c3`): they may be read there.
+            for name in level_tensors(self.definition.body, self.blocks):
+                d = after.get(level_key(name) if "." in name else name)
+                if d is not None:
+                    d.used = True
 
     def function(self, fn: ast.Function) -> None:
         """A `def`: parameters, then bindings, then the result; no tensor flows in."""
@@ -272,6 +327,30 @@ class _DefinitionChecker:
             self._call(stmt.call, visible, statement=True)
             if stmt.guard is not None:
                 self._expr(stmt.guard, visible)
+            label = plain_label(stmt.label)
+            block = self.blocks.by_name.get(target)
+            if label is not None and block is not None and target not in USER_OPS:
+                self._share(label, level_tensors(block.body, self.blocks,
+                                                 frozenset({block.name})), {}, visible)
+        elif isinstance(stmt, ast.PathStmt):
+            self._continuation_label(stmt.label, stmt.value.span.text)
+            self._expr(stmt.value, visible)
+            if stmt.guard is not None:
+                self._expr(stmt.guard, visible)
+        elif isinstance(stmt, ast.OutputStmt):
+            if self.definition.kind != "network" or not any(
+                    s is stmt for s in self.definition.body):
+                where = ("inside block `" + self.definition.name + "`"
+                         if self.definition.kind != "network" else "inside a `{ }`")
+                self._misplaced(stmt.span, "`output` belongs in a network's body, at its top "
+                                "level", where,
+                                "name the tensor (`t = in`) and give `output name = t` in the "
+                                "network's body; a tensor inside a named level is reached by "
+                                "its path, `level.t`")
+            if stmt.value is not None:
+                self._expr(stmt.value, visible)
+            if stmt.guard is not None:
+                self._expr(stmt.guard, visible)
         elif isinstance(stmt, ast.ElementStmt):
             self._continuation_label(stmt.label, stmt.value.span.text)
             root = stmt.root
@@ -289,7 +368,10 @@ class _DefinitionChecker:
             self._label(stmt.label, visible)
             if stmt.guard is not None:
                 self._expr(stmt.guard, visible)
-            self._body(stmt.body, visible, False)
+            after = self._body(stmt.body, visible, False)
+            label = plain_label(stmt.label)
+            if label is not None:
+                self._share(label, level_tensors(stmt.body, self.blocks), after, visible)
         elif isinstance(stmt, ast.RepeatStmt):
             self._label(stmt.label, visible)
             self._expr(stmt.count, visible)
@@ -312,6 +394,11 @@ class _DefinitionChecker:
                     d = after[sub.name]
                     if sub.name not in visible:
                         visible[sub.name] = d
+            label = plain_label(stmt.label)
+            if label is not None:
+                collected = [s.name for s in stmt.body if isinstance(s, ast.Binding)
+                             and is_tensor_binding(s)]
+                self._share(label, collected, after, visible)
         else:
             self._primitive(stmt, visible, in_weight)
 
@@ -389,6 +476,71 @@ class _DefinitionChecker:
                 )
         self._body(stmt.body, visible, in_weight=stmt.kind in _MULTI_BRANCH)
 
+    def _share(self, level: str, names: list[str], inside: Visible, visible: Visible) -> None:
+        """Make the tensors of the level `level` visible after it as `level.name`; reading one
+        counts as a use of the binding inside (which a block's checker cannot see: those
+        are made used)."""
+        for name in names:
+            d = inside.get(level_key(name) if "." in name else name)
+            visible[level_key(f"{level}.{name}")] = d if d is not None else _Def(
+                name, self.definition.span, used=True, tensor=True)
+
+    def _level_path(self, e: ast.Attr, visible: Visible) -> bool:
+        """`body.c3`, `body.layer2.c.h`: a path through levels, when its first name is not a
+        variable. Reports an unknown level (E0230) or tensor (E0231); False when `e` is not
+        such a path (`t.c` of a variable, `in.c`)."""
+        names: list[str] = []
+        obj: ast.Expr = e
+        while isinstance(obj, ast.Attr):
+            names.append(obj.name)
+            obj = obj.obj
+        if not isinstance(obj, ast.Var) or obj.name in visible:
+            return False
+        names.reverse()
+        root = obj.name
+        levels = {k[1:].split(".", 1)[0] for k in visible if k.startswith(".")}
+        if root not in levels:
+            if len(names) == 1 and names[0] in IN_ATTRIBUTES:
+                return False  # `t.c` of an unknown `t`: reported as an unknown variable
+            self.out.append(error(
+                "E0230",
+                f"unknown level `{root}`",
+                obj.span,
+                "no named sequence, block call or repeat shares tensors by this name here",
+                help=did_you_mean(root, levels) or (
+                    f"`{root}.{names[0]}` reads the tensor `{names[0]}` named inside the "
+                    f"level `{root}` (`{root}: {{ ...; {names[0]} = in }}`), after it"
+                    if root not in self.bound else
+                    f"`{root}` is a value: only `.c`, `.h` and `.w` read its sizes")))
+            return True
+        path = root
+        for i, name in enumerate(names):
+            path = f"{path}.{name}"
+            d = visible.get(level_key(path))
+            if d is not None:
+                d.used = True
+                rest = names[i + 1:]
+                if len(rest) > 1 or (rest and rest[0] not in IN_ATTRIBUTES):
+                    self.out.append(error(
+                        "E0213", f"unknown attribute `.{rest[0]}`", e.span,
+                        f"`{path}` is a tensor: only `.c`, `.h` and `.w` exist",
+                        help=_in_attribute(rest[0])))
+                return True
+            if not any(k.startswith(level_key(path) + ".") for k in visible):
+                break
+        shared = sorted(k[len(root) + 2:] for k in visible if k.startswith(level_key(root) + "."))
+        inside = path.split(".", 1)[1]
+        self.out.append(error(
+            "E0231",
+            f"the level `{root}` has no tensor `{inside}`",
+            e.span,
+            f"`{root}` shares " + ", ".join(f"`{n}`" for n in shared[:8])
+            + (f" and {len(shared) - 8} more" if len(shared) > 8 else ""),
+            help=_did_you_mean_in(root, inside, shared) or "a level shares the tensors named "
+            "at its top (`t = in`) and those of the named levels in it, by their paths "
+            "(`layer2.c`)"))
+        return True
+
     def _misplaced(self, span: Span, message: str, label: str, help: str | None = None) -> None:
         self.out.append(error("E0212", message, span, label, help=help))
 
@@ -432,7 +584,7 @@ class _DefinitionChecker:
             return
         block = self.blocks.by_name.get(call.target)
         if block is None:
-            tensors = [n for n, d in visible.items() if d.tensor]
+            tensors = [n for n, d in visible.items() if d.tensor and n[:1] != "."]
             candidates = [*USER_OPS, *JOINS, *self.blocks.by_name, *tensors]
             self.out.append(
                 error(
@@ -466,7 +618,7 @@ class _DefinitionChecker:
 
     def _unknown_tensor(self, name: str, span: Span, visible: Visible) -> None:
         """`t[0]` as a statement, with no `t` anywhere in the definition."""
-        tensors = [n for n, d in visible.items() if d.tensor]
+        tensors = [n for n, d in visible.items() if d.tensor and n[:1] != "."]
         self.out.append(
             error(
                 "E0201",
@@ -558,6 +710,8 @@ class _DefinitionChecker:
             if isinstance(e, ast.Var):
                 self._var(e, visible)
             elif isinstance(e, ast.Attr):
+                if self._level_path(e, visible):
+                    continue
                 if not isinstance(e.obj, (ast.In, ast.Var)) or e.name not in IN_ATTRIBUTES:
                     self.out.append(
                         error(
@@ -627,7 +781,7 @@ class _DefinitionChecker:
             f"`{name}` is an op or block, not a value: name a layer with `:` "
             f"(`x: {name}`); `=` binds a value"
             if name in USER_OPS or name in self.blocks.by_name
-            else literal_hint(name) or did_you_mean(name, visible)
+            else literal_hint(name) or did_you_mean(name, [n for n in visible if n[:1] != "."])
         )
         kind = self.definition.kind
         if hint is not None or not self.unindexed:

@@ -107,3 +107,36 @@ def rollup(graph: Graph, depth: int) -> list[Row]:
             acc.params += c.params
             acc.macs += c.macs
     return [Row(p, a.depth, a.kind, a.shape, a.params, a.macs) for p, a in rows.items()]
+
+
+@dataclass(frozen=True)
+class OutputRow:
+    """One of the network's outputs in `resdsl info`: its name (None for a network's one
+    unnamed output), shape, and the parameters and MACs of the layers its value is computed
+    from (an input read for its size alone, `upsample(to = t)`'s, does not count)."""
+
+    name: str | None
+    shape: Shape
+    params: int
+    macs: int
+
+
+def output_rows(graph: Graph) -> list[OutputRow]:
+    """Each output with what it is computed from; a layer shared by two outputs counts in
+    both, so the rows may add up to more than the total."""
+    rows = []
+    for name, out in graph.results():
+        reach, stack = {out}, [out]
+        while stack:
+            node = graph.node(stack.pop())
+            size_only = OPS[node.op].size_inputs(node.args)
+            for i, src in enumerate(node.inputs):
+                if i not in size_only and src not in reach:
+                    reach.add(src)
+                    stack.append(src)
+        params = macs = 0
+        for nid in reach:
+            c = node_counts(graph, graph.node(nid))
+            params, macs = params + c.params, macs + c.macs
+        rows.append(OutputRow(name, graph.node(out).shape, params, macs))
+    return rows

@@ -1,4 +1,4 @@
-"""Structure checks: the graph has one input, no cycle, and every node reaches the output.
+"""Structure checks: the graph has one input, no cycle, and every node reaches an output.
 
 The language makes the first two hold by construction (a network has one `input` statement,
 checked with a diagnostic during elaboration), so a violation is a bug in resdsl and is
@@ -23,7 +23,9 @@ def check_structure(graph: Graph) -> None:
         raise InternalError(f"graph `{graph.name}` has no output")
     if not graph.is_acyclic():
         raise InternalError(f"graph `{graph.name}` has a cycle")
-    reaching = graph.ancestors(graph.output) | {graph.output}
+    reaching: set[int] = set()
+    for _, out in graph.results():
+        reaching |= graph.ancestors(out) | {out}
     dead = [graph.node(n) for n in range(len(graph)) if n not in reaching]
     if dead and dead[0].span is not None:
         first = dead[0]
@@ -33,9 +35,11 @@ def check_structure(graph: Graph) -> None:
             f"the output of `{first.path}` ({first.op}) is never used{more}",
             first.span,
             "computed here, then dropped",
-            help="a statement that is a tensor's name (`x`) continues from that tensor and "
-            "drops the one before it: join them (`add(in, t)`, `cat(in, t)`) or remove the "
-            "layers",
+            help=("the network names its outputs: make this one of them (`output name`), "
+                  "use it, or remove the layers" if graph.outputs else
+                  "a statement that is a tensor's name (`x`) continues from that tensor and "
+                  "drops the one before it: join them (`add(in, t)`, `cat(in, t)`) or remove "
+                  "the layers"),
         )])
     if dead:
         paths = ", ".join(n.path for n in dead[:5])

@@ -236,7 +236,32 @@ class PrimitiveStmt:
         return tuple(s for s in self.body if isinstance(s, PrimitiveStmt) and s.kind == "branch")
 
 
-Stmt = Binding | InputStmt | CallStmt | ElementStmt | SeqStmt | RepeatStmt | PrimitiveStmt
+@dataclass(frozen=True)
+class PathStmt:
+    """`body.c3`, `layer2.c[-1]`: the flow continues from a tensor named inside a level (a
+    named sequence, block call or repeat). `value` is the path as an expression: `.` over
+    the level's name (`Attr` over `Var`), then any `[i]`."""
+
+    label: Name | None  # refused: a continuation makes no module to name
+    value: Expr
+    guard: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True)
+class OutputStmt:
+    """`output out`, `output aux = t if c`, `output "0" = c2`: one of a network's named
+    outputs. `value` is None for the flowing tensor; the flow goes on unchanged either way."""
+
+    name: str
+    name_span: Span
+    value: Expr | None
+    guard: Expr | None
+    span: Span
+
+
+Stmt = (Binding | InputStmt | CallStmt | ElementStmt | SeqStmt | RepeatStmt | PrimitiveStmt
+        | PathStmt | OutputStmt)
 
 # ---------------------------------------------------------------- definitions
 

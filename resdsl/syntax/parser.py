@@ -182,7 +182,7 @@ def _expected(names: set[str]) -> str:
     if names >= _STATEMENT_STARTS:
         pretty.append("a statement")
         names -= _STATEMENT_STARTS | {
-            "NAME", "INPUT", "BRANCH", "SEMICOLON", "INT", "LBRACE", "NAME_LBRACE"}
+            "NAME", "INPUT", "OUTPUT", "BRANCH", "SEMICOLON", "INT", "LBRACE", "NAME_LBRACE"}
     elif names >= _EXPRESSION_STARTS:
         pretty.append("an expression")
         names -= _EXPRESSION_STARTS | {"NOT", "ADD_OP"}
@@ -562,6 +562,16 @@ class _ToAst(Transformer_NonRecursive[Any, Any]):
     def input_stmt(self, meta: Any, c: list[Any]) -> ast.InputStmt:
         return ast.InputStmt(c[0], self._span(meta))
 
+    def output_stmt(self, meta: Any, c: list[Any]) -> ast.OutputStmt:
+        name, value, guard = c
+        return ast.OutputStmt(name[0], name[1], value, guard, self._span(meta))
+
+    def output_name(self, meta: Any, c: list[Any]) -> tuple[str, Span]:
+        """`out`, `0` or `"pool"`: an output's name is text (torchvision's FPN has `"0"`)."""
+        tok: Token = c[0]
+        text = str(tok)[1:-1] if tok.type == "STRING" else str(tok)
+        return text, _tok_span(self.source, tok)
+
     def call_stmt(self, meta: Any, c: list[Any]) -> ast.CallStmt:
         return ast.CallStmt(c[0], c[1], c[2], self._span(meta))
 
@@ -631,9 +641,39 @@ class _ToAst(Transformer_NonRecursive[Any, Any]):
     def transform_clause(self, meta: Any, c: list[Any]) -> ast.Clause:
         return self._clause("transform", meta, c)
 
+    def dotted(self, meta: Any, c: list[Any]) -> list[ast.Name]:
+        """`a.b.c` (of a label or a path): its parts, in order."""
+        if len(c) == 1:
+            return [c[0]]
+        parts: list[ast.Name] = c[0]
+        return [*parts, c[1]]
+
+    def path_stmt(self, meta: Any, c: list[Any]) -> ast.PathStmt:
+        label, levels, name, *elements, guard = c
+        parts: list[ast.Name] = levels
+        root = parts[0]
+        for part in parts:
+            if len(part.parts) != 1 or not isinstance(part.parts[0], str):
+                raise fail(
+                    "E0230",
+                    "a path to a tensor names its levels as they are written",
+                    part.span,
+                    "a computed name",
+                    help="a level whose name is computed (`layer{i}`) shares no tensors: name "
+                    "the level plainly, or name the tensor outside it",
+                )
+        value: ast.Expr = ast.Var(str(root.parts[0]), root.span)
+        steps = [(str(p.parts[0]), p.span) for p in parts[1:]]
+        for text, span in [*steps, (str(name), _tok_span(self.source, name))]:
+            value = self._deep(ast.Attr(value, text, value.span.to(span)), value)
+        for index, span in elements:
+            value = self._deep(ast.Index(value, index, value.span.to(span)), value, index)
+        return ast.PathStmt(label, value, guard, self._span(meta))
+
     def label(self, meta: Any, c: list[Any]) -> ast.Name:
         if isinstance(c[0], Token):  # a keyword used as a name: `gate: sigmoid`, `repeat: ...`
             return ast.Name((str(c[0]),), _tok_span(self.source, c[0]))
+        c = c[0]
         if len(c) == 1:
             name: ast.Name = c[0]
             return name
