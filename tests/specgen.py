@@ -733,7 +733,7 @@ class Gen:
 # Every kind of wiring construct `Gen.wired` makes, and the flat one: the coverage test
 # (tests/test_onnx_difftest.py) finds each in a fixed sample of seeds.
 CONSTRUCTS = ("residual", "branches", "collect", "dotted", "revisit", "fuse", "guards",
-              "multi_branch", "wired_block", "numbered", "odd_names", "flat_residual")
+              "multi_branch", "wired_block", "numbered", "odd_names", "flat_residual", "outputs")
 
 
 def generate(seed: int) -> str:
@@ -752,6 +752,7 @@ def generate_with(seed: int) -> tuple[str, Counter[str]]:
     w = Gen(random.Random(seed + 2**33), random.Random(seed + 2**34), tag="w",
             blocks=g.blocks, wiring=True)
     statements: list[str] = []
+    extra_output = ""  # a tensor that is also an output, when there are several
     if rng.random() < 0.1:
         c = rng.randint(2, 16)
         statements.append(f"input [{c}]")
@@ -763,9 +764,18 @@ def generate_with(seed: int) -> tuple[str, Counter[str]]:
     else:
         shape: Shape = (rng.randint(1, 8), rng.randint(4, 16), rng.randint(4, 16))
         statements.append(f"input [{shape[0]}, {shape[1]}, {shape[2]}]")
-        for _ in range(rng.randint(1, 7)):
+        # Several outputs (issue 16) from their own stream, so the other draws are unchanged:
+        # a top-level tensor, or one named inside a named sequence and read across it
+        # (`lvl.t`), becomes an output beside the final tensor.
+        outs = random.Random(seed + 2**36)
+        extra_output = "" if outs.random() >= 0.2 else outs.choice(["top", "level"])
+        count = rng.randint(1, 7)
+        at = outs.randint(0, count - 1)
+        for i in range(count):
             text, shape = g.feature_statement(shape)
             statements.append(text)
+            if extra_output and i == at:
+                extra_output = _named_output(statements, extra_output)
             if w.chance(0.6):
                 lines, again = w.wired(shape)
                 assert again == shape
@@ -781,9 +791,24 @@ def generate_with(seed: int) -> tuple[str, Counter[str]]:
                 text, c = g.flat_statement(c)
                 statements.append(text)
             statements.append(g.name(0.8) + _call("linear", rng.randint(1, 10)))
+    if extra_output:
+        statements += ["output out", f"output mid = {extra_output}"]
+    used = g.used + w.used
+    if extra_output:
+        used["outputs"] += 1
     body = "\n".join("    " + s for s in statements)
     text = "".join(b + "\n" for b in g.blocks) + f"network gen{seed}() {{\n{body}\n}}\n"
-    return text, g.used + w.used
+    return text, used
+
+
+def _named_output(statements: list[str], where: str) -> str:
+    """Name the flowing tensor for an extra output: at the top level (`omid = in`), or inside
+    a named sequence wrapping the last statement, read across it (`omid_level.t`)."""
+    if where == "top":
+        statements.append("omid = in")
+        return "omid"
+    statements[-1] = f"omid_level: {{ {statements[-1]}; t = in }}"
+    return "omid_level.t"
 
 
 # ------------------------------------------------------------------ the differential run
@@ -874,7 +899,7 @@ def _compare(path: Path, seed: int) -> Outcome:
     onnx_file = path.with_suffix(".onnx")
     onnx_file.write_bytes(model.SerializeToString())
     x = sample_input(net.input_shape, 2, seed)
-    (y,) = session(str(onnx_file), threads=1).run(None, {"input": x})
+    ys = session(str(onnx_file), threads=1).run(None, {"input": x})
     onnx_file.unlink()
     expected = list(net.state_shapes().items())
     detail = ""
@@ -889,28 +914,43 @@ def _compare(path: Path, seed: int) -> Outcome:
                            assign=True)
     source.eval()
     with torch.inference_mode():
-        ref = module(torch.from_numpy(x)).numpy()
-        from_source = source(torch.from_numpy(x)).numpy()
-    if not np.array_equal(ref, from_source, equal_nan=True):
+        refs = _results(module(torch.from_numpy(x)))
+        from_source = _results(source(torch.from_numpy(x)))
+    if len(refs) != len(from_source) or not all(
+            np.array_equal(a, b, equal_nan=True) for a, b in zip(refs, from_source, strict=False)):
         detail += "; the source's output is not the module's"
-    diff = np.abs(np.asarray(y, np.float64) - ref)
-    max_ref = float(np.abs(ref).max())
-    max_diff = float(diff.max())
-    if not (diff <= 1e-5 * max(1.0, max_ref) + 1e-4 * np.abs(ref)).all():
+    if len(ys) != len(refs):
+        detail += f"; ONNX has {len(ys)} outputs, the module {len(refs)}"
+    max_diff = max_ref = 0.0
+    exact: list[Any] | None = None
+    for index, (y, ref) in enumerate(zip(ys, refs, strict=False)):
+        diff = np.abs(np.asarray(y, np.float64) - ref)
+        max_ref = max(max_ref, float(np.abs(ref).max()))
+        max_diff = max(max_diff, float(diff.max()))
+        if (diff <= 1e-5 * max(1.0, float(np.abs(ref).max())) + 1e-4 * np.abs(ref)).all():
+            continue
         # A deep random network rounds more than that in float32: within four times the
         # module's own rounding error (against the same module in float64), the two
         # backends agree; a wrong op is off by far more.
-        with torch.inference_mode():
-            exact = copy.deepcopy(module).double()(torch.from_numpy(x).double()).numpy()
-        rounding = float(np.abs(ref - exact).max())
-        if max_diff > 4 * rounding:
-            detail += (f"; outputs differ: max |Δ| {max_diff:.3g}, max |y| {max_ref:.3g}, "
-                       f"float32 rounding {rounding:.3g}")
+        if exact is None:
+            with torch.inference_mode():
+                exact = _results(copy.deepcopy(module).double()(torch.from_numpy(x).double()))
+        rounding = float(np.abs(ref - exact[index]).max())
+        if float(diff.max()) > 4 * rounding:
+            detail += (f"; output {index} differs: max |Δ| {float(diff.max()):.3g}, max |y| "
+                       f"{float(np.abs(ref).max()):.3g}, float32 rounding {rounding:.3g}")
     for node in net.graph.nodes():
         name = node.path if node.op != "input" else "input"
         if name in shapes and shapes[name] != ["batch", *node.shape]:
             detail += f"; ONNX infers {shapes[name]} for {name}, resdsl {list(node.shape)}"
     return Outcome(seed, not detail, opset, fold_bn, max_diff, max_ref, detail.strip("; "))
+
+
+def _results(result: Any) -> list[Any]:
+    """A module's outputs as numpy arrays, in order: one tensor, or the values of the
+    OrderedDict a network with named outputs returns."""
+    values = list(result.values()) if isinstance(result, dict) else [result]
+    return [v.numpy() for v in values]
 
 
 def _source_module(source: str, name: str) -> Any:
