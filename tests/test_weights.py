@@ -29,6 +29,7 @@ import torch
 import torchvision
 
 import resdsl
+from resdsl.arguments import ArgumentError
 from resdsl.diagnostics import SpecError, render_all_text
 from resdsl.ir.graph import Graph
 from resdsl.passes.counts import state_shapes
@@ -97,7 +98,10 @@ def test_init_is_deterministic() -> None:
     assert all(a[k].tobytes() == b[k].tobytes() for k in a)
     random = [k for k in a if k.endswith("conv1.weight") or k.startswith("fc.")]
     assert random and all(a[k].tobytes() != c[k].tobytes() for k in random)
-    assert initial_state(g, -1)["fc.weight"].tobytes() != a["fc.weight"].tobytes()
+    assert initial_state(g, 2**64 - 1)["fc.weight"].tobytes() != a["fc.weight"].tobytes()
+    # Seeds are 0 to 2**64 - 1, as the API and CLI take them: none wraps onto another.
+    with pytest.raises(ArgumentError):
+        initial_state(g, -1)
     # Constants do not depend on the seed.
     assert a["bn1.running_var"].tobytes() == c["bn1.running_var"].tobytes()
 
