@@ -570,6 +570,38 @@ def test_a_training_checkpoint_is_unwrapped_and_the_report_says_from_where(tmp_p
                                 "prefix `module._orig_mod.`) by name")
 
 
+def test_shared_wrappers_are_searched_once(tmp_path: Path) -> None:
+    """Four levels of N keys that all lead to one shared dict pickle in a few kB (the pickle
+    memoises it); searching them for a state_dict visited each path, N⁴ checks (10¹² for
+    N = 1,000). Each mapping is now checked once; a state_dict under them is still found."""
+    from resdsl.weights import io as weights_io
+
+    def nested(leaf: object) -> object:
+        d = leaf
+        for _ in range(4):
+            d = {f"k{i}": d for i in range(30)}  # 840,000 checks before
+        return d
+
+    checks: list[object] = []
+    real = weights_io._is_state_dict
+
+    def counted(value: object) -> bool:
+        checks.append(value)
+        return real(value)
+
+    path = tmp_path / "nested.pth"
+    torch.save(nested({"x": 1}), path)
+    assert path.stat().st_size < 10_000
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(weights_io, "_is_state_dict", counted)
+        with pytest.raises(SpecError) as exc:
+            read_checkpoint(path)
+        assert codes(exc) == ["E0602"] and len(checks) <= 10, len(checks)
+        torch.save({"wrap": {"sd": {"a": torch.ones(2)}}, "many": nested({"x": 1})}, path)
+        checks.clear()
+        assert read_whole(path).entry == ("wrap", "sd") and len(checks) <= 10, len(checks)
+
+
 def test_several_unnamed_state_dicts_are_an_error_that_shows_how_to_pick(tmp_path: Path
                                                                         ) -> None:
     sd = torch_state(net_state())

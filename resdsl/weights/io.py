@@ -489,21 +489,45 @@ def _is_state_dict(value: object) -> bool:
             and all(isinstance(k, str) and _is_tensor(v) for k, v in value.items()))
 
 
-def _holds_state_dict(value: object, depth: int) -> bool:
-    return depth > 0 and isinstance(value, Mapping) and any(
-        _is_state_dict(v) or _holds_state_dict(v, depth - 1) for v in value.values())
+class _Search:
+    """Which mappings are, or hold, state_dicts, each answer kept by the mapping's identity:
+    a pickle shares what it memoises, so a few kB can hold four levels of a thousand keys
+    that all lead to one dict, which a plain search would visit 10¹² times."""
+
+    def __init__(self) -> None:
+        self.is_state_dict: dict[int, bool] = {}
+        self.holds: dict[tuple[int, int], bool] = {}
+
+    def state_dict(self, value: object) -> bool:
+        if not isinstance(value, Mapping):
+            return False
+        known = self.is_state_dict.get(id(value))
+        if known is None:
+            known = self.is_state_dict[id(value)] = _is_state_dict(value)
+        return known
+
+    def holds_state_dict(self, value: object, depth: int) -> bool:
+        if depth <= 0 or not isinstance(value, Mapping):
+            return False
+        key = (id(value), depth)
+        if key not in self.holds:
+            self.holds[key] = False  # a mapping that holds itself adds nothing
+            self.holds[key] = any(self.state_dict(v) or self.holds_state_dict(v, depth - 1)
+                                  for v in value.values())
+        return self.holds[key]
 
 
 def _unwrap(obj: object, source: str) -> tuple[object, tuple[str, ...]]:
     """The state_dict inside a training checkpoint's wrapping dicts, and the keys that lead
     to it; `obj` itself when it is not such a wrapper."""
     entry: list[str] = []
-    while (isinstance(obj, Mapping) and not _is_state_dict(obj)
+    search = _Search()
+    while (isinstance(obj, Mapping) and not search.state_dict(obj)
            and len(entry) < MAX_NESTING):
         left = MAX_NESTING - len(entry) - 1
         named = [k for k in obj if isinstance(k, str)]
-        found = ([k for k in named if _is_state_dict(obj[k])]
-                 or [k for k in named if _holds_state_dict(obj[k], left)])
+        found = ([k for k in named if search.state_dict(obj[k])]
+                 or [k for k in named if search.holds_state_dict(obj[k], left)])
         if not found:
             break
         if len(found) > 1:
