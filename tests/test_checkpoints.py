@@ -5,11 +5,15 @@ checkpoints, renamed keys. The E06xx goldens are in tests/test_weights.py."""
 from __future__ import annotations
 
 import builtins
+import io
 import json
 import os
+import pickle
+import re
 import subprocess
 import sys
 import threading
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -18,13 +22,16 @@ import numpy as np
 import pytest
 import safetensors.numpy
 import safetensors.torch
+import timm
 import torch
 import torchvision
 
 import resdsl
 from resdsl.diagnostics import SpecError, render_all_text
-from resdsl.weights import load_state, read_checkpoint
+from resdsl.weights import _pickle_scan, load_state, read_checkpoint
+from resdsl.weights._pickle_scan import MAX_OBJECTS, MAX_PICKLE
 from resdsl.weights._safetensors import MAX_HEADER, MAX_VALUES
+from resdsl.weights.io import read as read_whole
 from tests.conftest import ROOT, run_cli
 
 NET = ROOT / "tests" / "golden" / "weights" / "net.res"
@@ -301,15 +308,42 @@ def test_a_pickle_that_calls_os_system_is_refused_and_said_so(tmp_path: Path,
     path = tmp_path / "evil.pth"
     torch.save({"conv1.weight": torch.zeros(1), "x": CallsSystem(marker)}, path,
                _use_new_zipfile_serialization=zipped)
-    with pytest.raises(SpecError) as exc:
-        read_checkpoint(path)
+    with pytest.MonkeyPatch.context() as mp:
+        calls = _spy_torch_load(mp)
+        with pytest.raises(SpecError) as exc:
+            read_checkpoint(path)
     assert not marker.exists(), "loading the checkpoint ran its payload"
+    assert not calls, "torch.load read the pickle: the scan let it through"
     assert codes(exc) == ["E0607"]
     message = text(exc)
     assert f"would call `{os.system.__module__}.system`" in message
-    assert "torch.load(weights_only=True) refused the global" in message
+    assert (f"resdsl refused, before torch read the file, the global "
+            f"`{os.system.__module__}.system`: its module `{os.system.__module__}` is blocked "
+            "by torch.load(weights_only=True)") in message
     assert "do not load this file with weights_only=False" in message
     assert "corrupt" not in message and "fetch or save the file again" not in message
+
+
+@pytest.mark.parametrize("zipped", [True, False])
+def test_what_torch_refuses_after_the_scan_is_said_too(tmp_path: Path, zipped: bool) -> None:
+    """The scan's allowlist is torch's; where the installed torch allows less (an older one),
+    torch.load refuses, and its refusal is worded the same. Here the scan is told to allow
+    os.system, and torch.load(weights_only=True) refuses it: the payload never runs."""
+    from resdsl.weights import _pickle_scan
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    torch.save({"conv1.weight": torch.zeros(1), "x": CallsSystem(marker)}, path,
+               _use_new_zipfile_serialization=zipped)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_pickle_scan, "BLOCKED_MODULES", ())
+        mp.setitem(_pickle_scan.ALLOWED, f"{os.system.__module__}.system", _pickle_scan._Stub)
+        with pytest.raises(SpecError) as exc:
+            read_checkpoint(path)
+    assert not marker.exists(), "loading the checkpoint ran its payload"
+    assert codes(exc) == ["E0607"]
+    assert (f"torch.load(weights_only=True) refused the global `{os.system.__module__}.system`"
+            in text(exc))
 
 
 def _spy_torch_load(mp: pytest.MonkeyPatch) -> list[object]:
@@ -360,14 +394,22 @@ def test_a_torch_file_named_safetensors_is_told(tmp_path: Path) -> None:
     assert codes(exc) == ["E0602"] and "if it is a PyTorch checkpoint, name it .pth" in text(exc)
 
 
-def test_a_plain_pickle_is_refused_with_what_torch_refused(tmp_path: Path) -> None:
-    import pickle
-
+def test_a_plain_pickle_is_refused_with_what_was_refused(tmp_path: Path) -> None:
     path = tmp_path / "plain.pth"
     path.write_bytes(pickle.dumps({"a": np.zeros(2)}, protocol=4))
+    with pytest.MonkeyPatch.context() as mp:
+        calls = _spy_torch_load(mp)
+        with pytest.raises(SpecError) as exc:
+            read_checkpoint(path)
+    assert not calls
+    assert codes(exc) == ["E0607"], text(exc)
+    assert "the pickle instruction 149 (FRAME), which torch.save never writes" in text(exc)
+    # A pickle of what torch allows, but not written by torch.save: no magic number.
+    path.write_bytes(pickle.dumps(OrderedDict(a=[1, 2.5, "x"]), protocol=2))
     with pytest.raises(SpecError) as exc:
         read_checkpoint(path)
-    assert codes(exc) == ["E0607"] and "pickle instruction" in text(exc)
+    assert codes(exc) == ["E0602"]
+    assert "is a pickle, but not a PyTorch checkpoint: it does not start with" in text(exc)
 
 
 @pytest.mark.parametrize(
@@ -528,6 +570,38 @@ def test_a_training_checkpoint_is_unwrapped_and_the_report_says_from_where(tmp_p
                                 "prefix `module._orig_mod.`) by name")
 
 
+def test_shared_wrappers_are_searched_once(tmp_path: Path) -> None:
+    """Four levels of N keys that all lead to one shared dict pickle in a few kB (the pickle
+    memoises it); searching them for a state_dict visited each path, N⁴ checks (10¹² for
+    N = 1,000). Each mapping is now checked once; a state_dict under them is still found."""
+    from resdsl.weights import io as weights_io
+
+    def nested(leaf: object) -> object:
+        d = leaf
+        for _ in range(4):
+            d = {f"k{i}": d for i in range(30)}  # 840,000 checks before
+        return d
+
+    checks: list[object] = []
+    real = weights_io._is_state_dict
+
+    def counted(value: object) -> bool:
+        checks.append(value)
+        return real(value)
+
+    path = tmp_path / "nested.pth"
+    torch.save(nested({"x": 1}), path)
+    assert path.stat().st_size < 10_000
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(weights_io, "_is_state_dict", counted)
+        with pytest.raises(SpecError) as exc:
+            read_checkpoint(path)
+        assert codes(exc) == ["E0602"] and len(checks) <= 10, len(checks)
+        torch.save({"wrap": {"sd": {"a": torch.ones(2)}}, "many": nested({"x": 1})}, path)
+        checks.clear()
+        assert read_whole(path).entry == ("wrap", "sd") and len(checks) <= 10, len(checks)
+
+
 def test_several_unnamed_state_dicts_are_an_error_that_shows_how_to_pick(tmp_path: Path
                                                                         ) -> None:
     sd = torch_state(net_state())
@@ -623,15 +697,20 @@ def test_rename_suggestions_leave_numbers_and_last_parts_alone() -> None:
 
 def test_the_documented_header_limits_are_the_source_s() -> None:
     from resdsl.weights._safetensors import MAX_DIGITS, MAX_RANK
-    from resdsl.weights._torchzip import MAX_DIRECTORY, MAX_PICKLE
+    from resdsl.weights._torchzip import MAX_DIRECTORY
 
-    row = next(line for line in (ROOT / "docs" / "robustness.md").read_text("utf-8").splitlines()
+    docs = ROOT / "docs"
+    row = next(line for line in (docs / "robustness.md").read_text("utf-8").splitlines()
                if line.startswith("| a weights file"))
     for value in (f"header {MAX_HEADER // 1_000_000} MB", f"{MAX_VALUES:,} JSON values",
                   f"{MAX_DIGITS}-digit numbers", f"{MAX_RANK} dimensions",
                   f"zip directory {MAX_DIRECTORY // 1_000_000} MB",
-                  f"pickle {MAX_PICKLE // 1_000_000} MB"):
+                  f"pickle {MAX_PICKLE // 1_000_000} MB",
+                  f"{MAX_OBJECTS:,} containers and calls"):
         assert value in row, value
+    for doc in ("api.md", "errors.md"):
+        text = (docs / doc).read_text("utf-8")
+        assert f"{MAX_PICKLE // 1_000_000} MB" in text and f"{MAX_OBJECTS:,}" in text, doc
 
 
 def test_a_header_over_the_value_limit_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
@@ -643,3 +722,358 @@ def test_a_header_over_the_value_limit_is_refused_before_it_is_parsed(tmp_path: 
         with pytest.raises(SpecError) as exc:
             read_checkpoint(path)
     assert f"resdsl reads at most {MAX_VALUES:,}" in text(exc)
+
+
+# ------------------------------------------------------------------ pickles, scanned first
+
+
+def legacy_header() -> bytes:
+    """The first three pickles of torch.save's legacy format: magic number, version, the
+    saving system's sizes."""
+    info = {"protocol_version": 1001, "little_endian": True,
+            "type_sizes": {"short": 2, "int": 4, "long": 4}}
+    return b"".join(pickle.dumps(v, protocol=2) for v in (_pickle_scan.MAGIC_NUMBER, 1001, info))
+
+
+def legacy_checkpoint(values: list[float], declared: int | None = None,
+                      record: tuple[object, ...] | None = None,
+                      keys: list[str] | None = None) -> bytes:
+    """A legacy-format file (`_use_new_zipfile_serialization=False`) of one float tensor `a`,
+    written as torch writes it but by hand, so that it can lie: its storage record declares
+    `declared` elements (default: as many as it holds), or is `record`; its list of storages
+    is `keys`."""
+    storage, n = object(), len(values)
+
+    class Tensor:
+        def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+            return (torch._utils._rebuild_tensor_v2,
+                    (storage, 0, (n,), (1,), False, OrderedDict()))
+
+    pid = record or ("storage", torch.FloatStorage, "0", "cpu",
+                     n if declared is None else declared, None)
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj: object) -> object:
+            return pid if obj is storage else None
+
+    main = io.BytesIO()
+    Pickler(main, protocol=2).dump(OrderedDict(a=Tensor()))
+    data = n.to_bytes(8, "little") + np.asarray(values, "<f4").tobytes()
+    return (legacy_header() + main.getvalue()
+            + pickle.dumps(["0"] if keys is None else keys, protocol=2) + data)
+
+
+def archive(data_pkl: bytes, records: dict[str, bytes] | None = None) -> bytes:
+    """A zip archive laid out as torch.save lays it out, with this data.pkl."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", data_pkl)
+        z.writestr("archive/byteorder", "little")
+        for key, data in (records or {}).items():
+            z.writestr(f"archive/data/{key}", data)
+        z.writestr("archive/version", "3\n")
+    return out.getvalue()
+
+
+def rewritten(path: Path, change: dict[str, bytes | None]) -> bytes:
+    """The zip archive at `path` with the records whose names end with a key of `change`
+    replaced (bytes) or left out (None)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(path) as old, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as new:
+        for info in old.infolist():
+            end = next((k for k in change if info.filename.endswith(k)), None)
+            data = old.read(info) if end is None else change[end]
+            if data is not None:
+                new.writestr(info.filename, data)
+    return out.getvalue()
+
+
+def test_the_scan_allows_what_torch_allows() -> None:
+    """The scan's allowlist, blocked modules and instructions are torch's own: a newer torch
+    that allows more fails here, rather than refusing real checkpoints."""
+    import inspect
+
+    from torch import _weights_only_unpickler as weights_only
+
+    assert set(_pickle_scan.ALLOWED) == set(weights_only._get_allowed_globals())
+    assert list(_pickle_scan.BLOCKED_MODULES) == weights_only._blocklisted_modules
+    source = inspect.getsource(weights_only.Unpickler.load)
+    runs = {getattr(pickle, name)[0] for name in re.findall(r"\b([A-Z][A-Z0-9_]+)\[0\]", source)}
+    scanned = {op for op in range(256) if _pickle_scan._ARGUMENT[op] != _pickle_scan._REFUSED}
+    assert scanned == runs
+    storage_types = {k for k, v in _pickle_scan.ALLOWED.items()
+                     if isinstance(v, _pickle_scan._StorageType)}
+    for name in storage_types:
+        stand_in = weights_only._get_allowed_globals()[name]
+        dtype = torch.uint8 if stand_in is torch.storage.UntypedStorage else stand_in.dtype
+        assert _pickle_scan.ALLOWED[name].itemsize == dtype.itemsize, name  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
+@pytest.mark.parametrize("model", ["resnet18", "resnet50"])
+def test_torchvision_checkpoints_load_exactly(tmp_path: Path, zipped: bool, model: str) -> None:
+    torch.manual_seed(0)
+    sd = getattr(torchvision.models, model)().state_dict()
+    path = tmp_path / f"{model}.pth"
+    torch.save(sd, path, _use_new_zipfile_serialization=zipped)
+    read = read_checkpoint(path)
+    assert list(read) == list(sd)
+    for key, value in sd.items():
+        assert read[key].dtype == value.numpy().dtype and np.array_equal(read[key], value.numpy())
+
+
+@pytest.mark.parametrize("zipped", [True, False], ids=["zip", "legacy"])
+def test_a_timm_training_checkpoint_loads_exactly(tmp_path: Path, zipped: bool) -> None:
+    """What timm's training script saves (less its argparse args, which weights_only
+    refuses): the model's state_dict, its EMA's, the optimizer's state, the epoch."""
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18")
+    optimizer = torch.optim.AdamW(model.parameters())
+    model(torch.zeros(2, 3, 32, 32)).sum().backward()
+    optimizer.step()
+    sd = model.state_dict()
+    ema = {k: v * 0.5 if v.is_floating_point() else v for k, v in sd.items()}
+    path = tmp_path / "checkpoint-3.pth.tar"
+    torch.save({"epoch": 3, "arch": "resnet18", "state_dict": sd, "state_dict_ema": ema,
+                "optimizer": optimizer.state_dict(), "version": 2}, path,
+               _use_new_zipfile_serialization=zipped)
+    read = read_whole(path)
+    assert read.entry == ("state_dict",) and list(read.tensors) == list(sd)
+    for key, value in sd.items():
+        assert np.array_equal(read.tensors[key], value.numpy()), key
+
+
+def test_a_hand_written_legacy_file_is_what_torch_reads(tmp_path: Path) -> None:
+    """The helper the crafted legacy files below are made with writes what torch reads."""
+    path = tmp_path / "w.pth"
+    path.write_bytes(legacy_checkpoint([1.0, 2.0, 3.0]))
+    assert read_checkpoint(path)["a"].tolist() == [1.0, 2.0, 3.0]
+
+
+_LIES: dict[str, tuple[bytes, str]] = {
+    "declares 4 TB": (legacy_checkpoint([1.0, 2.0, 3.0], declared=1 << 40),
+                      "its storages declare 4,398,046,511,112 bytes, but 20 follow its pickles"),
+    "declares one more": (legacy_checkpoint([1.0, 2.0, 3.0], declared=4),
+                          "its storages declare 24 bytes, but 20 follow its pickles"),
+    "lists another storage": (legacy_checkpoint([1.0], keys=["1"]),
+                              "its list of storages does not match its pickle (storage `0`)"),
+    "lists a storage twice": (legacy_checkpoint([1.0], keys=["0", "0"]),
+                              "its list of storages does not match its pickle (a storage twice)"),
+    "negative size": (legacy_checkpoint([1.0], declared=-1), "a malformed storage record"),
+    "size as text": (legacy_checkpoint([1.0], record=(
+        "storage", torch.FloatStorage, "0", "cpu", "1", None)), "a malformed storage record"),
+    "a module record": (legacy_checkpoint([1.0], record=("module", None, None, None, 1, None)),
+                        "a persistent record of kind `module`"),
+    "a short record": (legacy_checkpoint([1.0], record=("storage", torch.FloatStorage, "0")),
+                       "a storage record of 3 fields, where torch.save writes 6"),
+    "a view past its storage": (legacy_checkpoint([1.0], record=(
+        "storage", torch.FloatStorage, "0", "cpu", 1, ("1", 0, 2))),
+        "a malformed view of a storage"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_LIES))
+def test_a_legacy_file_whose_storages_lie_is_refused_before_torch(tmp_path: Path,
+                                                                  name: str) -> None:
+    path = tmp_path / "lie.pth"
+    content, says = _LIES[name]
+    path.write_bytes(content)
+    with pytest.MonkeyPatch.context() as mp:
+        calls = _spy_torch_load(mp)
+        with pytest.raises(SpecError) as exc:
+            read_checkpoint(path)
+    assert not calls, "torch.load read a file whose storages lie"
+    assert codes(exc) == ["E0602"] and says in text(exc), text(exc)
+
+
+def test_an_archive_whose_storages_lie_is_refused_before_torch(tmp_path: Path) -> None:
+    """A storage record larger than its record in the archive: torch.load(mmap=True) would
+    map the bytes after it (the next storage, the directory) into the tensor."""
+    path = tmp_path / "w.pth"
+    torch.save({"a": torch.arange(4.0), "b": torch.ones(2)}, path)
+    with zipfile.ZipFile(path) as z:
+        names = [n for n in z.namelist() if "/data/" in n]
+        first = z.read(names[0])
+    cases = {
+        "short": (rewritten(path, {names[0]: first[:8]}), "declares 16 bytes, but its archive "
+                  "holds 8"),
+        "missing": (rewritten(path, {names[0]: None}), "which its archive lacks"),
+    }
+    for name, (content, says) in cases.items():
+        path.write_bytes(content)
+        with pytest.MonkeyPatch.context() as mp:
+            calls = _spy_torch_load(mp)
+            with pytest.raises(SpecError) as exc:
+                read_checkpoint(path)
+        assert not calls, name
+        assert codes(exc) == ["E0602"] and says in text(exc), (name, text(exc))
+
+
+def test_a_damaged_pickle_is_said_so_with_what_is_wrong(tmp_path: Path) -> None:
+    path = tmp_path / "w.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, path)
+    with zipfile.ZipFile(path) as z:
+        pickled = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+    cases = {
+        "not UTF-8": (pickled.replace(b"conv1.weight", b"conv1.weigh\xff"), "its pickle is "
+                      "damaged ('utf-8' codec can't decode byte 0xff in position 11"),
+        "cut short": (pickled[:-10], "is a truncated PyTorch checkpoint: its pickle is cut "
+                      "short"),
+        "underflow": (b"\x80\x02R.", "its pickle is damaged (unpickling stack underflow)"),
+        "a global's name": (b"\x80\x02c" + b"x" * 2000 + b"\n.", "names a global longer "
+                            "than 1,000 characters"),
+    }
+    for name, (content, says) in cases.items():
+        damaged = rewritten(path, {"data.pkl": content})
+        (tmp_path / "damaged.pth").write_bytes(damaged)
+        with pytest.MonkeyPatch.context() as mp:
+            calls = _spy_torch_load(mp)
+            with pytest.raises(SpecError) as exc:
+                read_checkpoint(tmp_path / "damaged.pth")
+        assert not calls, name
+        assert codes(exc) == ["E0602"] and says in text(exc), (name, text(exc))
+
+
+def test_binbytes8_claiming_4_gb_is_refused_before_anything_is_allocated(tmp_path: Path
+                                                                        ) -> None:
+    """torch's unpickler does not run BINBYTES8; CPython's would reserve the 4 GB it claims
+    before reading them. The scan's lexer refuses it by its number, having allocated
+    nothing but the bytes it read."""
+    import tracemalloc
+
+    claim = b"\x80\x02\x8e" + (4 << 30).to_bytes(8, "little") + b"x" * 100 + b"."
+    files = {"legacy.pth": legacy_header() + claim, "zip.pth": archive(claim)}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.MonkeyPatch.context() as mp:
+            calls = _spy_torch_load(mp)
+            tracemalloc.start()
+            try:
+                with pytest.raises(SpecError) as exc:
+                    read_checkpoint(tmp_path / name)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+        assert not calls and codes(exc) == ["E0607"], name
+        assert "the pickle instruction 142 (BINBYTES8)" in text(exc)
+        assert peak < 5_000_000, f"{name}: {peak:,} bytes allocated to refuse it"
+
+
+def test_a_memo_index_past_the_pickle_is_refused_before_cpython_unpickles_it(tmp_path: Path
+                                                                           ) -> None:
+    """`LONG_BINPUT 2**28` is 5 bytes that make CPython's unpickler allocate and zero a 4 GB
+    memo (torch's keeps a dict); the lexer refuses a memo index beyond the pickle's size."""
+    path = tmp_path / "w.pth"
+    path.write_bytes(archive(b"\x80\x02N" + b"r" + (1 << 28).to_bytes(4, "little") + b"."))
+    with pytest.MonkeyPatch.context() as mp:
+        calls = _spy_torch_load(mp)
+        mp.setattr(_pickle_scan, "_Unpickler", lambda *a: pytest.fail("unpickled"))
+        with pytest.raises(SpecError) as exc:
+            read_checkpoint(path)
+    assert not calls and codes(exc) == ["E0602"]
+    assert "stores an object at a memo index beyond its size" in text(exc)
+
+
+def test_containers_and_calls_are_counted_against_their_limit(tmp_path: Path) -> None:
+    """A pickle of nothing but empty sets costs torch's unpickler 3.3 s and 230 MB a MB;
+    the lexer counts them. At the limit, torch.load is called (and finds no state_dict);
+    one over, it is not."""
+    for sets, refused in ((MAX_OBJECTS, False), (MAX_OBJECTS + 1, True)):
+        path = tmp_path / f"{sets}.pth"
+        path.write_bytes(archive(b"\x80\x02" + b"\x8f" * sets + b"."))
+        with pytest.MonkeyPatch.context() as mp:
+            calls = _spy_torch_load(mp)
+            if refused:
+                with pytest.raises(SpecError) as exc:
+                    read_checkpoint(path)
+                assert codes(exc) == ["E0602"]
+                assert f"makes more than {MAX_OBJECTS:,} containers and calls" in text(exc)
+            else:
+                with pytest.raises(SpecError):  # the spy returns None: not a state_dict
+                    read_checkpoint(path)
+        assert bool(calls) != refused, sets
+
+
+def test_a_legacy_pickle_larger_than_the_limit_is_refused_from_its_start(tmp_path: Path
+                                                                        ) -> None:
+    """The legacy format has no size for its pickle: only MAX_PICKLE bytes are read."""
+    from resdsl.weights import io as weights_io
+
+    path = tmp_path / "w.pth"
+    path.write_bytes(legacy_header() + b"\x80\x02]q\x00(" + b"K\x01" * MAX_PICKLE + b"e.")
+    reads: list[int] = []
+    real = weights_io._read_at
+
+    def counted(src: str, fd: int, offset: int, count: int) -> bytes:
+        reads.append(count)
+        return real(src, fd, offset, count)
+
+    with pytest.MonkeyPatch.context() as mp:
+        calls = _spy_torch_load(mp)
+        mp.setattr(weights_io, "_read_at", counted)
+        with pytest.raises(SpecError) as exc:
+            read_checkpoint(path)
+    assert not calls and codes(exc) == ["E0602"]
+    assert f"holds a pickle of more than {MAX_PICKLE:,} bytes" in text(exc)
+    assert sum(reads) <= MAX_PICKLE + 256
+
+
+# `resdsl ARGV...` for each ARGV in a fresh process, which prints its exit codes, its peak RSS
+# (VmHWM, kB) and whether torch was ever imported (torch.load cannot have run without it).
+_PEAK_NO_TORCH = """
+import sys
+from resdsl.cli import main
+codes = [main(argv) for argv in {runs!r}]
+with open("/proc/self/status", encoding="ascii") as f:
+    hwm = next(line.split()[1] for line in f if line.startswith("VmHWM:"))
+print("CODES", *codes, "TORCH", "torch" in sys.modules, "HWM", hwm)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_crafted_pickles_are_refused_within_memory_and_without_torch(tmp_path: Path) -> None:
+    """Crafted PyTorch files, each refused by the scan before torch is imported, in one
+    process whose peak RSS stays that of refusing a spec: a legacy file whose pickle is
+    200 MB of valid instructions (torch's stream unpickler would take minutes and GBs), a zip
+    archive whose data.pkl is 8 MB, a 9-byte memo index that makes CPython's unpickler zero
+    4 GB, BINBYTES8 claiming 4 GB, a storage declaring 4 TB, and too many containers."""
+    files = {
+        "legacy_200MB.pth": None,
+        "zip_8MB.pth": archive(b"\x80\x02]q\x00(" + b"K\x01" * 3_999_996 + b"e."),
+        "memo.pth": archive(b"\x80\x02N" + b"r" + (1 << 28).to_bytes(4, "little") + b"."),
+        "binbytes8.pth": legacy_header() + b"\x80\x02\x8e" + (4 << 30).to_bytes(8, "little")
+        + b"x" * 100 + b".",
+        "lie.pth": legacy_checkpoint([1.0, 2.0, 3.0], declared=1 << 40),
+        "sets.pth": archive(b"\x80\x02" + b"\x8f" * (MAX_OBJECTS + 1) + b"."),
+    }
+    with open(tmp_path / "legacy_200MB.pth", "wb") as f:
+        f.write(legacy_header() + b"\x80\x02]q\x00(")
+        chunk = b"K\x01" * 500_000
+        for _ in range(200):
+            f.write(chunk)
+        f.write(b"e.")
+    runs = []
+    for name, content in files.items():
+        if content is not None:
+            (tmp_path / name).write_bytes(content)
+        runs.append(["compile", str(NET), "--to", "onnx", "--weights", str(tmp_path / name),
+                     "-o", str(tmp_path / "out.onnx")])
+    run = subprocess.run([sys.executable, "-c", _PEAK_NO_TORCH.format(runs=runs)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert "Traceback" not in run.stderr, run.stderr
+    last = run.stdout.split()
+    assert last[:1] == ["CODES"] and last[-2] == "HWM", (run.stdout, run.stderr)
+    assert last[1:7] == ["1"] * 6, run.stderr
+    assert last[7:9] == ["TORCH", "False"], "torch was imported: torch.load read a file"
+    peak = int(last[-1]) * 1024
+    assert peak < 400e6, f"peak RSS {peak / 1e6:.0f} MB for refused checkpoints"
+    said = [line for line in run.stderr.splitlines() if line.startswith("error[")]
+    assert [s[:12] for s in said] == ["error[E0602]"] * 3 + ["error[E0607]"] + [
+        "error[E0602]"] * 2, run.stderr
+    for says in (f"holds a pickle of more than {MAX_PICKLE:,} bytes",
+                 "holds a pickle of 8,000,000 bytes", "a memo index beyond its size",
+                 "instruction 142 (BINBYTES8)", "its storages declare 4,398,046,511,112 bytes",
+                 f"makes more than {MAX_OBJECTS:,} containers and calls"):
+        assert says in run.stderr, says
+    assert not (tmp_path / "out.onnx").exists()

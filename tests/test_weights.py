@@ -14,8 +14,10 @@ from __future__ import annotations
 import builtins
 import math
 import os
+import pickle
 import subprocess
 import sys
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -673,10 +675,32 @@ def _truncated_pth(g: Graph, mp: pytest.MonkeyPatch) -> object:
 
 @case("E0602_corrupt_pth")
 def _corrupt_pth(g: Graph, mp: pytest.MonkeyPatch) -> object:
-    # A damaged pickle (a key that is not UTF-8): the note quotes torch's first sentence.
+    # A damaged pickle (a byte changed in a key): its record's checksum no longer matches.
     torch.save({k: torch.from_numpy(v) for k, v in net_state().items()}, "net.pth")
     data = Path("net.pth").read_bytes()
     Path("net.pth").write_bytes(data.replace(b"conv1.weight", b"conv1.weigh\xff", 1))
+    return load_state(g, "net.pth")
+
+
+@case("E0602_legacy_pickle_too_large")
+def _legacy_too_large(g: Graph, mp: pytest.MonkeyPatch) -> object:
+    # The legacy format (_use_new_zipfile_serialization=False) gives its pickle no size: this
+    # one, a list of 600,000 small ints, is refused from its first MB, before torch reads it.
+    start: tuple[object, ...] = (0x1950A86A20F9469CFC6C, 1001, {})  # magic, version, sizes
+    header = b"".join(pickle.dumps(v, protocol=2) for v in start)
+    Path("net.pth").write_bytes(header + b"\x80\x02]q\x00(" + b"K\x01" * 600_000 + b"e.")
+    return load_state(g, "net.pth")
+
+
+@case("E0602_storage_size_lie")
+def _storage_lie(g: Graph, mp: pytest.MonkeyPatch) -> object:
+    # The pickle declares a storage larger than the archive's record of it.
+    torch.save({k: torch.from_numpy(v) for k, v in net_state().items()}, "net.pth")
+    with zipfile.ZipFile("net.pth") as old:
+        records = [(i.filename, old.read(i)) for i in old.infolist()]
+    with zipfile.ZipFile("net.pth", "w") as new:
+        for name, data in records:
+            new.writestr(name, data[:-40] if name.endswith("/data/0") else data)
     return load_state(g, "net.pth")
 
 

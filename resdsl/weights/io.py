@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from resdsl.syntax.loader import _kind as file_kind
-from resdsl.weights import _safetensors, _torchzip
+from resdsl.weights import _pickle_scan, _safetensors, _torchzip
 from resdsl.weights._diag import fail, shown
 
 # Training scripts wrap the state_dict: {"state_dict": ..., "epoch": ..., "optimizer": ...}.
@@ -231,21 +231,15 @@ def _read_torch(src: str, fd: int, size: int, head: bytes) -> Checkpoint:
             _FORMAT_HELP,
             _text_note(head),
         )
-    if head.startswith(_ZIP_MAGIC):
-        try:
-            with os.fdopen(os.dup(fd), "rb") as f:
-                _torchzip.check(f, size)
-        except _torchzip.ArchiveError as exc:
-            raise fail("E0602", f"`{src}` {exc.reason}", exc.help) from None
-        except OSError as exc:
-            raise _cannot_read(src, exc.strerror or str(exc)) from None
+    zipped = head.startswith(_ZIP_MAGIC)
+    _scan_torch(src, fd, size, zipped)
     torch = _import_torch(src)
     try:
         with warnings.catch_warnings():
             # torch warns about pickle protocols and TorchScript; what matters is in the
             # error, or in the state_dict.
             warnings.simplefilter("ignore")
-            if head.startswith(_ZIP_MAGIC):
+            if zipped:
                 # A zip archive is mapped: its storages are views of the file. torch opens
                 # the path itself, which _opened has checked is a regular file.
                 obj = torch.load(src, map_location="cpu", weights_only=True, mmap=True)
@@ -259,14 +253,42 @@ def _read_torch(src: str, fd: int, size: int, head: bytes) -> Checkpoint:
         raise _cannot_read(src, "its tensors do not fit in memory") from None
     except Exception as exc:  # torch reports a damaged file with many exception types
         if "TorchScript" in str(exc):
-            raise fail(
-                "E0602",
-                f"`{src}` is a TorchScript archive (torch.jit.save), not a state_dict",
-                "save its state_dict where torch is installed: "
-                f"`torch.save(torch.jit.load({src!r}).state_dict(), \"weights.pth\")`",
-            ) from None
+            raise _torchscript(src) from None
         raise _corrupt(src, exc) from None
     return normalise(obj, src)
+
+
+def _scan_torch(src: str, fd: int, size: int, zipped: bool) -> None:
+    """Check a PyTorch file before torch reads it (_torchzip, _pickle_scan): a zip archive
+    from its end, its directory and its pickle; the legacy format from its pickles, in its
+    first MAX_PICKLE bytes. Nothing else of the file is read, and torch is not imported."""
+    try:
+        if zipped:
+            with os.fdopen(os.dup(fd), "rb") as f:
+                archive = _torchzip.check(f, size)
+            _pickle_scan.scan_archive(archive.pickle, archive.records)
+        else:
+            head = _read_at(src, fd, 0, min(size, _pickle_scan.MAX_PICKLE))
+            _pickle_scan.scan_legacy(head, size)
+    except _pickle_scan.Damaged as exc:
+        raise fail("E0602", f"`{src}` {exc.reason}", exc.help) from None
+    except _pickle_scan.GlobalRefused as exc:
+        raise _global_refused(src, exc.name, exc.module, by_torch=False) from None
+    except _pickle_scan.InstructionRefused as exc:
+        raise _instruction_refused(src, exc.opcode) from None
+    except _torchzip.TorchScript:
+        raise _torchscript(src) from None
+    except OSError as exc:
+        raise _cannot_read(src, exc.strerror or str(exc)) from None
+
+
+def _torchscript(src: str) -> Exception:
+    return fail(
+        "E0602",
+        f"`{src}` is a TorchScript archive (torch.jit.save), not a state_dict",
+        "save its state_dict where torch is installed: "
+        f"`torch.save(torch.jit.load({src!r}).state_dict(), \"weights.pth\")`",
+    )
 
 
 # torch.load(weights_only=True) words its refusals in the message of an UnpicklingError,
@@ -280,44 +302,73 @@ _DOCS = re.compile(r"\s*Check the documentation of torch\.load.*", re.S)
 
 def _refused(src: str, message: str) -> Exception | None:
     """The diagnostic of torch.load(weights_only=True)'s refusal to unpickle something
-    (E0607), or None when `message` is not such a refusal (a damaged pickle)."""
+    (E0607), or None when `message` is not such a refusal (a damaged pickle). The scan
+    refuses the same things first (_pickle_scan); torch's own refusal is what is left when
+    the installed torch allows less than the scan (an older torch, a newer dtype)."""
     if _REFUSAL not in message:
         return None
     blocked = _BLOCKED.search(message)
     if blocked is not None:
-        name, module = blocked[1], blocked[2]
+        return _global_refused(src, blocked[1], blocked[2], by_torch=True)
+    allowed = _NOT_ALLOWED.search(message)
+    if allowed is not None:
+        return _global_refused(src, allowed[1], None, by_torch=True)
+    core = _DOCS.sub("", message).split("WeightsUnpickler error:")[-1].strip()
+    core = core.split("\n\n")[-1].strip() or core
+    opcode = _OPCODE.fullmatch(core)
+    if opcode:
+        return _instruction_refused(src, int(opcode[1]))
+    return fail(
+        "E0607",
+        f"`{src}` holds a pickle that torch.load(weights_only=True) refuses to load",
+        _PICKLE_HELP,
+        (f"torch.load says: {_sentence(core)}",),
+    )
+
+
+_PICKLE_HELP = ("fetch the file again, or save only the state_dict with torch.save "
+                "(`torch.save(model.state_dict(), path)`), or convert it to .safetensors")
+
+
+def _global_refused(src: str, name: str, blocked: str | None, by_torch: bool) -> Exception:
+    """E0607 for a global the pickle names and loading refuses: one of a module torch blocks
+    outright (`blocked`: os, sys...), which only an attack names, or one that is not on
+    torch's allowlist. `by_torch`: torch.load refused it, rather than resdsl's scan."""
+    who = ("torch.load(weights_only=True) refused" if by_torch
+           else "resdsl refused, before torch read the file,")
+    if blocked is not None:
         return fail(
             "E0607",
             f"`{src}` would call `{shown(name)}` when it is loaded; resdsl refused it",
             "do not load this file with weights_only=False, which would make that call: "
             "take the checkpoint from a source you trust, as .safetensors if you can",
-            (f"torch.load(weights_only=True) refused the global `{shown(name)}`: its module "
-             f"`{shown(module)}` is blocked, since it runs commands or changes the process; "
+            (f"{who} the global `{shown(name)}`: its module `{shown(blocked)}` is blocked "
+             "by torch.load(weights_only=True), since it runs commands or changes the process; "
              "a checkpoint has no use for it",),
         )
-    allowed = _NOT_ALLOWED.search(message)
-    if allowed is not None:
-        return fail(
-            "E0607",
-            f"`{src}` holds Python objects besides tensors, and resdsl does not unpickle them",
-            "save only the state_dict: `torch.save(model.state_dict(), path)`, or convert the "
-            "file to .safetensors; if you trust the file, load it with "
-            "torch.load(weights_only=False) yourself and pass its state_dict",
-            (f"torch.load(weights_only=True) refused `{shown(allowed[1])}`: loading it could "
-             "run code from the file",),
-        )
-    core = _DOCS.sub("", message).split("WeightsUnpickler error:")[-1].strip()
-    core = core.split("\n\n")[-1].strip() or core
-    opcode = _OPCODE.fullmatch(core)
-    note = (f"torch.load(weights_only=True) does not run the pickle instruction {opcode[1]}, "
-            "which torch.save never writes: the file is damaged, or was written by pickle.dump"
-            if opcode else f"torch.load says: {_sentence(core)}")
+    return fail(
+        "E0607",
+        f"`{src}` holds Python objects besides tensors, and resdsl does not unpickle them",
+        "save only the state_dict: `torch.save(model.state_dict(), path)`, or convert the "
+        "file to .safetensors; if you trust the file, load it with "
+        "torch.load(weights_only=False) yourself and pass its state_dict",
+        (f"{who} `{shown(name)}`, which torch.load(weights_only=True) does not allow: "
+         "loading it could run code from the file",),
+    )
+
+
+def _instruction_refused(src: str, opcode: int) -> Exception:
+    """E0607 for a pickle instruction torch's weights_only unpickler does not run."""
+    import pickletools
+
+    names = {op.code: op.name for op in pickletools.opcodes}
+    name = f" ({names[chr(opcode)]})" if 0 <= opcode < 256 and chr(opcode) in names else ""
     return fail(
         "E0607",
         f"`{src}` holds a pickle that torch.load(weights_only=True) refuses to load",
-        "fetch the file again, or save only the state_dict with torch.save "
-        "(`torch.save(model.state_dict(), path)`), or convert it to .safetensors",
-        (note,),
+        _PICKLE_HELP,
+        (f"torch.load(weights_only=True) does not run the pickle instruction {opcode}{name}, "
+         "which torch.save never writes: the file is damaged, or was written by pickle.dump",),
     )
 
 
@@ -438,21 +489,45 @@ def _is_state_dict(value: object) -> bool:
             and all(isinstance(k, str) and _is_tensor(v) for k, v in value.items()))
 
 
-def _holds_state_dict(value: object, depth: int) -> bool:
-    return depth > 0 and isinstance(value, Mapping) and any(
-        _is_state_dict(v) or _holds_state_dict(v, depth - 1) for v in value.values())
+class _Search:
+    """Which mappings are, or hold, state_dicts, each answer kept by the mapping's identity:
+    a pickle shares what it memoises, so a few kB can hold four levels of a thousand keys
+    that all lead to one dict, which a plain search would visit 10¹² times."""
+
+    def __init__(self) -> None:
+        self.is_state_dict: dict[int, bool] = {}
+        self.holds: dict[tuple[int, int], bool] = {}
+
+    def state_dict(self, value: object) -> bool:
+        if not isinstance(value, Mapping):
+            return False
+        known = self.is_state_dict.get(id(value))
+        if known is None:
+            known = self.is_state_dict[id(value)] = _is_state_dict(value)
+        return known
+
+    def holds_state_dict(self, value: object, depth: int) -> bool:
+        if depth <= 0 or not isinstance(value, Mapping):
+            return False
+        key = (id(value), depth)
+        if key not in self.holds:
+            self.holds[key] = False  # a mapping that holds itself adds nothing
+            self.holds[key] = any(self.state_dict(v) or self.holds_state_dict(v, depth - 1)
+                                  for v in value.values())
+        return self.holds[key]
 
 
 def _unwrap(obj: object, source: str) -> tuple[object, tuple[str, ...]]:
     """The state_dict inside a training checkpoint's wrapping dicts, and the keys that lead
     to it; `obj` itself when it is not such a wrapper."""
     entry: list[str] = []
-    while (isinstance(obj, Mapping) and not _is_state_dict(obj)
+    search = _Search()
+    while (isinstance(obj, Mapping) and not search.state_dict(obj)
            and len(entry) < MAX_NESTING):
         left = MAX_NESTING - len(entry) - 1
         named = [k for k in obj if isinstance(k, str)]
-        found = ([k for k in named if _is_state_dict(obj[k])]
-                 or [k for k in named if _holds_state_dict(obj[k], left)])
+        found = ([k for k in named if search.state_dict(obj[k])]
+                 or [k for k in named if search.holds_state_dict(obj[k], left)])
         if not found:
             break
         if len(found) > 1:
