@@ -198,7 +198,9 @@ def check_fx(model: Any, x: Tensor, depth: int | None = None) -> int:
     names = [n for n in outs if n and (depth is None or n.count(".") <= depth)]
     for depth in sorted({n.count(".") for n in names}):
         level = [n for n in names if n.count(".") == depth]
-        extractor = create_feature_extractor(model, return_nodes={n: n for n in level})
+        # Eval mode only: the train-mode graph (dropout, drop_path) need not be the same.
+        extractor = create_feature_extractor(model, return_nodes={n: n for n in level},
+                                             suppress_diff_warning=True)
         copy_when_made(extractor)
         with torch.no_grad():
             got = extractor(x)
