@@ -110,7 +110,8 @@ def test_block_instances_share_classes() -> None:
     model = resdsl.load(str(SPECS / "resnet50.res")).to_torch()
     names = {type(m).__name__ for m in model.modules()}
     assert names == {"Resnet50", "Bottleneck", "Bottleneck2", "Sequential", "Conv2d",
-                     "BatchNorm2d", "Linear"}
+                     "BatchNorm2d", "Linear", "ReLU", "MaxPool2d", "AdaptiveAvgPool2d",
+                     "Flatten"}
 
 
 def test_relu_and_add_run_in_place_only_where_safe() -> None:

@@ -2,11 +2,14 @@
 the line of forward code it runs.
 
 The generated code is what a person would write by hand: stateful ops are `nn` modules named
-by the spec (their state_dict keys), everything else is a `torch`/`F` call in the forward.
-Each lowering returns `Code`: a format string whose `{out}` is the output variable and whose
-other fields are *holes*, the numbers of the layer (channels, strides, slice bounds). Holes
-let structurally identical blocks share one generated class with those numbers as
-constructor parameters (`torch_source.py`).
+by the spec (their state_dict keys), everything else is a `torch`/`F` call in the forward,
+except where the forward is a chain of child modules: there a stateless op is a module too
+(the entry's `module`: `nn.ReLU(inplace=True)`, `nn.MaxPool2d(...)`), as in torchvision's
+ResNet, because torchvision's IntermediateLayerGetter runs the children in order and nothing
+else (`torch_source.py` decides where). Each lowering returns `Code`: a format string whose
+`{out}` is the output variable and whose other fields are *holes*, the numbers of the layer
+(channels, strides, slice bounds). Holes let structurally identical blocks share one
+generated class with those numbers as constructor parameters (`torch_source.py`).
 
 `tests/test_torch_backend.py` fails when an op in `OPS` has no entry here.
 """
@@ -67,6 +70,11 @@ class Lowering:
     # has no code when its output takes its input's variable, runs nothing in place, and is
     # never overwritten in place (its tensor is its input's).
     alias: Callable[[Node], bool] = lambda node: False
+    # The op as an `nn` module of no state, for a stateless op in a chain of child modules
+    # (`nn.ReLU(inplace=True)`): its constructor, with the same holes as the forward code; the
+    # forward then calls it (`x = self.relu(x)`). None where PyTorch has no such module (or
+    # the op reads another tensor, `upsample(to = t)`): the op then ends the chain.
+    module: Callable[[Ctx], Code | None] = lambda c: None
 
 
 def _lit(value: Value) -> str:
@@ -136,24 +144,49 @@ def _linear(c: Ctx) -> Lowered:
 # ------------------------------------------------------------------ stateless ops
 
 
+def _pool_options(c: Ctx) -> tuple[dict[str, HoleValue], str]:
+    """A pool's numbers (holes) and its options past them, the function's and the module's."""
+    a = c.node.args
+    kernel = _pair(pair_arg(a, "kernel"))
+    stride = _pair(pair_arg(a, "stride")) if a["stride"] is not None else kernel
+    options = ", ceil_mode=True" if a["ceil_mode"] else ""
+    if not a.get("count_include_pad", True):
+        options += ", count_include_pad=False"
+    return {"kernel": kernel, "stride": stride,
+            "padding": _pair(pair_arg(a, "padding"))}, options
+
+
 def _pool(fn: str) -> Callable[[Ctx], Lowered]:
     def emit(c: Ctx) -> Lowered:
-        a = c.node.args
-        kernel = _pair(pair_arg(a, "kernel"))
-        stride = _pair(pair_arg(a, "stride")) if a["stride"] is not None else kernel
-        ceil = ", ceil_mode=True" if a["ceil_mode"] else ""
-        if not a.get("count_include_pad", True):
-            ceil += ", count_include_pad=False"
+        holes, options = _pool_options(c)
         return _forward(
-            f"{{out}} = F.{fn}({c.x[0]}, {{kernel}}, {{stride}}, {{padding}}{ceil})",
-            kernel=kernel, stride=stride, padding=_pair(pair_arg(a, "padding")),
-        )
+            f"{{out}} = F.{fn}({c.x[0]}, {{kernel}}, {{stride}}, {{padding}}{options})", **holes)
 
     return emit
 
 
-def _unary(fn: str) -> Lowering:
-    return Lowering(lambda c: _forward(f"{{out}} = {fn}({c.x[0]})"), overwritable=False)
+def _pool_module(cls: str) -> Callable[[Ctx], Code]:
+    def emit(c: Ctx) -> Code:
+        holes, options = _pool_options(c)
+        return Code(f"nn.{cls}(kernel_size={{kernel}}, stride={{stride}}, padding={{padding}}"
+                    f"{options})", holes)
+
+    return emit
+
+
+def _fixed(text: str) -> Callable[[Ctx], Code]:
+    """A module form with no arguments (`nn.Sigmoid()`)."""
+    return lambda c: Code(text)
+
+
+def _activation_module(cls: str) -> Callable[[Ctx], Code]:
+    """`nn.ReLU(inplace=True)` where the forward may overwrite the input, as torchvision's."""
+    return lambda c: Code(f"nn.{cls}(inplace=True)" if c.inplace else f"nn.{cls}()")
+
+
+def _unary(fn: str, module: str) -> Lowering:
+    return Lowering(lambda c: _forward(f"{{out}} = {fn}({c.x[0]})"), overwritable=False,
+                    module=_fixed(module))
 
 
 def _relu(c: Ctx) -> Lowered:
@@ -179,6 +212,12 @@ def _leaky_relu(c: Ctx) -> Lowered:
                     negative_slope=slope)
 
 
+def _leaky_relu_module(c: Ctx) -> Code:
+    slope = float_arg(c.node.args, "negative_slope")
+    inplace = ", inplace=True" if c.inplace and slope >= 0 else ""
+    return Code(f"nn.LeakyReLU({{negative_slope}}{inplace})", {"negative_slope": slope})
+
+
 # timm's `drop_path` (timm.layers, scale_by_keep=True), drawing the same random numbers in
 # the same order: under one seed the mask is timm's DropPath's.
 DROP_PATH = '''def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -201,6 +240,10 @@ def _drop_path(c: Ctx) -> Lowered:
 def _dropout(c: Ctx) -> Lowered:
     return _forward(f"{{out}} = F.dropout({c.x[0]}, {{p}}, self.training)",
                     p=float_arg(c.node.args, "p"))
+
+
+def _dropout_module(c: Ctx) -> Code:
+    return Code("nn.Dropout({p})", {"p": float_arg(c.node.args, "p")})
 
 
 def _slice(c: Ctx) -> Lowered:
@@ -354,12 +397,16 @@ def _frozen_bn(c: Ctx) -> Lowered:
     return Lowered(init, Code(f"{{out}} = {c.attr}({c.x[0]})"))
 
 
+def _upsample_options(c: Ctx) -> str:
+    options = f', mode="{c.node.args["mode"]}"'
+    if c.node.args["mode"] == "bilinear":
+        options += f", align_corners={bool(c.node.args['align_corners'])}"
+    return options
+
+
 def _upsample(c: Ctx) -> Lowered:
     a = c.node.args
-    mode = a["mode"]
-    options = f', mode="{mode}"'
-    if mode == "bilinear":
-        options += f", align_corners={bool(a['align_corners'])}"
+    options = _upsample_options(c)
     if a["to"] is None:
         return _forward(f"{{out}} = F.interpolate({c.x[0]}, scale_factor={{scale}}{options})",
                         scale=int_arg(a, "scale"))
@@ -369,26 +416,38 @@ def _upsample(c: Ctx) -> Lowered:
     return _forward(f"{{out}} = F.interpolate({c.x[0]}, size={ref}.shape[-2:]{options})")
 
 
+def _upsample_module(c: Ctx) -> Code | None:
+    if c.node.args["to"] is not None:  # reads a second tensor: no module of one input
+        return None
+    return Code(f"nn.Upsample(scale_factor={{scale}}{_upsample_options(c)})",
+                {"scale": int_arg(c.node.args, "scale")})
+
+
 LOWERINGS: dict[str, Lowering] = {
     "conv": Lowering(_conv),
     "bn": Lowering(_bn),
     "linear": Lowering(_linear),
-    "maxpool": Lowering(_pool("max_pool2d")),
-    "avgpool": Lowering(_pool("avg_pool2d")),
-    "global_avgpool": Lowering(lambda c: _forward(f"{{out}} = F.adaptive_avg_pool2d({c.x[0]}, 1)")),
+    "maxpool": Lowering(_pool("max_pool2d"), module=_pool_module("MaxPool2d")),
+    "avgpool": Lowering(_pool("avg_pool2d"), module=_pool_module("AvgPool2d")),
+    "global_avgpool": Lowering(lambda c: _forward(f"{{out}} = F.adaptive_avg_pool2d({c.x[0]}, 1)"),
+                               module=_fixed("nn.AdaptiveAvgPool2d(1)")),
     "flatten": Lowering(lambda c: _forward(f"{{out}} = torch.flatten({c.x[0]}, 1)"),
-                        overwritable=False),
-    "relu": Lowering(_relu, inplace=True, overwritable=False),
-    "relu6": Lowering(_relu6, inplace=True, overwritable=False),
-    "hardswish": Lowering(_hardswish, inplace=True, overwritable=False),
-    "leaky_relu": Lowering(_leaky_relu, inplace=True, overwritable=False),
-    "sigmoid": _unary("torch.sigmoid"),
-    "tanh": _unary("torch.tanh"),
-    "silu": Lowering(lambda c: _forward(f"{{out}} = F.silu({c.x[0]})")),
-    "gelu": Lowering(lambda c: _forward(f"{{out}} = F.gelu({c.x[0]})")),
+                        overwritable=False, module=_fixed("nn.Flatten()")),
+    "relu": Lowering(_relu, inplace=True, overwritable=False, module=_activation_module("ReLU")),
+    "relu6": Lowering(_relu6, inplace=True, overwritable=False,
+                      module=_activation_module("ReLU6")),
+    "hardswish": Lowering(_hardswish, inplace=True, overwritable=False,
+                          module=_activation_module("Hardswish")),
+    "leaky_relu": Lowering(_leaky_relu, inplace=True, overwritable=False,
+                           module=_leaky_relu_module),
+    "sigmoid": _unary("torch.sigmoid", "nn.Sigmoid()"),
+    "tanh": _unary("torch.tanh", "nn.Tanh()"),
+    "silu": Lowering(lambda c: _forward(f"{{out}} = F.silu({c.x[0]})"), module=_fixed("nn.SiLU()")),
+    "gelu": Lowering(lambda c: _forward(f"{{out}} = F.gelu({c.x[0]})"), module=_fixed("nn.GELU()")),
+    # An alias is no op at all: a chain runs through it without a module.
     "identity": Lowering(lambda c: _forward(f"{{out}} = {c.x[0]}"), overwritable=False,
                          alias=lambda node: True),
-    "dropout": Lowering(_dropout, overwritable=False),
+    "dropout": Lowering(_dropout, overwritable=False, module=_dropout_module),
     "drop_path": Lowering(_drop_path, overwritable=False, helpers=(DROP_PATH,)),
     "slice": Lowering(_slice, overwritable=False),
     "zeropad": Lowering(_zeropad),
@@ -404,7 +463,7 @@ LOWERINGS: dict[str, Lowering] = {
     "group_sum": Lowering(_group_sum),
     "conv_transpose": Lowering(_conv_transpose),
     "frozen_bn": Lowering(_frozen_bn, helpers=(FROZEN_BN,)),
-    "upsample": Lowering(_upsample),
+    "upsample": Lowering(_upsample, module=_upsample_module),
 }
 
 # The names the helpers define at the top of a generated file: no generated class may take one.

@@ -7,8 +7,17 @@ How the graph becomes classes:
   multi-branch `weight` are bare `nn.Parameter`s on their parent module;
 - every proper prefix of those paths is a module. A prefix whose nodes form a
   single-entry, single-exit region (a block call, a sequence, a repeat) gets a forward of its
-  own and is called like a function, as torchvision's blocks are; a pure chain of numbered
-  children becomes an `nn.Sequential`; any other prefix is a plain container;
+  own and is called like a function, as torchvision's blocks are; any other prefix is a plain
+  container;
+- where a region's forward is a *chain* (each step a child module applied to the step
+  before's output, as in torchvision's ResNet: conv1, bn1, relu, maxpool, layer1, ...), its
+  stateless ops are modules too (`self.relu = nn.ReLU(inplace=True)`), registered in the
+  order the forward calls them, so that torchvision's IntermediateLayerGetter, which runs a
+  module's children in order and nothing else, computes the forward's own tensors. The
+  root's leading chain is made so even when the rest of its forward is not a chain, and its
+  docstring then says up to which child the wrapper is right. A chain of children numbered
+  0, 1, ... becomes an `nn.Sequential`. Stateless modules hold no state, so the state_dict
+  (keys and order) is the same either way;
 - structurally identical regions share one class; the numbers that differ between them
   (channels, strides, slice bounds) become its constructor parameters.
 
@@ -24,7 +33,9 @@ from __future__ import annotations
 
 import json
 import keyword
+import re
 import string
+import textwrap
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -134,8 +145,14 @@ class _Generator:
         self.regions = self._find_regions()
         self.owner = {n.id: self._owner(n) for n in self.nodes}
         self.items = self._items()
-        for region in self.regions.values():
-            region.sequential = self._is_chain(region)
+        # The stateless nodes that are modules (in a chain, see the docstring): their paths.
+        self.stateless: dict[int, str] = {}
+        # The root's leading chain: the last child module in it (None when there is none),
+        # and what ends it (None when the whole forward is a chain).
+        self.root_chain_last: str | None = None
+        self.root_chain_break: str | None = None
+        for region in list(self.regions.values()):
+            self._make_chain(region)
         self.classes: list[_Class] = []
         # Names the file defines besides its classes (`F`, the helpers' FrozenBatchNorm2d).
         self.class_names: set[str] = {"F", *HELPER_NAMES}
@@ -211,30 +228,128 @@ class _Generator:
                 below = prefix
         return items
 
-    def _is_chain(self, region: _Region) -> bool:
-        """Children `0..n-1`, each a leaf or a region, feeding each other in order, and no
-        stateless node of its own (a relu between the children would be lost)."""
+    def _inplace(self, region: _Region, node: Node) -> bool:
+        """Whether the node overwrites its first input in the forward of `region`: when the
+        op can, the input is read by nothing else, it is not the region's input (the
+        caller's tensor) nor a named output, and autograd does not need it."""
+        lowering = LOWERINGS[node.op]
+        if not node.inputs or not lowering.inplace or lowering.alias(node):
+            return False
+        first = node.inputs[0]
+        # A named output is returned as it is: never overwritten by the op after it.
+        return (self.uses[first] == 1 and first != region.entry
+                and first not in self.graph.outputs.values()
+                and self._overwritable(self.graph.node(first)))
+
+    def _module_code(self, node: Node, region: _Region) -> Code | None:
+        """The nn module of a stateless node in `region`'s forward, if PyTorch has one."""
+        return LOWERINGS[node.op].module(
+            Ctx(node, self._ins(node), ("x",) * len(node.inputs), "self",
+                self._inplace(region, node)))
+
+    def _chain(self, region: _Region) -> tuple[list[tuple[str, Node]], str | None]:
+        """The region's leading chain: its items that are (or become) child modules, in
+        order (`(path, node)` for a child module, `("node", node)` for a stateless op that
+        becomes one), and what ends the chain (None when the whole forward is one). A chain
+        is what IntermediateLayerGetter runs: each item reads the one output of the item
+        before it (the first, the region's input) and is a child module called in the order
+        the children are registered (a stateful leaf or a region), a stateless op with an nn
+        module form, or an alias (which runs nothing)."""
         kids = self.children.get(region.path, [])
-        if not region.path or not kids:
-            return False
-        if any(kind == "node" and node.id not in self.state
-               for kind, node in self.items[region.path]):
-            return False
-        prev = region.entry
-        for i, kid in enumerate(kids):
-            if kid.rsplit(".", 1)[-1] != str(i):
-                return False
-            if self.modules[kid] == "leaf":
-                node = self.leaf_by_path[kid]
-                entry, exit_ = node.inputs, node.id
-            elif kid in self.regions:
-                entry, exit_ = (self.regions[kid].entry,), self.regions[kid].exit
+        prev, called = region.entry, 0
+        modules: list[tuple[str, Node]] = []
+        for kind, node in self.items[region.path]:
+            ins: tuple[int, ...]
+            if kind != "node":
+                ins, out, path = (self.regions[kind].entry,), self.regions[kind].exit, kind
             else:
-                return False
-            if entry != (prev,):
-                return False
-            prev = exit_
-        return prev == region.exit
+                ins, out = node.inputs, node.id
+                path = node.path if node.id in self.state else ""
+            rel = self._rel(region.path, path or node.path)
+            if kind != "node":
+                what = f"`{rel}`"
+            elif _is_attribute(rel):
+                what = f"`{rel}` ({node.op})"
+            else:
+                what = f"an unnamed `{node.op}`"
+            if len(ins) > 1:
+                return modules, f"{what} reads {len(ins)} tensors"
+            if ins != (prev,):
+                return modules, f"{what} reads an earlier tensor than the one before it"
+            if path:
+                if self.modules[path] != "leaf" and path not in self.regions:
+                    return modules, f"{what} is a parameter"
+                if called >= len(kids) or kids[called] != path:
+                    return modules, f"{what} is not the next child registered"
+                modules.append((path, node))
+                called += 1
+            elif not LOWERINGS[node.op].alias(node):
+                if self._module_code(node, region) is None:
+                    return modules, f"{what} has no nn module"
+                modules.append(("node", node))
+            prev = out
+        return modules, None
+
+    def _make_chain(self, region: _Region) -> None:
+        """Make the stateless ops of the region's chain modules, registered in the order
+        the forward calls them: the root's leading chain (the children a wrapper can reach
+        rightly), any other region's when its whole forward is one. Each takes its
+        statement's name (`maxpool`), else its op's (`relu`, `relu2` when taken), or its
+        position where every child is numbered (an nn.Sequential)."""
+        modules, end = self._chain(region)
+        kids = self.children.get(region.path, [])
+        called = sum(1 for kind, _ in modules if kind != "node")
+        whole = end is None and called == len(kids)
+        if region.path and not whole:
+            return
+        rel = {node.id: self._rel(region.path, node.path)
+               for kind, node in modules if kind == "node"}
+        numbered = bool(region.path) and bool(modules) and all(
+            (rel[node.id] if kind == "node" else kind.rsplit(".", 1)[-1]) == str(i)
+            for i, (kind, node) in enumerate(modules))
+        names = self._stateless_names(region, modules, rel, numbered)
+        order: list[str] = []
+        for kind, node in modules:
+            if kind == "node":
+                path = f"{region.path}.{names[node.id]}" if region.path else names[node.id]
+                self.stateless[node.id] = path
+                self.modules[path] = "leaf"
+                self.leaf_by_path[path] = node
+                order.append(path)
+            else:
+                order.append(kind)
+        self.children[region.path] = order + kids[called:]
+        region.sequential = numbered and whole
+        if not region.path:
+            self.root_chain_last = order[-1] if order else None
+            self.root_chain_break = None if whole else end or "not every child is called in it"
+
+    @staticmethod
+    def _rel(region: str, path: str) -> str:
+        return path[len(region) + 1:] if region else path
+
+    def _stateless_names(self, region: _Region, modules: list[tuple[str, Node]],
+                         rel: dict[int, str], numbered: bool) -> dict[int, str]:
+        """The names of the region's stateless modules: named statements first, so that an
+        op's name (`relu`) never takes a statement's; a number where all are numbered. A
+        repeated op's name is numbered as classes are (`relu`, `relu2`): never `relu_1`,
+        which torchvision's create_feature_extractor takes for a second call of `relu` and
+        renames (its node names strip a `_<number>` ending and renumber)."""
+        taken = set(RESERVED) | {k.rsplit(".", 1)[-1] for k in self.children.get(region.path, [])}
+        names: dict[int, str] = {}
+        stateless = [node for kind, node in modules if kind == "node"]
+        for node in stateless:
+            if (numbered or _is_attribute(rel[node.id])) and rel[node.id] not in taken:
+                names[node.id] = rel[node.id]
+                taken.add(rel[node.id])
+        for node in stateless:
+            if node.id not in names:
+                name, k = node.op, 2
+                while name in taken:
+                    name, k = f"{node.op}{k}", k + 1
+                names[node.id] = name
+                taken.add(name)
+        return names
 
     # ------------------------------------------------------------------ emission
 
@@ -343,11 +458,15 @@ class _Generator:
             parts.append(_shift(line.text, len(values)))
             values += line.values
             hints += [_join(f"m{kid.rsplit('.', 1)[-1]}", h) for h in line.hints]
-        body = "".join(f"\n    {p}," for p in parts)
+        body = "".join(f"\n    {_indent(p)}," for p in parts)
         return _Line(f"nn.ModuleList([{body}\n])", values, hints)
 
     def _leaf_ctor(self, path: str) -> _Line:
         node = self.leaf_by_path[path]
+        if node.id in self.stateless:
+            code = self._module_code(node, self.regions[self.owner[node.id]])
+            assert code is not None
+            return _holes(code, "", prefix="")
         lowered = LOWERINGS[node.op].emit(Ctx(node, self._ins(node), ("x",) * len(node.inputs),
                                               "self", False))
         assert lowered.init is not None
@@ -364,7 +483,7 @@ class _Generator:
             values += line.values
             name = kid.rsplit(".", 1)[-1]
             hints += [_join(f"m{name}", h) for h in line.hints]
-        body = "".join(f"\n    {p}," for p in parts)
+        body = "".join(f"\n    {_indent(p)}," for p in parts)
         return _Line(f"nn.Sequential({body}\n)", values, hints)
 
     def _forward(self, region: _Region) -> list[_Line]:
@@ -395,9 +514,9 @@ class _Generator:
             dying = [i for i in dict.fromkeys(ins) if last_use.get(i) == k]
             first = ins[0]
             alias = kind == "node" and LOWERINGS[node.op].alias(node)
-            inplace = (kind == "node" and LOWERINGS[node.op].inplace and not alias
-                       and first in dying and self.uses[first] == 1 and first != region.entry
-                       and self._overwritable(self.graph.node(first)))
+            inplace = kind == "node" and self._inplace(region, node)
+            # A module's inplace flag is fixed in __init__: it must be what the forward does.
+            assert not inplace or first in dying
             free += [var[i] for i in dying if not (inplace and i == first)]
             if inplace or first in dying:
                 out = var[first]
@@ -410,7 +529,10 @@ class _Generator:
             var[node.id] = out
             if alias and out == names[0]:
                 continue  # `x = x`: the node is its input, in the same variable
-            if kind == "node":
+            if kind == "node" and node.id in self.stateless:
+                ref = self._ref(region.path, self.stateless[node.id])
+                lines.append(_Line(f"{out} = {ref}({names[0]})"))
+            elif kind == "node":
                 attr = self._ref(region.path, node.path) if node.id in self.state else ""
                 lowered = LOWERINGS[node.op].emit(
                     Ctx(node, self._ins(node), names, attr, inplace))
@@ -503,6 +625,13 @@ class _Generator:
             out_shape = ("an OrderedDict of " + ", ".join(
                 f"{_string(k)} {fmt_shape(g.node(n).shape)}" for k, n in g.outputs.items())
             ).replace("\\", "\\\\")  # a docstring, where a `\` would escape
+        # The module-level functions the forward code calls (drop_path), once each.
+        helpers = dict.fromkeys(h for n in self.nodes for h in LOWERINGS[n.op].helpers)
+        body = [*helpers, *(self._render_class(c) for c in self.classes)]
+        # `F` only where a forward calls it: a network whose stateless ops are all modules
+        # (a ResNet) needs none, and an unused import is what a linter reports first.
+        calls_f = re.search(r"\bF\.", "\n".join(body)) is not None
+        functional = ["import torch.nn.functional as F"] if calls_f else []
         head = [
             f'"""{g.name}: generated by resdsl {__version__}. Do not edit; edit the spec.',
             "",
@@ -518,14 +647,11 @@ class _Generator:
             "",
             *(["from collections import OrderedDict", ""] if g.outputs else []),
             "import torch",
-            "import torch.nn.functional as F",
+            *functional,
             "from torch import nn",
             "",
             f'__all__ = ["{root.name}"]',
         ]
-        # The module-level functions the forward code calls (drop_path), once each.
-        helpers = dict.fromkeys(h for n in self.nodes for h in LOWERINGS[n.op].helpers)
-        body = [*helpers, *(self._render_class(c) for c in self.classes)]
         return "\n".join(head) + "\n\n\n" + "\n\n\n".join(body) + "\n"
 
     def _render_class(self, cls: _Class) -> str:
@@ -549,7 +675,11 @@ class _Generator:
         forward = [fill(ln, True) for ln in d.forward]
         params = ", ".join(f"{n}: {_type_name(values[cls.params.index(n)])}"
                            for n in cls.param_names)
-        lines = [f"class {cls.name}(nn.Module):", f'    """{_describe(cls, self.graph)}"""', ""]
+        doc = _describe(cls, self.graph)
+        if cls is self.classes[-1] and self.root_chain_break is not None:
+            doc += "\n\n" + textwrap.fill(self._wrapper_note(), 92, initial_indent="    ",
+                                          subsequent_indent="    ") + "\n    "
+        lines = [f"class {cls.name}(nn.Module):", f'    """{doc}"""', ""]
         lines.append(f"    def __init__(self{', ' if params else ''}{params}) -> None:")
         lines.append("        super().__init__()")
         for name in sorted(cls.forward_params, key=cls.param_names.index):
@@ -562,6 +692,18 @@ class _Generator:
         for text in forward:
             lines += ["        " + t for t in text.split("\n")]
         return "\n".join(lines)
+
+    def _wrapper_note(self) -> str:
+        """The root's docstring where its forward is not a chain of its children: a wrapper
+        that runs the children in order would be wrong after the chain, so say where."""
+        last = self.root_chain_last
+        reach = (f"which is this forward up to `{last}` only" if last is not None
+                 else "which is not this forward from its first step")
+        ask = f"ask it for no child after `{last}`" if last is not None else "do not use it"
+        return (f"torchvision's IntermediateLayerGetter (BackboneWithFPN, the segmentation "
+                f"models) runs the children in order and nothing else, {reach}: "
+                f"{self.root_chain_break}, so {ask}. create_feature_extractor "
+                f"(torchvision.models.feature_extraction) and forward hooks see every module.")
 
 
 # ---------------------------------------------------------------------- helpers
@@ -592,6 +734,11 @@ def _prefixes(path: str) -> list[str]:
     """The proper prefixes of a module path, shortest first: `a.b.c` → [`a`, `a.b`]."""
     parts = path.split(".")
     return [".".join(parts[:k]) for k in range(1, len(parts))]
+
+
+def _indent(text: str) -> str:
+    """A nested constructor's lines after its first, indented one level more."""
+    return text.replace("\n", "\n    ")
 
 
 def _is_attribute(name: str) -> bool:
