@@ -280,9 +280,8 @@ def out_indices(value: object, spelling: Spelling = PYTHON) -> tuple[int, ...] |
         parts = [p.strip() for p in value.split(",")]
         if not all(p.lstrip("-").isascii() and p.lstrip("-").isdigit() and p.count("-") <= 1
                    and len(p) <= 12 for p in parts):
-            hint = ("put --features after the spec, or write --features=1,2,3"
-                    if not any(ch.isdigit() for ch in value) else "")
-            raise _refuse("out_indices", value, spelling, rule, hint=hint)
+            raise _refuse("out_indices", value, spelling, rule,
+                          hint="a bare --features takes every point: put it after the spec")
         return tuple(int(p) for p in parts)
     if isinstance(value, (str, bytes, bytearray)) or not isinstance(value, Sequence):
         one = not _is_bool(value) and isinstance(value, numbers.Integral)

@@ -28,7 +28,7 @@ def select(points: Sequence[FeatureInfo], out_indices: tuple[int, ...] | None,
     given = spelling.given("out_indices",
                            ",".join(map(str, out_indices)) if not spelling.python
                            else out_indices)
-    listed = ", ".join(f"{p.index}: {p.module} ({p.num_chs} channels, reduction "
+    listed = ", ".join(f"{p.index}: `{p.module}` ({p.num_chs} channels, reduction "
                        f"{p.reduction})" for p in points)
     chosen: dict[int, int] = {}
     for i in out_indices:
