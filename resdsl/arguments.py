@@ -19,7 +19,7 @@ import operator
 import os
 import shlex
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -283,14 +283,15 @@ def out_indices(value: object, spelling: Spelling = PYTHON) -> tuple[int, ...] |
             raise _refuse("out_indices", value, spelling, rule,
                           hint="a bare --features takes every point: put it after the spec")
         return tuple(int(p) for p in parts)
-    if isinstance(value, (str, bytes, bytearray)) or not isinstance(value, Sequence):
+    if isinstance(value, (str, bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
         one = not _is_bool(value) and isinstance(value, numbers.Integral)
         raise _refuse("out_indices", value, spelling, rule, wrong_type=True,
                       hint=f"for one feature write ({value},)" if one else "")
-    if not value:
+    items = tuple(value)  # a list, a tuple, a numpy array, a range
+    if not items:
         raise _refuse("out_indices", value, spelling, rule + ", at least one")
     return tuple(integer(i, "out_indices", spelling, -MAX_INT, MAX_INT,
-                         "a list or tuple of integers") for i in value)
+                         "a list or tuple of integers") for i in items)
 
 
 _SIZES = f"sizes from 1 to {MAX_DIM:,}"
