@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, SupportsIndex
 
@@ -161,7 +161,7 @@ class Network:
 
         return feature_points(self.graph)
 
-    def features(self, out_indices: Sequence[SupportsIndex] | None = None) -> Network:
+    def features(self, out_indices: Iterable[SupportsIndex] | None = None) -> Network:
         """The backbone features of this network, as timm's `features_only=True,
         out_indices=...`: the network cut after the chosen feature points (`feature_info`,
         indexed from 0, negative from the last; None: all), each an output named by its

@@ -89,8 +89,8 @@ TIMM = {"resnet18": "resnet18", "resnet34": "resnet34", "resnet50": "resnet50",
         "mobilenet_v2": "mobilenetv2_100"}
 
 
-def _load(stem: str, **params: object) -> resdsl.Network:
-    return resdsl.load(str(SPECS / f"{stem}.res"), **params)
+def _load(stem: str) -> resdsl.Network:
+    return resdsl.load(str(SPECS / f"{stem}.res"))
 
 
 def _timm_view(stem: str) -> list[tuple[str, int, int]]:
@@ -172,7 +172,7 @@ def test_a_full_checkpoint_loads_into_a_features_network() -> None:
     assert all(np.array_equal(state[k], full[k]) for k in state)
     # A key the features network needs is still required.
     partial = {k: v for k, v in full.items() if k != "conv1.weight"}
-    with pytest.raises(SpecError, match="E0604|missing"):
+    with pytest.raises(SpecError, match=r"missing"):
         feats.state(weights=partial)
 
 
@@ -187,7 +187,7 @@ def test_bad_indices_are_argument_errors_with_codes() -> None:
     assert twice.value.code == "E0742"
     assert "1 and -2 both name feature point 1 (`layer2`)" in str(twice.value)
     for bad in ("1,2", 1, [1.0], [True], [], object()):
-        with pytest.raises(ArgumentError, match="^out_indices="):
+        with pytest.raises(ArgumentError, match=r"^out_indices="):
             net.features(bad)  # type: ignore[arg-type]
     with pytest.raises(ArgumentError, match="already its features"):
         net.features().features()

@@ -85,10 +85,10 @@ def _stride(node: Node, graph: Graph, known: list[Stride | None]) -> Stride | No
         return None
     if node.op == "upsample" and node.args.get("to") is not None:
         return known[node.inputs[int_arg(node.args, "to")]]
-    given = [known[i] for i in node.inputs if known[i] is not None]
+    given = [s for s in (known[i] for i in node.inputs) if s is not None]
     if not given:
         return None
-    sh, sw = given[0]  # type: ignore[misc]  # not None: filtered above
+    sh, sw = given[0]
     if node.op in ("conv", "maxpool", "avgpool"):
         key = "stride" if node.args.get("stride") is not None else "kernel"
         fh, fw = pair_arg(node.args, key)
