@@ -4,6 +4,8 @@ and `--features`, against timm's `features_only=True` (`feature_info` and output
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -241,6 +243,17 @@ def test_info_reports_each_feature_output() -> None:
     assert [o["name"] for o in doc["outputs"]] == [m for m, _, _ in RESNET]
     assert json.loads(run_cli("info", "specs/resnet50.res", "--format", "json").out)[
         "features"] is None
+
+
+def test_the_cli_doc_shows_the_current_output() -> None:
+    """docs/cli.md's `--features` transcripts are what the command prints."""
+    doc = (ROOT / "docs" / "cli.md").read_text("utf-8")
+    shown = re.findall(r"^```text\n\$ resdsl ([^\n]*--features[^\n]*)\n(.*?)^```$", doc,
+                       re.M | re.S)
+    assert len(shown) == 2
+    for argv, block in shown:
+        run = run_cli(*shlex.split(argv))
+        assert run.out + run.err == block, argv
 
 
 def test_check_and_info_with_features_never_import_torch() -> None:
