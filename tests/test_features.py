@@ -129,6 +129,15 @@ def test_every_spec_has_features_or_none() -> None:
             assert net.features().graph.outputs
 
 
+def test_the_points_end_where_a_decoder_begins() -> None:
+    """A dense-prediction spec: its points stop before the first upsampling, and the
+    features network's outputs replace the spec's own."""
+    net = resdsl.load(str(ROOT / "docs" / "examples" / "two_heads.res"))
+    info = [(p.module, p.reduction) for p in net.feature_info]
+    assert info == [("backbone.layer1", 1), ("backbone.layer2", 2), ("classifier", 4)]
+    assert list(net.features((0, 1)).graph.outputs) == ["backbone.layer1", "backbone.layer2"]
+
+
 def test_our_feature_info_is_timms_where_it_says_so() -> None:
     """The recorded timm 1.0 feature_info (see the live check below) is ours with the names
     and differences the tables above give: channels and reductions of every other point."""

@@ -16,7 +16,8 @@ the network's top-level statements, where any one whose tensors span two or more
 reduction is replaced by its own children, until none does (DenseNet's `features` is opened
 into `conv0`, `norm0`, `relu0`, `pool0`, `denseblock1`, `transition1`, ...; a ResNet's
 `layer2` changes the reduction once, at its first block, and stays whole). The list ends at
-the first stage without a reduction (the global pool). A feature point is the last stage of
+the first stage without a reduction (the global pool) or with a smaller one than the stage
+before (an upsampling: a decoder or a dense head). A feature point is the last stage of
 each run of stages at one reduction, its output tensor: the tensor just before the spatial
 size changes again. So a stage that begins by reducing (`layer2`, MobileNet's stride-2
 block) counts at its new reduction, and one that ends by reducing (DenseNet's `transition1`:
@@ -180,13 +181,15 @@ def stages(graph: Graph) -> list[_Stage]:
 
 def feature_points(graph: Graph) -> list[FeatureInfo]:
     """The network's feature points, in order: the last stage of each run of stages at one
-    reduction, up to the first stage without one."""
+    reduction, up to the first stage without one or with a smaller one."""
     reductions = [reduction(s) for s in strides(graph)]
     runs: list[tuple[_Stage, int]] = []
     for stage in stages(graph):
         last = max(stage.nodes)
         r = reductions[last]
-        if r is None:
+        if r is None or (runs and r < runs[-1][1]):
+            # The head (a global pool), or a decoder (the size grows again): a backbone's
+            # features come before either.
             break
         if runs and runs[-1][1] == r:
             runs[-1] = (stage, r)
