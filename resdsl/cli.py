@@ -346,7 +346,10 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             doc["verify"] = verification
         out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     else:
-        out.write(f"wrote {output}: {what} of {net.name} ({t.params:,} parameters{detail})\n")
+        of = net.name
+        if net.result.feature_info is not None:  # --features: say which
+            of += f"'s features {', '.join(p.module for p in net.result.feature_info)}"
+        out.write(f"wrote {output}: {what} of {of} ({t.params:,} parameters{detail})\n")
         if report is not None:
             out.write(report.summary() + "\n")
         for line in extra:

@@ -226,7 +226,18 @@ def test_bad_indices_on_the_command_line_are_usage_errors() -> None:
     assert run.code == 2 and "Traceback" not in run.err
 
 
-def test_no_feature_maps(tmp_path: Path) -> None:
+def test_compile_says_which_features_it_wrote(tmp_path: Path) -> None:
+    out = tmp_path / "r20.py"
+    run = run_cli("compile", "specs/resnet20.res", "--to", "python", "--features", "0,2",
+                  "-o", str(out))
+    assert run.code == 0, run.err
+    assert run.out.startswith(f"wrote {out}: standalone PyTorch source of resnet20's "
+                              "features layer1, layer3 (269,072 parameters)")
+    source = out.read_text("utf-8")
+    assert '("layer1", ' in source and '("layer3", ' in source and "self.fc" not in source
+
+
+def test_no_feature_maps() -> None:
     mlp = "tests/golden/errors/E0740_no_feature_maps.res"
     with pytest.raises(SpecError) as caught:
         resdsl.load(str(ROOT / mlp)).features()
