@@ -160,9 +160,9 @@ def _changes(stage: _Stage, graph: Graph, reductions: list[int | None]) -> int:
     return max(0, len(seen) - 1)
 
 
-def stages(graph: Graph) -> list[_Stage]:
-    """The network as a list of stages (see the module's docstring)."""
-    reductions = [reduction(s) for s in strides(graph)]
+def stages(graph: Graph, reductions: list[int | None]) -> list[_Stage]:
+    """The network as a list of stages (see the module's docstring); `reductions` are its
+    nodes'."""
     items = _children("", list(range(len(graph))), graph)
     opened = True
     while opened:
@@ -184,7 +184,7 @@ def feature_points(graph: Graph) -> list[FeatureInfo]:
     reduction, up to the first stage without one or with a smaller one."""
     reductions = [reduction(s) for s in strides(graph)]
     runs: list[tuple[_Stage, int]] = []
-    for stage in stages(graph):
+    for stage in stages(graph, reductions):
         last = max(stage.nodes)
         r = reductions[last]
         if r is None or (runs and r < runs[-1][1]):
@@ -237,10 +237,13 @@ def cut(graph: Graph, chosen: Sequence[FeatureInfo]) -> tuple[Graph, list[Featur
             new_id[node.id] = out.add(node.op, node.args,
                                       tuple(new_id[u] for u in node.inputs), node.shape,
                                       node.path, node.span, node.init)
+    # The levels that still hold a node: every prefix of a kept node's path.
+    held: set[str] = set()
+    for nid in keep:
+        parts = graph.node(nid).path.split(".")
+        held.update(".".join(parts[:k]) for k in range(1, len(parts)))
     for path, scope in graph.scopes.items():
-        prefix = path + "."
-        if any(graph.node(n).path == path or graph.node(n).path.startswith(prefix)
-               for n in keep):
+        if path in held:
             out.add_scope(scope)
     out.frames = _frames(graph.frames, keep, new_id, before)
     out.tensor_names = {new_id[n]: name for n, name in graph.tensor_names.items()
