@@ -321,6 +321,15 @@ def test_onnx_has_one_output_per_feature() -> None:
                        ("layer3", [64, 8, 8])]
 
 
+def test_onnx_runtime_matches_pytorch_on_every_feature(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("torch")
+    feats = _load("resnet20").features((0, 2))
+    result = feats.save_onnx(tmp_path / "f.onnx", seed=1, verify=True)
+    assert result.verification is not None
+    assert "all 2 outputs" in result.verification.summary()
+
+
 def test_draw_shows_each_feature_output() -> None:
     dot = _load("resnet20").features((1, 2)).draw(format="dot").dot
     assert re.findall(r'label="output (\w+)"', dot) == ["layer2", "layer3"]
