@@ -17,7 +17,7 @@ from resdsl.ir.evaluate import FUNCTIONS, Evaluator
 from resdsl.ir.graph import Graph
 from resdsl.ir.ops import Shape, Value
 from resdsl.ir.resolve import check_program, did_you_mean, literal_hint
-from resdsl.passes.names import check_module_names
+from resdsl.passes.names import check_module_names, check_output_names
 from resdsl.passes.shapes import verify_shapes
 from resdsl.passes.structure import check_structure
 from resdsl.syntax import ast, parse_expression
@@ -185,6 +185,7 @@ def _build(path: str, options: Options) -> Result:
         graph = Graph(net.name)
         Elaborator(blocks, graph).network(net, params, options.input_shape)
         check_module_names(graph)
+        check_output_names(graph)
     except SpecError as exc:
         raise SpecError(warnings + exc.diagnostics) from None
     check_structure(graph)

@@ -193,7 +193,6 @@ class Elaborator:
         # The tensors each level shares (`level_tensors`), by the body's identity: a level
         # inside a repeat runs many times.
         self._shared: dict[int, list[str]] = {}
-        self.output_spans: dict[str, Span] = {}
 
     # ------------------------------------------------------------------ network
 
@@ -488,7 +487,7 @@ class Elaborator:
             raise not_a_tensor(what, value, stmt.value.span if stmt.value else stmt.span,
                                "an output is a tensor: `output name` is the flowing one, "
                                "`output name = t` a tensor named with `t = in`")
-        first = self.output_spans.get(stmt.name)
+        first = self.graph.output_spans.get(stmt.name)
         if first is not None:
             raise fail(
                 "E0505",
@@ -498,7 +497,7 @@ class Elaborator:
                 secondary=(Label(first, "the first one"),),
                 help="an output's name is its key in the module's result: give each its own",
             )
-        self.output_spans[stmt.name] = stmt.name_span
+        self.graph.output_spans[stmt.name] = stmt.name_span
         self.graph.outputs[stmt.name] = value.node
 
     def continue_from(self, what: str, value: Value, span: Span, stmt_span: Span) -> Tensor:
