@@ -175,6 +175,8 @@ network n() {
     ("network n() { input [3, 8, 8]; body: { conv(4, 3); t = in }; body.t.x }", "E0213"),
     # ONNX names the input `input` and each weight by its state_dict key.
     ("network n() { input [3, 8, 8]; conv(4, 3); output input }", "E0506"),
+    ("network n(a = false) { input [3, 8, 8]; conv(4, 3); output x if a; output y if a }",
+     "E0507"),
     ('network n() { input [3, 8, 8]; c: conv(4, 3); output "c.weight" }', "E0506"),
     ('network n() { input [3, 8, 8]; c: conv(4, 3); bn; output "1.running_var" }', "E0506"),
 ])

@@ -230,6 +230,19 @@ class Elaborator:
         root.names["input"] = first.span
         x = self.body(tuple(stmts), Tensor(nid, shape), root, env)
         self.graph.output = x.node
+        declared = [s for s in stmts if isinstance(s, ast.OutputStmt)]
+        if declared and not self.graph.outputs:
+            # Returning the final tensor alone instead would change the module's result from
+            # a dict to a tensor with a parameter's value.
+            raise fail(
+                "E0507",
+                f"network `{net.name}` has `output` statements, but every one is guarded off",
+                declared[0].span,
+                "guarded off" + (f", as the {len(declared) - 1:,} after it"
+                                 if len(declared) > 1 else ""),
+                help="give the network one unguarded output (`output out`), or change the "
+                     "parameters its guards read",
+            )
 
     def _input_shape(self, stmt: ast.InputStmt, env: Env) -> Shape:
         value = self.eval(stmt.shape, env, None)
