@@ -1,7 +1,8 @@
 """ONNX Runtime latency of resdsl's ONNX files against `torch.onnx.export`'s, and their
 node counts.
 
-What: for timm's dpn92 and torchvision's resnet50 and densenet121, three files that hold
+What: for timm's dpn92 and torchvision's resnet50 and densenet121 (and, with `--networks
+fcn_resnet50`, torchvision's FCN: issue #16's bar), three files that hold
 the same weights (the reference module at random init, BN statistics randomised, its
 state_dict saved and compiled in with `--weights`):
 - `resdsl compile specs/NET.res --to onnx --weights W` (BatchNormalization kept: the
@@ -50,6 +51,9 @@ torch.manual_seed(0)
 if name.startswith("dpn"):
     import timm
     model = timm.create_model(name, pretrained=False)
+elif name.startswith(("fcn_", "deeplabv3_")):  # aux_loss=False: the one output "out"
+    import torchvision
+    model = getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None)
 else:
     import torchvision
     model = getattr(torchvision.models, name)()
@@ -62,8 +66,11 @@ with torch.no_grad():
             m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=gen))
 model.eval()
 torch.save(model.state_dict(), weights)
+# A segmentation model returns an OrderedDict ("out"); the other references one tensor.
+segmentation = name.startswith(("fcn_", "deeplabv3_"))
 torch.onnx.export(model, (torch.randn(2, 3, 224, 224),), out, dynamic_shapes=({0: "batch"},),
-                  input_names=["input"], output_names=["output"], verbose=False)
+                  input_names=["input"], output_names=["out" if segmentation else "output"],
+                  verbose=False)
 """
 
 MEASURE = """
@@ -85,8 +92,9 @@ for _ in range(runs):
     sess.run(None, {"input": x})
     times.append(time.perf_counter() - t)
     cpu.append(time.thread_time() - c)
+# The first output's first values (a segmentation map is large): the check of equal numbers.
 print(json.dumps({"median": statistics.median(times), "min": min(times),
-                  "cpu": statistics.median(cpu), "out": y[:1].tolist()}))
+                  "cpu": statistics.median(cpu), "out": y[:1].reshape(1, -1)[:, :4096].tolist()}))
 """
 
 

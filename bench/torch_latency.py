@@ -23,8 +23,14 @@ backend, inductor by default; inductor's first compile of a network takes minute
 
 Bar (DESIGN.md §8): median(ours) / median(reference) ≤ 1.03 for every row.
 
+`--dense` runs the dense-prediction networks of issue #16 (torchvision's `fcn_resnet50` and
+`resnet_fpn_backbone("resnet50")`, whose forward returns an OrderedDict: the difference
+printed is the largest over every output) at their bar's cases, batch 1 at 224×224 and batch 4
+at 320×320 (`--cases`).
+
 Run: `.venv/bin/python bench/torch_latency.py [--compile] [--quick] [--repeats N]`
-(about 5 minutes on 2 cores with the defaults). It prints; it asserts nothing about timings.
+(about 5 minutes on 2 cores with the defaults; `--dense` about as long).
+It prints; it asserts nothing about timings.
 """
 
 from __future__ import annotations
@@ -70,17 +76,29 @@ NETWORKS: dict[str, Network] = {
     "inception_resnet_v2": Network("specs/inception_resnet_v2.res", "timm inception_resnet_v2",
                                    lambda: timm.create_model("inception_resnet_v2",
                                                              pretrained=False)),
+    # The dense-prediction networks of issue #16 (several outputs: an OrderedDict each), with
+    # their bar at `--cases 1x224,4x320` (`--dense` runs exactly that).
+    "fcn_resnet50": Network("specs/fcn_resnet50.res", "torchvision fcn_resnet50",
+                            lambda: torchvision.models.segmentation.fcn_resnet50(
+                                weights=None, weights_backbone=None)),
+    "resnet50_fpn": Network("specs/resnet50_fpn.res", "torchvision resnet_fpn_backbone",
+                            lambda: torchvision.models.detection.backbone_utils
+                            .resnet_fpn_backbone(backbone_name="resnet50", weights=None,
+                                                 trainable_layers=5)),
     # Not in the default set: a small network for a quick look and for the tests.
     "resnet18": Network("specs/resnet18.res", "torchvision resnet18",
                         lambda: torchvision.models.resnet18()),
 }
 DEFAULT_NETWORKS = ("resnet50", "densenet121", "dpn92")
+DENSE_NETWORKS = ("fcn_resnet50", "resnet50_fpn")
+DENSE_CASES = "1x224,4x320"
 
 
 @dataclass(frozen=True)
 class Row:
     network: str
     batch: int
+    size: int
     ours: list[float]
     ref: list[float]
     ours_cpu: list[float]
@@ -106,6 +124,15 @@ def build_pair(name: str, size: int) -> tuple[torch.nn.Module, torch.nn.Module]:
     return ours, ref
 
 
+def difference(a: Any, b: Any) -> float:
+    """The largest absolute difference of two outputs: tensors, or dicts of them (the
+    dense-prediction networks return an OrderedDict by name)."""
+    if isinstance(a, dict):
+        assert list(a) == list(b), (list(a), list(b))
+        return max(difference(a[k], b[k]) for k in a)
+    return float((a - b).abs().max())
+
+
 def timed(model: Callable[[torch.Tensor], Any], x: torch.Tensor,
           wall: list[float], cpu: list[float]) -> None:
     c0, t0 = time.process_time(), time.perf_counter()
@@ -120,11 +147,11 @@ def measure(
 ) -> Row:
     x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(batch))
     with torch.inference_mode():
-        max_diff = float((ours(x) - ref(x)).abs().max())
+        max_diff = difference(ours(x), ref(x))
         for _ in range(warmup):
             ours(x)
             ref(x)
-        row = Row(name, batch, [], [], [], [], max_diff)
+        row = Row(name, batch, size, [], [], [], [], max_diff)
         for i in range(repeats):
             if i % 2 == 0:
                 timed(ours, x, row.ours, row.ours_cpu)
@@ -140,7 +167,8 @@ def report(row: Row) -> None:
     verdict = "meets" if row.ratio <= BAR_RATIO else "MISSES"
     min_ratio = min(row.ours) / min(row.ref)
     print(
-        f"  {row.network:<12} {row.batch:>5} {ours_ms:>10.2f} {ref_ms:>10.2f} {row.ratio:>7.3f}"
+        f"  {row.network:<12} {row.batch:>5} {row.size:>4} {ours_ms:>10.2f} {ref_ms:>10.2f}"
+        f" {row.ratio:>7.3f}"
         f"  {row.cpu_ratio:>9.3f} {min_ratio:>9.3f}  {row.max_diff:>9.1e}  {verdict}",
         flush=True,
     )
@@ -153,6 +181,12 @@ def main() -> None:
                         f"(default {','.join(DEFAULT_NETWORKS)})")
     parser.add_argument("--batches", default="1,16", help="batch sizes (default 1,16)")
     parser.add_argument("--size", type=int, default=224, help="input height and width")
+    parser.add_argument("--cases", default=None,
+                        help="BATCHxSIZE pairs, overriding --batches and --size "
+                        f"(e.g. {DENSE_CASES})")
+    parser.add_argument("--dense", action="store_true",
+                        help=f"the dense-prediction bar: --networks {','.join(DENSE_NETWORKS)} "
+                        f"--cases {DENSE_CASES}")
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed forwards of each model (default 15, 60 below batch 8; "
                         "3 with --quick)")
@@ -163,11 +197,17 @@ def main() -> None:
     parser.add_argument("--backend", default="inductor", help="torch.compile backend")
     parser.add_argument("--quick", action="store_true", help="a short run: 1 warm-up, 3 repeats")
     args = parser.parse_args()
+    if args.dense:
+        args.networks, args.cases = ",".join(DENSE_NETWORKS), args.cases or DENSE_CASES
     names = [n for n in args.networks.split(",") if n]
     unknown = [n for n in names if n not in NETWORKS]
     if unknown:
         parser.error(f"unknown network {', '.join(unknown)}; choose from {', '.join(NETWORKS)}")
-    batches = [int(b) for b in args.batches.split(",") if b]
+    if args.cases:
+        cases = [(int(b), int(s)) for b, s in (c.split("x") for c in args.cases.split(","))]
+    else:
+        cases = [(int(b), args.size) for b in args.batches.split(",") if b]
+    batches = [b for b, _ in cases]
 
     def repeats_for(batch: int) -> int:
         if args.repeats is not None:
@@ -179,33 +219,37 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     mode = f"torch.compile(backend={args.backend!r}, dynamic=False)" if args.compile else "eager"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s) for both, {mode}, "
-          f"{args.size}x{args.size}, eval + inference_mode")
+          f"{', '.join(sorted({f'{s}x{s}' for _, s in cases}))}, eval + inference_mode")
     counts = ", ".join(f"{repeats_for(b)} at batch {b}" for b in batches)
     print(f"{warmup} warm-up + interleaved timed forwards of each ({counts}); medians (ms)")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print()
-    print(f"  {'network':<12} {'batch':>5} {'ours ms':>10} {'ref ms':>10} {'ratio':>7}"
+    print(f"  {'network':<12} {'batch':>5} {'size':>4} {'ours ms':>10} {'ref ms':>10} {'ratio':>7}"
           f"  {'cpu ratio':>9} {'min ratio':>9}  {'max|diff|':>9}  bar <= {BAR_RATIO}")
     rows: list[Row] = []
     for name in names:
-        ours, ref = build_pair(name, args.size)
-        run_ours: Callable[[torch.Tensor], Any] = ours
-        run_ref: Callable[[torch.Tensor], Any] = ref
-        if args.compile:
-            run_ours = torch.compile(ours, backend=args.backend, dynamic=False)
-            run_ref = torch.compile(ref, backend=args.backend, dynamic=False)
-        for b in batches:
-            row = measure(name, b, run_ours, run_ref, args.size, warmup, repeats_for(b))
-            report(row)
-            rows.append(row)
-        del ours, ref, run_ours, run_ref
-        if args.compile:
-            torch._dynamo.reset()
+        for size in dict.fromkeys(s for _, s in cases):
+            # The spec is built for its input size (a network that upsamples to its input
+            # has it in its graph); the reference takes any.
+            ours, ref = build_pair(name, size)
+            run_ours: Callable[[torch.Tensor], Any] = ours
+            run_ref: Callable[[torch.Tensor], Any] = ref
+            if args.compile:
+                run_ours = torch.compile(ours, backend=args.backend, dynamic=False)
+                run_ref = torch.compile(ref, backend=args.backend, dynamic=False)
+            for b in (b for b, s in cases if s == size):
+                row = measure(name, b, run_ours, run_ref, size, warmup, repeats_for(b))
+                report(row)
+                rows.append(row)
+            del ours, ref, run_ours, run_ref
+            if args.compile:
+                torch._dynamo.reset()
     print()
     print(f"load average after:  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     worst = max(rows, key=lambda r: r.ratio)
     verdict = "meets" if worst.ratio <= BAR_RATIO else "MISSES"
-    print(f"worst ratio {worst.ratio:.3f} ({worst.network}, batch {worst.batch}); "
+    print(f"worst ratio {worst.ratio:.3f} ({worst.network}, batch {worst.batch} at "
+          f"{worst.size}x{worst.size}); "
           f"bar <= {BAR_RATIO}: {verdict} the bar")
     print("(ratio = median wall ours / median wall reference, the bar; cpu ratio: the same of "
           "CPU times; min ratio: of the fastest runs)")

@@ -10,8 +10,8 @@ for the other mistakes in how resdsl is called.
 
 __version__ = "0.1.0"
 
-from resdsl.api import Network, load
+from resdsl.api import Network, load, loads
 from resdsl.arguments import ArgumentError, UsageError
 from resdsl.diagnostics import SpecError
 
-__all__ = ["ArgumentError", "Network", "SpecError", "UsageError", "__version__", "load"]
+__all__ = ["ArgumentError", "Network", "SpecError", "UsageError", "__version__", "load", "loads"]

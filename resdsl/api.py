@@ -449,7 +449,32 @@ def load(
     `ArgumentError` for a bad argument (an unknown network or parameter among them).
     """
     spec = arguments.path(path)
+    return Network(spec, build(spec, _options(network, input_shape, params)))
+
+
+def loads(
+    text: str,
+    path: str | os.PathLike[str] = "<string>",
+    *,
+    network: str | None = None,
+    input_shape: Sequence[SupportsIndex] | str | None = None,
+    **params: Any,
+) -> Network:
+    """Parse, check and elaborate the spec whose source is `text`, as `load` does a file's.
+
+    `path` names the source in diagnostics and places it: its `use`s resolve relative to
+    `path`'s folder, as for a file there (the working folder for the default `"<string>"`).
+    Nothing is read at `path` itself, so an editor checks its unsaved buffer of a spec on
+    disk. Every limit of a file applies (its size, UTF-8, tokens); the other arguments are
+    `load`'s.
+    """
+    source = arguments.source(text)
+    spec = arguments.path(path)
+    return Network(spec, build(spec, _options(network, input_shape, params), source))
+
+
+def _options(network: object, input_shape: object, params: Mapping[str, Any]) -> Options:
+    """`load`'s and `loads`'s arguments, checked, as the pipeline's options."""
     defines = {name: arguments.parameter_text(name, value) for name, value in params.items()}
-    options = Options(defines, arguments.input_shape(input_shape), arguments.network(network),
-                      PYTHON)
-    return Network(spec, build(spec, options))
+    return Options(defines, arguments.input_shape(input_shape), arguments.network(network),
+                   PYTHON)

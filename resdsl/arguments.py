@@ -245,6 +245,18 @@ def path(value: object, keyword: str = "path", spelling: Spelling = PYTHON) -> s
     return text
 
 
+def source(value: object) -> str:
+    """A spec's source text: a str (an editor's buffer), never bytes or a file object."""
+    if isinstance(value, bytes):
+        raise _refuse("text", value, PYTHON, "the spec's source (a str)", wrong_type=True,
+                      hint="decode it (`data.decode('utf-8')`), or pass the file's path to "
+                      "resdsl.load")
+    if not isinstance(value, str):
+        raise _refuse("text", value, PYTHON, "the spec's source (a str)", wrong_type=True,
+                      hint="for a file, use resdsl.load(path)")
+    return value
+
+
 def network(value: object, spelling: Spelling = PYTHON) -> str | None:
     """Which network of the spec: None (the only one) or its name."""
     if value is None or isinstance(value, str):

@@ -31,6 +31,10 @@ from resdsl.ir.ops import fmt_shape
 from resdsl.outputs import check_output
 from resdsl.passes.counts import output_rows, rollup, totals
 from resdsl.pipeline import Options, Result, UsageError, build
+from resdsl.syntax.parser import MAX_FILE_BYTES
+
+# What standard input is called when `--stdin-filename` does not say (as Python names it).
+STDIN_NAME = "<stdin>"
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 # 128 + the signal's number, as a shell reports a process that a signal ended.
@@ -62,7 +66,11 @@ def _parser() -> argparse.ArgumentParser:
         _features_option(sp)
 
     check = sub.add_parser("check", help="check specs and report every mistake")
-    check.add_argument("specs", nargs="+", metavar="SPEC")
+    check.add_argument("specs", nargs="+", metavar="SPEC",
+                       help="spec files; `-` reads one from standard input")
+    check.add_argument("--stdin-filename", metavar="PATH", default=STDIN_NAME,
+                       help="the path standard input stands for: its name in diagnostics, "
+                       "and the folder its `use`s resolve in (default: the working folder)")
     common(check)
     info = sub.add_parser("info", help="parameters and MACs per stage and block")
     info.add_argument("spec", metavar="SPEC")
@@ -167,13 +175,25 @@ def _report(diagnostics: Sequence[Diagnostic], fmt: str, err: TextIO) -> None:
         err.write(render_all_text(diagnostics))
 
 
+def _read_stdin() -> bytes:
+    """Standard input's bytes, one more than a spec may have at most: the loader refuses a
+    longer text (E0003) as it does a file, without reading an endless stream to its end."""
+    return sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+
+
 def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     options = _options(args)
     status = EXIT_OK
     collected: list[Diagnostic] = []
+    if args.specs.count("-") > 1:
+        raise UsageError("check: `-` (standard input) may be given once")
     for spec in args.specs:
         try:
-            result = build(spec, options)
+            if spec == "-":
+                spec = args.stdin_filename
+                result = build(spec, options, _read_stdin())
+            else:
+                result = build(spec, options)
         except SpecError as exc:
             collected += exc.diagnostics
             _report(exc.diagnostics, args.format, err)

@@ -19,7 +19,7 @@ from resdsl.ir.graph import Graph
 from resdsl.ir.ops import Shape, Value
 from resdsl.ir.resolve import check_program, did_you_mean, literal_hint
 from resdsl.passes.counts import state_shapes
-from resdsl.passes.names import check_module_names
+from resdsl.passes.names import check_module_names, check_output_names
 from resdsl.passes.shapes import verify_shapes
 from resdsl.passes.structure import check_structure
 from resdsl.syntax import ast, parse_expression
@@ -169,8 +169,10 @@ def network_params(net: ast.Definition, defines: Mapping[str, str],
     return values
 
 
-def build(path: str, options: Options | None = None) -> Result:
-    """Compile the spec at `path` to a checked graph; raise SpecError listing every problem."""
+def build(path: str, options: Options | None = None,
+          text: str | bytes | None = None) -> Result:
+    """Compile the spec at `path` to a checked graph; raise SpecError listing every problem.
+    `text`, when given, is the spec's source, checked as if it were the file at `path`."""
     # A deep network's graph is hundreds of thousands of long-lived objects and building it
     # makes almost no cyclic garbage, so the cyclic collector's full passes are pure overhead
     # that only starts once the graph outgrows the rest of the heap: about a third of the
@@ -179,14 +181,14 @@ def build(path: str, options: Options | None = None) -> Result:
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _build(path, options or Options())
+        return _build(path, options or Options(), text)
     finally:
         if enabled:
             gc.enable()
 
 
-def _build(path: str, options: Options) -> Result:
-    program = load_program(path)
+def _build(path: str, options: Options, text: str | bytes | None) -> Result:
+    program = load_program(path, text)
     diagnostics, blocks = check_program(program)
     warnings = [d for d in diagnostics if not d.is_error]
     if len(warnings) != len(diagnostics):
@@ -197,6 +199,7 @@ def _build(path: str, options: Options) -> Result:
         graph = Graph(net.name)
         Elaborator(blocks, graph).network(net, params, options.input_shape)
         check_module_names(graph)
+        check_output_names(graph)
     except SpecError as exc:
         raise SpecError(warnings + exc.diagnostics) from None
     check_structure(graph)

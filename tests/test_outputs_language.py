@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from resdsl.api import Network, load
@@ -172,6 +173,12 @@ network n() {
     ("network n() { input [3, 8, 8]; repeat 2 { conv(4, 3); t = in }; output a = t }", "E0401"),
     ("network n() { input [3, 8, 8]; w = 3; output a = w }", "E0401"),
     ("network n() { input [3, 8, 8]; body: { conv(4, 3); t = in }; body.t.x }", "E0213"),
+    # ONNX names the input `input` and each weight by its state_dict key.
+    ("network n() { input [3, 8, 8]; conv(4, 3); output input }", "E0506"),
+    ("network n(a = false) { input [3, 8, 8]; conv(4, 3); output x if a; output y if a }",
+     "E0507"),
+    ('network n() { input [3, 8, 8]; c: conv(4, 3); output "c.weight" }', "E0506"),
+    ('network n() { input [3, 8, 8]; c: conv(4, 3); bn; output "1.running_var" }', "E0506"),
 ])
 def test_diagnostics(tmp_path: Path, text: str, code: str) -> None:
     assert code in _codes(tmp_path, text)
@@ -377,6 +384,35 @@ def test_onnx_has_one_named_output_each_equal_to_torch(tmp_path: Path, spec: str
         np_ref = ref[key].numpy()
         assert y.shape == np_ref.shape
         assert abs(y - np_ref).max() <= 1e-4 * max(1.0, abs(np_ref).max())
+
+
+def test_outputs_named_as_internal_values_keep_their_names(tmp_path: Path) -> None:
+    """An output may be called as one of resdsl's own ONNX values (a node's path, a path
+    with `:out`, an emitter's constant `act/min`): the internal value is renamed, the output keeps
+    its name and its value."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    net = _net(tmp_path, """
+network n() {
+    input [3, 8, 8]
+    conv1: conv(4, 3)
+    t = in
+    relu
+    act: relu6
+    output "conv1:out"
+    output conv1 = t
+    output "act/min" = t
+}
+""")
+    model = net.to_onnx(seed=0)
+    assert [o.name for o in model.graph.output] == ["conv1:out", "conv1", "act/min"]
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = torch.randn(1, 3, 8, 8)
+    ys = sess.run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        ref = net.to_torch(seed=0).eval()(x)
+    for y, key in zip(ys, ref, strict=True):
+        assert np.allclose(y, ref[key].numpy(), atol=1e-5), key
 
 
 def test_verify_compares_every_output(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -142,6 +142,36 @@ def _foldable(graph: Graph) -> dict[int, Node]:
     return out
 
 
+def _free_output_names(nodes: list[ONode], tensors: dict[str, np.ndarray],
+                       declared: dict[str, Shape], names: dict[int, str],
+                       taken: set[str]) -> None:
+    """Rename, in place, every internal value that has an output's name (`conv1/Pad:0`,
+    `relu:out`, an output may be called anything): a graph output's name is the user's, an
+    intermediate value's is resdsl's. State keys and `input` are never renamed: an output
+    named as one is refused before any backend runs (E0506)."""
+    used = {v for n in nodes for v in (*n.inputs, *n.outputs)} | set(tensors)
+    clash = used & taken
+    if not clash:
+        return
+    new: dict[str, str] = {}
+    for old in sorted(clash):
+        name = old + "'"
+        while name in used or name in taken:
+            name += "'"
+        used.add(name)
+        new[old] = name
+    for k, n in enumerate(nodes):
+        nodes[k] = replace(n, inputs=tuple(new.get(v, v) for v in n.inputs),
+                           outputs=tuple(new.get(v, v) for v in n.outputs))
+    for old, name in new.items():
+        if old in tensors:
+            tensors[name] = tensors.pop(old)
+        if old in declared:
+            declared[name] = declared.pop(old)
+    for nid, v in names.items():
+        names[nid] = new.get(v, v)
+
+
 def emit(graph: Graph, state: Mapping[str, np.ndarray], opset: int = DEFAULT_OPSET,
          fold_bn: bool = False) -> Emitted:
     """Every node of `graph` through its emitter, in graph (topological) order."""
@@ -195,6 +225,7 @@ def emit(graph: Graph, state: Mapping[str, np.ndarray], opset: int = DEFAULT_OPS
     if not graph.outputs:
         return Emitted(nodes, tensors, names[output_id], names, declared,
                        [(names[output_id], graph.node(output_id).shape)])
+    _free_output_names(nodes, tensors, declared, names, set(graph.outputs))
     # One graph output per named output, in order, named as the output: an Identity of its
     # value, since a value may be two outputs (and ONNX Runtime drops the Identity).
     for key, nid in graph.outputs.items():

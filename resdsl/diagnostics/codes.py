@@ -66,6 +66,8 @@ CODES: dict[str, str] = {
     "E0503": "the network is too large",
     "E0504": "a layer's output is never used",
     "E0505": "two outputs have one name",
+    "E0506": "an output's name is the input's or a state_dict key",
+    "E0507": "every output of a network is guarded off",
     # E06xx: weights (a checkpoint file or state_dict, not the spec)
     "E0601": "the weights file cannot be read",
     "E0602": "the weights file is not a valid checkpoint",

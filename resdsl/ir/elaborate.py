@@ -193,7 +193,6 @@ class Elaborator:
         # The tensors each level shares (`level_tensors`), by the body's identity: a level
         # inside a repeat runs many times.
         self._shared: dict[int, list[str]] = {}
-        self.output_spans: dict[str, Span] = {}
 
     # ------------------------------------------------------------------ network
 
@@ -231,6 +230,19 @@ class Elaborator:
         root.names["input"] = first.span
         x = self.body(tuple(stmts), Tensor(nid, shape), root, env)
         self.graph.output = x.node
+        declared = [s for s in stmts if isinstance(s, ast.OutputStmt)]
+        if declared and not self.graph.outputs:
+            # Returning the final tensor alone instead would change the module's result from
+            # a dict to a tensor with a parameter's value.
+            raise fail(
+                "E0507",
+                f"network `{net.name}` has `output` statements, but every one is guarded off",
+                declared[0].span,
+                "guarded off" + (f", as the {len(declared) - 1:,} after it"
+                                 if len(declared) > 1 else ""),
+                help="give the network one unguarded output (`output out`), or change the "
+                     "parameters its guards read",
+            )
 
     def _input_shape(self, stmt: ast.InputStmt, env: Env) -> Shape:
         value = self.eval(stmt.shape, env, None)
@@ -488,7 +500,7 @@ class Elaborator:
             raise not_a_tensor(what, value, stmt.value.span if stmt.value else stmt.span,
                                "an output is a tensor: `output name` is the flowing one, "
                                "`output name = t` a tensor named with `t = in`")
-        first = self.output_spans.get(stmt.name)
+        first = self.graph.output_spans.get(stmt.name)
         if first is not None:
             raise fail(
                 "E0505",
@@ -498,7 +510,7 @@ class Elaborator:
                 secondary=(Label(first, "the first one"),),
                 help="an output's name is its key in the module's result: give each its own",
             )
-        self.output_spans[stmt.name] = stmt.name_span
+        self.graph.output_spans[stmt.name] = stmt.name_span
         self.graph.outputs[stmt.name] = value.node
 
     def continue_from(self, what: str, value: Value, span: Span, stmt_span: Span) -> Tensor:

@@ -99,6 +99,8 @@ class Graph:
         # The outputs named with `output` statements, in their order: name → node. A node may
         # be given under two names.
         self.outputs: dict[str, int] = {}
+        # Where each output is named (`output out`'s `out`), for the diagnostics about it.
+        self.output_spans: dict[str, Span] = {}
         # The spec's structure in the order elaboration opened it (parents before children).
         self.frames: list[Frame] = []
         self._open: list[int] = []

@@ -1,6 +1,10 @@
-"""Module names PyTorch cannot take: checked on every graph, so that `check` refuses a spec
-whose names would break the PyTorch backend, not only `compile --to torch`.
+"""Names the backends cannot take: checked on every graph, so that `check` refuses a spec
+whose names would break a backend, not only `compile`.
 
+Output names (E0506) are the graph outputs' names in ONNX, where every value has one name: an
+output cannot be called `input` (the graph input) or as a state_dict key (an initializer).
+
+Module names (E0703):
 Every part of a module path (`layer1`, `0`, `downsample`) becomes an attribute of an
 `nn.Module` in the generated source, and `nn.Module` already has attributes of its own: its
 methods (`train`, `forward`, `to`), its bookkeeping (`_modules`, `_parameters`, `training`) and
@@ -21,6 +25,11 @@ from dataclasses import replace
 
 from resdsl.diagnostics import Diagnostic, Span, SpecError, error
 from resdsl.ir.graph import Graph
+from resdsl.passes.counts import state_shapes
+
+# The ONNX graph input's name (resdsl.backends.onnx_model.INPUT; `ir`-side code imports no
+# backend).
+ONNX_INPUT = "input"
 
 # `dir(nn.Module())` and `vars(nn.Module())` of torch 2.14, less the names starting with `__`.
 RESERVED = frozenset({
@@ -101,3 +110,28 @@ def _reserved(name: str, path: str, span: Span | None) -> Diagnostic:
         label,
         help="rename the statement (its name becomes a module name and a state_dict key)",
     )
+
+
+def check_output_names(graph: Graph) -> None:
+    """Refuse an output named as the ONNX graph input or as a state_dict key (E0506)."""
+    if not graph.outputs:
+        return
+    keys = set(state_shapes(graph))
+    diagnostics = []
+    for name in graph.outputs:
+        if name == ONNX_INPUT:
+            why, label = "it is the network input's name in ONNX", "the ONNX input's name"
+        elif name in keys:
+            why, label = "it is a state_dict key", "a parameter's or buffer's name"
+        else:
+            continue
+        diagnostics.append(error(
+            "E0506",
+            f"an output cannot be named `{name}`: {why}",
+            graph.output_spans.get(name),
+            label,
+            help="rename the output: in ONNX the graph's input, its outputs and its weights "
+                 "share one namespace",
+        ))
+    if diagnostics:
+        raise SpecError(diagnostics[:MAX_REPORTED])

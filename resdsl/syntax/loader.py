@@ -202,7 +202,9 @@ class _Loader:
             help="check the spelling; paths are relative to the importing spec's folder",
         )
 
-    def load(self, path: Path, display: str, chain: tuple[tuple[Path, ast.Use], ...]) -> ast.File:
+    def load(self, path: Path, display: str, chain: tuple[tuple[Path, ast.Use], ...],
+             text: str | bytes | None = None) -> ast.File:
+        """Load the file at `path` (or `text`, its unsaved contents) and what it imports."""
         if path in self.loaded:
             return self.loaded[path]
         span = chain[-1][1].span if chain else None
@@ -217,7 +219,18 @@ class _Loader:
                 "the limit is crossed here",
                 help="import fewer, larger block libraries",
             )
-        source = decode(display, read_limited(display, span))
+        # Text held in memory passes the checks of a file's bytes: its size, UTF-8, NUL.
+        if text is None:
+            data = read_limited(display, span)
+        else:
+            data = text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass")
+            if len(data) > parser.MAX_FILE_BYTES:
+                # Bytes were read from a stream up to one past the limit: their size is a
+                # lower bound.
+                size = (f"{len(data):,}" if isinstance(text, str)
+                        else f"more than {parser.MAX_FILE_BYTES:,}")
+                raise _too_large(display, size, span)
+        source = decode(display, data)
         self.tokens += count_tokens(source, MAX_TOKENS - self.tokens)
         file = parse(source)
         self.loaded[path] = file
@@ -268,11 +281,13 @@ class _Loader:
         )
 
 
-def load_program(path: str) -> Program:
-    """Read the spec at `path` and everything it imports; raise SpecError on any mistake."""
+def load_program(path: str, text: str | bytes | None = None) -> Program:
+    """Read the spec at `path` and everything it imports; raise SpecError on any mistake.
+    With `text`, that is the spec's source (an editor's unsaved buffer, standard input) and
+    `path` only names it and places its `use`s: nothing is read at `path` itself."""
     loader = _Loader(path)
     main_path = Path(path).resolve()
-    main = loader.load(main_path, path, ())
+    main = loader.load(main_path, path, (), text)
     if loader.diagnostics:
         raise SpecError(loader.diagnostics)
     program = Program(main, list(loader.loaded.values()))
