@@ -133,7 +133,9 @@ def recorded(model: Any, x: Tensor, inputs: set[str]) -> tuple[dict[str, Tensor]
         for handle in handles:
             handle.remove()
     assert set(calls.values()) <= {1}, calls.most_common(3)
-    assert bool(torch.isfinite(outs[""]).all())  # NaN would equal nothing
+    final = outs[""]  # a tensor, or the OrderedDict of a network with named outputs
+    for y in final.values() if isinstance(final, dict) else [final]:
+        assert bool(torch.isfinite(y).all())  # NaN would equal nothing
     ins[""] = x
     return outs, ins
 
@@ -162,7 +164,10 @@ def getter_reach(model: Any) -> list[str]:
     """The root's children that IntermediateLayerGetter computes rightly: all of them, or
     those up to the one the docstring names where the root's forward is not a chain."""
     children = [name for name, _ in model.named_children()]
-    note = re.search(r"this forward up to `([^`]+)` only", " ".join((model.__doc__ or "").split()))
+    doc = " ".join((model.__doc__ or "").split())
+    if "which is not this forward from its first step" in doc:
+        return []
+    note = re.search(r"this forward up to `([^`]+)` only", doc)
     if note is None:
         assert "IntermediateLayerGetter" not in (model.__doc__ or "")
         return children
