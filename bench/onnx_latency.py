@@ -157,7 +157,8 @@ def main() -> None:
             for label, extra in (("ours", []), ("fold", ["--fold-bn"])):
                 files[label] = Path(tmp, f"{name}_{label}.onnx")
                 run([sys.executable, "-m", "resdsl", "compile", f"specs/{name}.res", "--to",
-                     "onnx", "--weights", str(weights), "-o", str(files[label]), *extra])
+                     "onnx", "--weights", str(weights), "--input", "3x224x224", "-o",
+                     str(files[label]), *extra])
             counts = {k: nodes(v) for k, v in files.items()}
             print(f"{name}: nodes: resdsl {counts['ours']} (BN kept), {counts['fold']} "
                   f"(--fold-bn); torch.onnx.export {counts['ref']}")
