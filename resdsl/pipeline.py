@@ -16,7 +16,7 @@ from resdsl.ir.elaborate import Elaborator
 from resdsl.ir.evaluate import FUNCTIONS, Evaluator
 from resdsl.ir.graph import Graph
 from resdsl.ir.ops import Shape, Value
-from resdsl.ir.resolve import check_program, did_you_mean, literal_hint
+from resdsl.ir.resolve import Blocks, check_program, did_you_mean, literal_hint
 from resdsl.passes.names import check_module_names, check_output_names
 from resdsl.passes.shapes import verify_shapes
 from resdsl.passes.structure import check_structure
@@ -183,6 +183,17 @@ def _build(path: str, options: Options, text: str | bytes | None) -> Result:
         raise SpecError(diagnostics)
     try:
         net = select_network(program, options.network, options.spelling)
+    except SpecError as exc:
+        raise SpecError(warnings + exc.diagnostics) from None
+    return build_network(program, blocks, net, options, warnings)
+
+
+def build_network(program: Program, blocks: Blocks, net: ast.Definition, options: Options,
+                  warnings: list[Diagnostic]) -> Result:
+    """The stages after the static checks, for one network of a checked program: its
+    parameters, elaboration and the graph's checks. The language server builds every network
+    of a file with this, after checking the file once."""
+    try:
         params = network_params(net, options.defines, options.spelling)
         graph = Graph(net.name)
         Elaborator(blocks, graph).network(net, params, options.input_shape)

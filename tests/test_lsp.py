@@ -1,0 +1,319 @@
+"""`resdsl lsp` end to end: pytest-lsp starts the real server over stdio and talks to it as
+an editor would. One server serves the module; each test opens its own buffer (unsaved
+text at a path inside specs/, so that `use "blocks/..."` resolves to the shipped blocks)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+pytest_lsp = pytest.importorskip("pytest_lsp")
+from lsprotocol import types  # noqa: E402
+from pytest_lsp import ClientServerConfig, LanguageClient  # noqa: E402
+
+from resdsl.lsp import opdocs  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "specs"
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+RESNET = """\
+# ResNet-18 as in specs/resnet18.res, with the stem written out.
+use "blocks/basic.res"
+network small(classes = 1000) {
+    input [3, 224, 224]
+    conv1: conv(64, 7, stride = 2)
+    bn1: bn; relu
+    maxpool: maxpool(3, stride = 2, padding = 1)
+    layer1: repeat 2 { basic(64) }
+    layer2: repeat 2 as i { basic(128, stride = 2 if i == 0 else 1) }
+    head(classes)
+}
+"""
+
+_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
+    [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+@pytest_lsp.fixture(  # type: ignore[untyped-decorator,misc]
+    config=ClientServerConfig(server_command=[sys.executable, "-m", "resdsl", "lsp"],
+                              server_env=_ENV),
+    scope="module",
+)
+async def client(lsp_client: LanguageClient) -> AsyncIterator[None]:
+    await lsp_client.initialize_session(types.InitializeParams(
+        capabilities=types.ClientCapabilities(),
+        workspace_folders=[types.WorkspaceFolder(SPECS.as_uri(), "specs")],
+    ))
+    yield
+    await lsp_client.shutdown_session()
+
+
+_count = 0
+
+
+async def _open(client: LanguageClient, text: str) -> tuple[str, list[types.Diagnostic]]:
+    """Open `text` as a new unsaved buffer in specs/; its first diagnostics."""
+    global _count
+    _count += 1
+    uri = (SPECS / f"_lsp_test_{_count}.res").as_uri()
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        types.TextDocumentItem(uri=uri, language_id="resdsl", version=1, text=text)))
+    return uri, await _diagnostics(client, uri)
+
+
+async def _diagnostics(client: LanguageClient, uri: str) -> list[types.Diagnostic]:
+    while True:
+        params = await asyncio.wait_for(
+            client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 60)
+        if params.uri == uri:
+            return list(params.diagnostics)
+
+
+def _at(line: int, character: int) -> types.Position:
+    return types.Position(line, character)
+
+
+def _doc(uri: str) -> types.TextDocumentIdentifier:
+    return types.TextDocumentIdentifier(uri)
+
+
+async def _hover(client: LanguageClient, uri: str, line: int, character: int) -> str:
+    result = await client.text_document_hover_async(
+        types.HoverParams(text_document=_doc(uri), position=_at(line, character)))
+    assert result is not None
+    assert isinstance(result.contents, types.MarkupContent)
+    return result.contents.value
+
+
+async def test_diagnostics_on_open_and_change(client: LanguageClient) -> None:
+    uri, diags = await _open(client, RESNET)
+    assert diags == []
+    broken = RESNET.replace("basic(64)", "basci(64)")
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        types.VersionedTextDocumentIdentifier(version=2, uri=uri),
+        [types.TextDocumentContentChangeWholeDocument(broken)]))
+    diags = await _diagnostics(client, uri)
+    assert [d.code for d in diags] == ["E0201"]
+    assert diags[0].range == types.Range(_at(7, 23), _at(7, 28))
+    assert "did you mean `basic`?" in diags[0].message
+    assert diags[0].severity == types.DiagnosticSeverity.Error
+    # An incremental change that fixes it clears the diagnostics.
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        types.VersionedTextDocumentIdentifier(version=3, uri=uri),
+        [types.TextDocumentContentChangePartial(range=types.Range(_at(7, 23), _at(7, 28)),
+                                                text="basic")]))
+    assert await _diagnostics(client, uri) == []
+
+
+async def test_diagnostic_inside_a_block_points_where_it_is_called(
+        client: LanguageClient) -> None:
+    text = ("block twice(c) { skip { conv(c * 2, 3); bn } }\n"
+            "network n() {\n    input [8, 16, 16]\n    t: twice(8)\n}\n")
+    _, diags = await _open(client, text)
+    assert [d.code for d in diags] == ["E0301"]
+    assert diags[0].range.start == _at(0, 17)
+    related = diags[0].related_information or []
+    assert [(r.location.range.start.line, r.location.range.start.character)
+            for r in related if "called at" in r.message] == [(3, 7)]
+    assert "help: add a projection shortcut" in diags[0].message
+
+
+async def test_utf16_columns(client: LanguageClient) -> None:
+    # `𝔁` is two UTF-16 code units: the error's columns after it move by two, not one.
+    text = 'network n(s = "𝔁𝔁") {\n    input [3, 8, 8]\n    conv(4, 3, strde = 1)\n}\n'
+    text = text.replace("    conv(4", '    x = "𝔁"; conv(4')
+    _, diags = await _open(client, text)
+    diags = [d for d in diags if d.severity == types.DiagnosticSeverity.Error]
+    assert [d.code for d in diags] == ["E0203"]
+    line = text.split("\n")[2]
+    start = line.index("strde")
+    assert diags[0].range.start == _at(2, start + 1)  # one character before is 2 units
+    assert diags[0].range.end == _at(2, start + 1 + len("strde = 1"))
+
+
+async def test_hover_shows_shape_params_and_module_path(client: LanguageClient) -> None:
+    uri, _ = await _open(client, RESNET)
+    text = await _hover(client, uri, 4, 12)  # conv1: conv(64, 7, stride = 2)
+    assert "64×112×112" in text
+    assert "9,408 parameters" in text
+    assert "module `conv1`" in text
+    assert "A 2-D convolution" in text  # the op's entry in docs/language.md
+    text = await _hover(client, uri, 7, 25)  # basic(64) inside layer1: two instances
+    assert "`layer1.0`" in text and "`layer1.1`" in text
+    assert "block basic(planes, stride = 1)" in text
+    text = await _hover(client, uri, 2, 20)  # classes = 1000
+    assert "-D classes=VALUE" in text
+
+
+async def test_hover_keeps_the_last_graph_while_the_buffer_has_errors(
+        client: LanguageClient) -> None:
+    uri, _ = await _open(client, RESNET)
+    broken = RESNET.replace("head(classes)", "head(classes, 3)")
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        types.VersionedTextDocumentIdentifier(version=2, uri=uri),
+        [types.TextDocumentContentChangeWholeDocument(broken)]))
+    assert await _diagnostics(client, uri) != []
+    assert "64×112×112" in await _hover(client, uri, 4, 12)
+
+
+async def test_definition_jumps_into_the_block_library(client: LanguageClient) -> None:
+    uri, _ = await _open(client, RESNET)
+    found = await client.text_document_definition_async(
+        types.DefinitionParams(text_document=_doc(uri), position=_at(7, 25)))
+    assert isinstance(found, list) and len(found) == 1
+    assert found[0].uri == (SPECS / "blocks" / "basic.res").as_uri()
+    lines = (SPECS / "blocks" / "basic.res").read_text().split("\n")
+    start = found[0].range.start
+    assert lines[start.line][start.character:].startswith("basic(")
+    # A `use` goes to the file; a parameter's use to the parameter.
+    found = await client.text_document_definition_async(
+        types.DefinitionParams(text_document=_doc(uri), position=_at(1, 8)))
+    assert isinstance(found, list) and found[0].uri == (SPECS / "blocks" / "basic.res").as_uri()
+    found = await client.text_document_definition_async(
+        types.DefinitionParams(text_document=_doc(uri), position=_at(9, 10)))
+    assert isinstance(found, list) and found[0].range.start == _at(2, 14)
+
+
+async def test_references(client: LanguageClient) -> None:
+    uri, _ = await _open(client, RESNET)
+    found = await client.text_document_references_async(types.ReferenceParams(
+        text_document=_doc(uri), position=_at(8, 53),
+        context=types.ReferenceContext(include_declaration=True)))
+    assert found is not None
+    # `i` of `repeat 2 as i`: its definition and its use.
+    assert sorted((r.range.start.line, r.range.start.character) for r in found) == [
+        (8, 24), (8, 53)]
+    found = await client.text_document_references_async(types.ReferenceParams(
+        text_document=_doc(uri), position=_at(7, 25),
+        context=types.ReferenceContext(include_declaration=False)))
+    assert found is not None
+    # `basic` is called in this buffer and by the shipped specs of the workspace.
+    uris = {r.uri for r in found}
+    assert uri in uris and (SPECS / "resnet18.res").as_uri() in uris
+
+
+async def test_symbols(client: LanguageClient) -> None:
+    uri, _ = await _open(client, RESNET)
+    symbols = await client.text_document_document_symbol_async(
+        types.DocumentSymbolParams(text_document=_doc(uri)))
+    assert symbols is not None
+    assert [(s.name, s.kind) for s in symbols] == [("small", types.SymbolKind.Class)]
+    top = symbols[0]
+    assert isinstance(top, types.DocumentSymbol)
+    assert [c.name for c in top.children or []][:3] == ["classes", "conv1", "bn1"]
+    found = await client.workspace_symbol_async(types.WorkspaceSymbolParams(query="bottleneck"))
+    assert found is not None
+    assert any(s.name == "bottleneck" and isinstance(s.location, types.Location)
+               and s.location.uri.endswith("blocks/resnet.res") for s in found)
+
+
+async def test_completion(client: LanguageClient) -> None:
+    uri, _ = await _open(client, RESNET)
+    # Inside `conv(64, 7, ` on the conv1 line: the keyword arguments with their defaults.
+    result = await client.text_document_completion_async(
+        types.CompletionParams(text_document=_doc(uri), position=_at(4, 22)))
+    assert isinstance(result, types.CompletionList)
+    by_label = {i.label: i for i in result.items}
+    assert "stride" in by_label and by_label["stride"].insert_text == "stride = "
+    assert by_label["groups"].detail is not None and "= 1" in by_label["groups"].detail
+    # At a statement's start: ops, primitives, blocks of the imported library, the
+    # network's parameters.
+    result = await client.text_document_completion_async(
+        types.CompletionParams(text_document=_doc(uri), position=_at(9, 4)))
+    assert isinstance(result, types.CompletionList)
+    labels = {i.label for i in result.items}
+    assert {"conv", "bn", "skip", "basic", "classes", "layer1"} <= labels
+    classes = next(i for i in result.items if i.label == "classes")
+    assert classes.detail is not None and "-D classes" in classes.detail
+
+
+async def test_inlay_hints(client: LanguageClient) -> None:
+    uri, _ = await _open(client, RESNET)
+    hints = await client.text_document_inlay_hint_async(types.InlayHintParams(
+        text_document=_doc(uri), range=types.Range(_at(0, 0), _at(11, 0))))
+    assert hints is not None
+    by_line = {h.position.line: h.label for h in hints}
+    assert by_line[4] == " → 64×112×112"
+    assert by_line[6] == " → 64×56×56"
+    assert by_line[9] == " → 1000"
+    assert hints[0].position.character > 0
+
+
+async def test_code_action_fixes_a_typo(client: LanguageClient) -> None:
+    uri, diags = await _open(client, RESNET.replace("stride = 2)", "strides = 2)"))
+    assert [d.code for d in diags] == ["E0203"]
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=_doc(uri), range=diags[0].range,
+        context=types.CodeActionContext(diagnostics=diags)))
+    assert actions is not None and len(actions) == 1
+    action = actions[0]
+    assert isinstance(action, types.CodeAction) and action.edit is not None
+    assert action.edit.changes is not None
+    (edit,) = action.edit.changes[uri]
+    assert edit.new_text == "stride"
+    assert edit.range == types.Range(_at(4, 23), _at(4, 30))
+
+
+async def test_code_action_adds_the_projection_shortcut(client: LanguageClient) -> None:
+    text = ("network n() {\n    input [8, 16, 16]\n    skip { conv(16, 3, stride = 2); bn }\n"
+            "}\n")
+    uri, diags = await _open(client, text)
+    assert [d.code for d in diags] == ["E0301"]
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=_doc(uri), range=diags[0].range,
+        context=types.CodeActionContext(diagnostics=diags)))
+    assert actions is not None and len(actions) == 1
+    action = actions[0]
+    assert isinstance(action, types.CodeAction) and action.edit and action.edit.changes
+    (edit,) = action.edit.changes[uri]
+    assert edit.range.start == edit.range.end == _at(2, 40)
+    fixed = text.replace("bn }\n", "bn }" + edit.new_text + "\n", 1)
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        types.VersionedTextDocumentIdentifier(version=2, uri=uri),
+        [types.TextDocumentContentChangeWholeDocument(fixed)]))
+    assert await _diagnostics(client, uri) == []
+
+
+def test_op_docs_are_current() -> None:
+    """resdsl/lsp/_opdocs.py is what scripts/lsp_docs.py makes of docs/language.md."""
+    from resdsl.lsp._opdocs import DOCS
+
+    expected = opdocs.extract((ROOT / "docs" / "language.md").read_text(encoding="utf-8"))
+    assert expected == DOCS, "run scripts/lsp_docs.py"
+    assert {"conv", "bn", "skip", "dual", "upsample"} <= DOCS.keys()
+
+
+def test_the_server_never_imports_torch() -> None:
+    code = """
+import sys
+from resdsl.cli import _parser
+from resdsl.lsp import server
+from resdsl.lsp.analysis import analyse
+a = analyse("specs/resnet18.res", open("specs/resnet18.res").read())
+assert a.graphs and not a.diagnostics, a.diagnostics
+assert "torch" not in sys.modules, "torch was imported"
+"""
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_ENV, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+
+
+def test_without_pygls_it_says_how_to_install_it() -> None:
+    code = """
+import sys
+sys.modules["pygls"] = None  # `import pygls` now fails
+from resdsl.cli import main
+sys.exit(main(["lsp"]))
+"""
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_ENV, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert "pip install 'resdsl[lsp]'" in run.stderr
+    assert "Traceback" not in run.stderr
