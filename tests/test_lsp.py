@@ -21,7 +21,8 @@ from resdsl.lsp import opdocs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "specs"
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+# The async tests share the module's server, and so its event loop.
+ON_SERVER = pytest.mark.asyncio(loop_scope="module")
 
 RESNET = """\
 # ResNet-18 as in specs/resnet18.res, with the stem written out.
@@ -92,6 +93,7 @@ async def _hover(client: LanguageClient, uri: str, line: int, character: int) ->
     return result.contents.value
 
 
+@ON_SERVER
 async def test_diagnostics_on_open_and_change(client: LanguageClient) -> None:
     uri, diags = await _open(client, RESNET)
     assert diags == []
@@ -112,6 +114,7 @@ async def test_diagnostics_on_open_and_change(client: LanguageClient) -> None:
     assert await _diagnostics(client, uri) == []
 
 
+@ON_SERVER
 async def test_diagnostic_inside_a_block_points_where_it_is_called(
         client: LanguageClient) -> None:
     text = ("block twice(c) { skip { conv(c * 2, 3); bn } }\n"
@@ -125,6 +128,7 @@ async def test_diagnostic_inside_a_block_points_where_it_is_called(
     assert "help: add a projection shortcut" in diags[0].message
 
 
+@ON_SERVER
 async def test_utf16_columns(client: LanguageClient) -> None:
     # `𝔁` is two UTF-16 code units: the error's columns after it move by two, not one.
     text = 'network n(s = "𝔁𝔁") {\n    input [3, 8, 8]\n    conv(4, 3, strde = 1)\n}\n'
@@ -138,6 +142,7 @@ async def test_utf16_columns(client: LanguageClient) -> None:
     assert diags[0].range.end == _at(2, start + 1 + len("strde = 1"))
 
 
+@ON_SERVER
 async def test_hover_shows_shape_params_and_module_path(client: LanguageClient) -> None:
     uri, _ = await _open(client, RESNET)
     text = await _hover(client, uri, 4, 12)  # conv1: conv(64, 7, stride = 2)
@@ -152,6 +157,7 @@ async def test_hover_shows_shape_params_and_module_path(client: LanguageClient) 
     assert "-D classes=VALUE" in text
 
 
+@ON_SERVER
 async def test_hover_keeps_the_last_graph_while_the_buffer_has_errors(
         client: LanguageClient) -> None:
     uri, _ = await _open(client, RESNET)
@@ -163,6 +169,7 @@ async def test_hover_keeps_the_last_graph_while_the_buffer_has_errors(
     assert "64×112×112" in await _hover(client, uri, 4, 12)
 
 
+@ON_SERVER
 async def test_definition_jumps_into_the_block_library(client: LanguageClient) -> None:
     uri, _ = await _open(client, RESNET)
     found = await client.text_document_definition_async(
@@ -181,6 +188,7 @@ async def test_definition_jumps_into_the_block_library(client: LanguageClient) -
     assert isinstance(found, list) and found[0].range.start == _at(2, 14)
 
 
+@ON_SERVER
 async def test_references(client: LanguageClient) -> None:
     uri, _ = await _open(client, RESNET)
     found = await client.text_document_references_async(types.ReferenceParams(
@@ -199,6 +207,7 @@ async def test_references(client: LanguageClient) -> None:
     assert uri in uris and (SPECS / "resnet18.res").as_uri() in uris
 
 
+@ON_SERVER
 async def test_symbols(client: LanguageClient) -> None:
     uri, _ = await _open(client, RESNET)
     symbols = await client.text_document_document_symbol_async(
@@ -214,6 +223,7 @@ async def test_symbols(client: LanguageClient) -> None:
                and s.location.uri.endswith("blocks/resnet.res") for s in found)
 
 
+@ON_SERVER
 async def test_completion(client: LanguageClient) -> None:
     uri, _ = await _open(client, RESNET)
     # Inside `conv(64, 7, ` on the conv1 line: the keyword arguments with their defaults.
@@ -234,6 +244,7 @@ async def test_completion(client: LanguageClient) -> None:
     assert classes.detail is not None and "-D classes" in classes.detail
 
 
+@ON_SERVER
 async def test_inlay_hints(client: LanguageClient) -> None:
     uri, _ = await _open(client, RESNET)
     hints = await client.text_document_inlay_hint_async(types.InlayHintParams(
@@ -246,6 +257,7 @@ async def test_inlay_hints(client: LanguageClient) -> None:
     assert hints[0].position.character > 0
 
 
+@ON_SERVER
 async def test_code_action_fixes_a_typo(client: LanguageClient) -> None:
     uri, diags = await _open(client, RESNET.replace("stride = 2)", "strides = 2)"))
     assert [d.code for d in diags] == ["E0203"]
@@ -261,6 +273,7 @@ async def test_code_action_fixes_a_typo(client: LanguageClient) -> None:
     assert edit.range == types.Range(_at(4, 23), _at(4, 30))
 
 
+@ON_SERVER
 async def test_code_action_adds_the_projection_shortcut(client: LanguageClient) -> None:
     text = ("network n() {\n    input [8, 16, 16]\n    skip { conv(16, 3, stride = 2); bn }\n"
             "}\n")
@@ -317,3 +330,12 @@ sys.exit(main(["lsp"]))
     assert run.returncode == 2, run.stderr
     assert "pip install 'resdsl[lsp]'" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_latency_bench_runs() -> None:
+    """bench/lsp_latency.py still runs (two edits); nothing here looks at a timing."""
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "lsp_latency.py"), "--edits",
+                          "2"], cwd=ROOT, env=_ENV, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "didChange → publishDiagnostics" in run.stdout and "the bar" in run.stdout
