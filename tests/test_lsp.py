@@ -167,6 +167,20 @@ async def test_hover_keeps_the_last_graph_while_the_buffer_has_errors(
         [types.TextDocumentContentChangeWholeDocument(broken)]))
     assert await _diagnostics(client, uri) != []
     assert "64×112×112" in await _hover(client, uri, 4, 12)
+    # A syntax error: the last parse answers for the lines that have not changed.
+    unparsable = RESNET.replace("basic(64) }", "basic(64, }")
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        types.VersionedTextDocumentIdentifier(version=3, uri=uri),
+        [types.TextDocumentContentChangeWholeDocument(unparsable)]))
+    assert [d.code for d in await _diagnostics(client, uri)] == ["E0101"]
+    assert "64×112×112" in await _hover(client, uri, 4, 12)
+    changed = await client.text_document_hover_async(
+        types.HoverParams(text_document=_doc(uri), position=_at(7, 25)))
+    assert changed is None
+    hints = await client.text_document_inlay_hint_async(types.InlayHintParams(
+        text_document=_doc(uri), range=types.Range(_at(0, 0), _at(11, 0))))
+    lines = {h.position.line for h in hints or []}
+    assert 4 in lines and 7 not in lines
 
 
 @ON_SERVER

@@ -98,7 +98,10 @@ def _name(analysis: Analysis, idx: FileIndex, occ: Occurrence) -> str | None:
     if occ.kind == "kwarg" and occ.target is not None:
         return _param_of(analysis, occ.target, occ.name)
     if occ.kind == "use":
-        return f"imports `{occ.name}`"
+        file = (analysis.program.imports.get((idx.file.source.path, occ.name))
+                if analysis.program is not None else None)
+        where = f" from `{file.source.path}`" if file is not None else ""
+        return f"imports `{occ.name}`{where}"
     target = idx.resolve(occ)
     if target is None:
         return None

@@ -166,7 +166,8 @@ def references(analysis: Analysis, workspace: Workspace, line: int, column: int,
                      if o.kind == "kwarg" and o.target == block and o.name == occ.name]
             if param is not None:
                 home = next(i for i in program if any(o is param for o in i.names))
-                found += [o for o in home.names if home.resolve(o) is param]
+                found += [o for o in home.names
+                          if o.name == occ.name and home.resolve(o) is param]
     else:
         target = idx.resolve(occ)
         if target is None:

@@ -191,12 +191,24 @@ def _parsed(ls: ResdslServer, uri: str) -> Analysis | None:
     return doc.parsed if doc is not None else None
 
 
+def _current(ls: ResdslServer, uri: str, line: int) -> Analysis | None:
+    """The buffer's last parse, if its 1-based `line` reads as it did then: while the buffer
+    does not parse, what is asked about an unchanged line is still answered, but never from
+    a line that has changed since."""
+    analysis = _parsed(ls, uri)
+    if analysis is None or analysis.file is None:
+        return None
+    lines = ls.workspace.get_text_document(uri).lines
+    now = lines[line - 1].rstrip("\r\n") if line - 1 < len(lines) else ""
+    return analysis if analysis.file.source.line(line) == now else None
+
+
 @SERVER.feature(types.TEXT_DOCUMENT_HOVER)
 def on_hover(ls: ResdslServer, params: types.HoverParams) -> types.Hover | None:
-    analysis = _parsed(ls, params.text_document.uri)
+    line, column = ls.place(params.text_document.uri, params.position)
+    analysis = _current(ls, params.text_document.uri, line)
     if analysis is None:
         return None
-    line, column = ls.place(params.text_document.uri, params.position)
     text = hover.hover(analysis, ls.graphs(), line, column)
     if text is None:
         return None
@@ -206,22 +218,25 @@ def on_hover(ls: ResdslServer, params: types.HoverParams) -> types.Hover | None:
 @SERVER.feature(types.TEXT_DOCUMENT_DEFINITION)
 def on_definition(ls: ResdslServer,
                   params: types.DefinitionParams) -> list[types.Location] | None:
-    analysis = _parsed(ls, params.text_document.uri)
+    line, column = ls.place(params.text_document.uri, params.position)
+    analysis = _current(ls, params.text_document.uri, line)
     if analysis is None:
         return None
-    line, column = ls.place(params.text_document.uri, params.position)
     return [ls.location(t) for t in navigation.definition(analysis, line, column)] or None
 
 
 @SERVER.feature(types.TEXT_DOCUMENT_REFERENCES)
-def on_references(ls: ResdslServer,
-                  params: types.ReferenceParams) -> list[types.Location] | None:
-    analysis = _parsed(ls, params.text_document.uri)
+async def on_references(ls: ResdslServer,
+                        params: types.ReferenceParams) -> list[types.Location] | None:
+    line, column = ls.place(params.text_document.uri, params.position)
+    analysis = _current(ls, params.text_document.uri, line)
     if analysis is None:
         return None
-    line, column = ls.place(params.text_document.uri, params.position)
-    found = navigation.references(analysis, ls.workspace_files, line, column,
-                                  params.context.include_declaration)
+    # On the checker's thread: it may parse the workspace's files, which takes a while the
+    # first time, and the parser is not shared between threads.
+    found = await asyncio.get_running_loop().run_in_executor(
+        ls.checker, navigation.references, analysis, ls.workspace_files, line, column,
+        params.context.include_declaration)
     return [ls.location(t) for t in found] or None
 
 
@@ -252,17 +267,19 @@ def on_document_symbol(ls: ResdslServer,
 
 
 @SERVER.feature(types.WORKSPACE_SYMBOL)
-def on_workspace_symbol(ls: ResdslServer,
-                        params: types.WorkspaceSymbolParams) -> list[types.WorkspaceSymbol]:
+async def on_workspace_symbol(
+        ls: ResdslServer, params: types.WorkspaceSymbolParams) -> list[types.WorkspaceSymbol]:
     files = [f for d in ls.documents.values() if d.parsed is not None and d.parsed.program
              for f in d.parsed.program.files]
+    found = await asyncio.get_running_loop().run_in_executor(
+        ls.checker, navigation.workspace_symbols, params.query, files, ls.workspace_files)
     return [
         types.WorkspaceSymbol(
             name=s.name, kind=_SYMBOL_KINDS[s.kind],
             location=types.Location(diagnostics.uri_of(s.span),
                                     lsp_range(s.selection, ls.encoding)),
             container_name=os.path.basename(s.span.source.path))
-        for s in navigation.workspace_symbols(params.query, files, ls.workspace_files)
+        for s in found
     ]
 
 
@@ -303,11 +320,14 @@ def on_inlay_hint(ls: ResdslServer, params: types.InlayHintParams) -> list[types
     if analysis is None or analysis.file is None:
         return []
     source = analysis.file.source
+    lines = ls.workspace.get_text_document(params.text_document.uri).lines
     found = inlay.hints(analysis, ls.graphs(), params.range.start.line + 1,
                         params.range.end.line + 1)
+    # From the last parse: only on the lines that read as they did then.
     return [types.InlayHint(position=position(source, h.line, h.column, ls.encoding),
                             label=h.label, kind=types.InlayHintKind.Type, padding_left=True)
-            for h in found]
+            for h in found
+            if h.line - 1 < len(lines) and lines[h.line - 1].rstrip("\r\n") == source.line(h.line)]
 
 
 @SERVER.feature(types.TEXT_DOCUMENT_CODE_ACTION,
