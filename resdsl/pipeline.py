@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from resdsl.arguments import COMMAND_LINE, ArgumentError, Spelling
@@ -161,6 +162,13 @@ def build(path: str, options: Options | None = None,
           text: str | bytes | None = None) -> Result:
     """Compile the spec at `path` to a checked graph; raise SpecError listing every problem.
     `text`, when given, is the spec's source, checked as if it were the file at `path`."""
+    with collector_paused():
+        return _build(path, options or Options(), text)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Run a build with Python's cyclic garbage collector paused."""
     # A deep network's graph is hundreds of thousands of long-lived objects and building it
     # makes almost no cyclic garbage, so the cyclic collector's full passes are pure overhead
     # that only starts once the graph outgrows the rest of the heap: about a third of the
@@ -169,7 +177,7 @@ def build(path: str, options: Options | None = None,
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _build(path, options or Options(), text)
+        yield
     finally:
         if enabled:
             gc.enable()

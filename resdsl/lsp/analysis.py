@@ -20,7 +20,7 @@ from resdsl.ir.graph import Frame, Graph
 from resdsl.ir.ops import USER_OPS, Shape
 from resdsl.ir.resolve import Blocks, check_program
 from resdsl.passes.counts import node_counts
-from resdsl.pipeline import Options, Result, build_network
+from resdsl.pipeline import Options, Result, build_network, collector_paused
 from resdsl.syntax import ast
 from resdsl.syntax.loader import Program, load_program
 
@@ -395,6 +395,11 @@ def _internal(path: str, text: str) -> Diagnostic:
 
 def analyse(path: str, text: str, version: int | None = None) -> Analysis:
     """Check `text` as the spec at `path` and build each of its networks."""
+    with collector_paused():
+        return _analyse(path, text, version)
+
+
+def _analyse(path: str, text: str, version: int | None) -> Analysis:
     try:
         program = load_program(path, text)
     except SpecError as exc:
