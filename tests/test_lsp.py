@@ -353,3 +353,38 @@ def test_latency_bench_runs() -> None:
                          timeout=300)
     assert run.returncode == 0, run.stderr
     assert "didChange → publishDiagnostics" in run.stdout and "the bar" in run.stdout
+
+
+@ON_SERVER
+async def test_changes_during_a_check_are_checked_together(client: LanguageClient) -> None:
+    """Ten changes sent at once: the first starts a check, the nine that arrive during it
+    make one more check of the newest text, not nine."""
+    text = (SPECS / "dpn92.res").read_text(encoding="utf-8")
+    uri, diags = await _open(client, text)
+    assert diags == []
+    for version in range(2, 12):
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            types.VersionedTextDocumentIdentifier(version=version, uri=uri),
+            [types.TextDocumentContentChangeWholeDocument(
+                text.replace("classes = 1000", f"classes = {1000 + version}"))]))
+    versions: list[int | None] = []
+    while not versions or versions[-1] != 11:
+        params = await asyncio.wait_for(
+            client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 60)
+        if params.uri == uri:
+            assert not params.diagnostics
+            versions.append(params.version)
+    assert len(versions) < 10, versions
+
+
+@ON_SERVER
+async def test_inlay_hints_can_be_turned_off(client: LanguageClient) -> None:
+    uri, _ = await _open(client, RESNET)
+    params = types.InlayHintParams(text_document=_doc(uri),
+                                   range=types.Range(_at(0, 0), _at(11, 0)))
+    assert await client.text_document_inlay_hint_async(params)
+    for enabled in (False, True):
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+            settings={"resdsl": {"inlayHints": enabled}}))
+        hints = await client.text_document_inlay_hint_async(params)
+        assert bool(hints) is enabled
