@@ -285,6 +285,13 @@ async def test_code_action_fixes_a_typo(client: LanguageClient) -> None:
     (edit,) = action.edit.changes[uri]
     assert edit.new_text == "stride"
     assert edit.range == types.Range(_at(4, 23), _at(4, 30))
+    # A client that does not send `data` back gets the same fix, from the message.
+    bare = [types.Diagnostic(range=d.range, message=d.message, code=d.code, source=d.source)
+            for d in diags]
+    again = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=_doc(uri), range=diags[0].range,
+        context=types.CodeActionContext(diagnostics=bare)))
+    assert again is not None and [a.title for a in again] == [action.title]
 
 
 @ON_SERVER
@@ -388,3 +395,28 @@ async def test_inlay_hints_can_be_turned_off(client: LanguageClient) -> None:
             settings={"resdsl": {"inlayHints": enabled}}))
         hints = await client.text_document_inlay_hint_async(params)
         assert bool(hints) is enabled
+
+
+@ON_SERVER
+async def test_saving_a_library_checks_the_buffers_that_use_it(
+        client: LanguageClient, tmp_path: Path) -> None:
+    lib = tmp_path / "lib.res"
+    lib.write_text("block unit(c) { conv(c, 3); bn; relu }\n", encoding="utf-8")
+    main = ('use "lib.res"\nnetwork n() {\n    input [3, 8, 8]\n    unit(4)\n}\n')
+    uri = (tmp_path / "main.res").as_uri()
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        types.TextDocumentItem(uri=uri, language_id="resdsl", version=1, text=main)))
+    assert await _diagnostics(client, uri) == []
+    broken = "block unit(c) { conv(c, 3, strde = 1); bn; relu }\n"
+    lib.write_text(broken, encoding="utf-8")
+    client.text_document_did_open(types.DidOpenTextDocumentParams(
+        types.TextDocumentItem(uri=lib.as_uri(), language_id="resdsl", version=1,
+                               text=broken)))
+    client.text_document_did_save(types.DidSaveTextDocumentParams(
+        text_document=types.TextDocumentIdentifier(lib.as_uri())))
+    diags = await _diagnostics(client, uri)
+    assert [d.code for d in diags] == ["E0203"]
+    # A static check, not an error where it is called: at the `use` that imports it.
+    assert diags[0].range == types.Range(_at(0, 0), _at(0, 13))
+    assert diags[0].related_information
+    assert diags[0].related_information[0].location.uri == lib.as_uri()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from lsprotocol import types
 
@@ -63,12 +63,22 @@ def convert(d: Diagnostic, encoding: str = UTF16) -> types.Diagnostic:
     )
 
 
-def by_file(main_uri: str, diagnostics: Sequence[Diagnostic],
-            encoding: str = UTF16) -> dict[str, list[types.Diagnostic]]:
+def help_of(diag: types.Diagnostic) -> str | None:
+    """The help of a diagnostic this server published, as a client sends it back: from its
+    `data`, or from its message's `help:` line for a client that drops `data`."""
+    help = diag.data.get("help") if isinstance(diag.data, dict) else None
+    if isinstance(help, str):
+        return help
+    lines = [ln for ln in diag.message.split("\n") if ln.startswith("help: ")]
+    return lines[-1][len("help: "):] if lines else None
+
+
+def by_file(main_uri: str, diagnostics: Sequence[Diagnostic], encoding: str = UTF16,
+            uses: Mapping[str, types.Range] | None = None) -> dict[str, list[types.Diagnostic]]:
     """Each file's diagnostics, the buffer's always present (empty clears it). A problem in
     an imported file is also shown in the buffer, where it is called from (its related
-    information) or at the top, so that the buffer being edited never looks clean when it
-    does not build."""
+    information), else at the `use` that imports the file (`uses`: file URI → range), else
+    at the top, so that the buffer being edited never looks clean when it does not build."""
     out: dict[str, list[types.Diagnostic]] = {main_uri: []}
     for d in diagnostics:
         lsp = convert(d, encoding)
@@ -76,7 +86,7 @@ def by_file(main_uri: str, diagnostics: Sequence[Diagnostic],
         out.setdefault(uri, []).append(lsp)
         if uri != main_uri:
             here = next((r.location.range for r in lsp.related_information or ()
-                         if r.location.uri == main_uri), _START)
+                         if r.location.uri == main_uri), (uses or {}).get(uri, _START))
             where = d.primary.span if d.primary is not None else None
             out[main_uri].append(types.Diagnostic(
                 range=here, message=f"in {where}: {lsp.message}" if where else lsp.message,

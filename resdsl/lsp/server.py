@@ -112,13 +112,32 @@ class ResdslServer(LanguageServer):
             doc.task = None
 
     def publish(self, doc: Document, result: Analysis) -> None:
-        files = diagnostics.by_file(doc.uri, result.diagnostics, self.encoding)
+        files = diagnostics.by_file(doc.uri, result.diagnostics, self.encoding,
+                                    self.uses(doc, result))
+        # A file open in the editor has diagnostics of its own, which another buffer's
+        # would replace; what is wrong in it shows in that buffer, where it is called.
+        files = {uri: items for uri, items in files.items()
+                 if uri == doc.uri or uri not in self.documents}
         for uri in doc.published - files.keys():
             files[uri] = []
         for uri, items in files.items():
             self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
                 uri=uri, diagnostics=items, version=doc.version if uri == doc.uri else None))
         doc.published = {uri for uri, items in files.items() if items} | {doc.uri}
+
+    def uses(self, doc: Document, result: Analysis) -> dict[str, types.Range]:
+        """Each file the buffer imports directly → the range of its `use`: from this check,
+        or from the last that parsed when this one could not load the program."""
+        analysis = result if result.program is not None else doc.parsed
+        if analysis is None or analysis.program is None:
+            return {}
+        main = analysis.program.main
+        out: dict[str, types.Range] = {}
+        for use in main.uses:
+            file = analysis.program.imports.get((main.source.path, use.path))
+            if file is not None:
+                out.setdefault(path_to_uri(file.source.path), lsp_range(use.span, self.encoding))
+        return out
 
     # ------------------------------------------------------------ positions
 
@@ -175,6 +194,20 @@ def did_open(ls: ResdslServer, params: types.DidOpenTextDocumentParams) -> None:
 def did_change(ls: ResdslServer, params: types.DidChangeTextDocumentParams) -> None:
     if params.text_document.uri in ls.documents:
         ls.changed(params.text_document.uri)
+
+
+@SERVER.feature(types.TEXT_DOCUMENT_DID_SAVE)
+def did_save(ls: ResdslServer, params: types.DidSaveTextDocumentParams) -> None:
+    """The buffers that import a saved file are checked again: they read it from disk."""
+    saved = ls.documents.get(params.text_document.uri)
+    if saved is None:
+        return
+    for doc in list(ls.documents.values()):
+        program = doc.latest.program if doc.latest is not None else None
+        imports = program.files[1:] if program is not None else []
+        if doc is not saved and any(os.path.abspath(f.source.path) == saved.path
+                                    for f in imports):
+            ls.changed(doc.uri)
 
 
 @SERVER.feature(types.TEXT_DOCUMENT_DID_CLOSE)
@@ -339,8 +372,8 @@ def on_code_action(ls: ResdslServer,
     lines = ls.workspace.get_text_document(uri).lines
     out: list[types.CodeAction] = []
     for diag in params.context.diagnostics:
-        help = diag.data.get("help") if isinstance(diag.data, dict) else None
-        if not isinstance(help, str) or diag.source != diagnostics.SOURCE:
+        help = diagnostics.help_of(diag)
+        if help is None or diag.source != diagnostics.SOURCE:
             continue
         line, column = ls.place(uri, diag.range.start)
         _, end_column = ls.place(uri, diag.range.end)
