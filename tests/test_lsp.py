@@ -328,6 +328,7 @@ def test_the_server_never_imports_torch() -> None:
     code = """
 import sys
 from resdsl.cli import _parser
+assert _parser().parse_args(["lsp", "--stdio"]).command == "lsp"
 from resdsl.lsp import server
 from resdsl.lsp.analysis import analyse
 a = analyse("specs/resnet18.res", open("specs/resnet18.res").read())

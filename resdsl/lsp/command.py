@@ -15,10 +15,13 @@ EXIT_USAGE = 2
 
 
 def add_parser(sub: Any) -> None:
-    sub.add_parser("lsp", help="run the language server (for editors) on stdin and stdout",
-                   description="The resdsl language server (LSP) over standard input and "
-                   "output: diagnostics as you type, shapes on hover, go to definition. "
-                   "Editors start it; see docs/editors.md.")
+    p = sub.add_parser("lsp", help="run the language server (for editors) on stdin and stdout",
+                       description="The resdsl language server (LSP) over standard input and "
+                       "output: diagnostics as you type, shapes on hover, go to definition. "
+                       "Editors start it; see docs/editors.md.")
+    # vscode-languageclient adds `--stdio` to a server it talks to over standard streams.
+    p.add_argument("--stdio", action="store_true",
+                   help="talk over standard input and output (the default and only way)")
 
 
 def lsp(args: argparse.Namespace, err: TextIO) -> int:
