@@ -421,3 +421,19 @@ async def test_saving_a_library_checks_the_buffers_that_use_it(
     assert diags[0].range == types.Range(_at(0, 0), _at(0, 13))
     assert diags[0].related_information
     assert diags[0].related_information[0].location.uri == lib.as_uri()
+
+
+def test_a_call_is_a_block_even_where_a_level_has_its_name() -> None:
+    """`head: head(3)`: the call is the block (elaboration prefers it), a bare `t` after
+    `t = in` is the tensor."""
+    from resdsl.lsp.analysis import analyse
+    from resdsl.lsp.navigation import definition
+
+    text = ("block head(c) { linear(c) }\nnetwork n() {\n    input [8]\n    t = in\n"
+            "    head: head(3)\n    t\n    head(3)\n}\n")
+    a = analyse(str(SPECS / "_lsp_unit.res"), text)
+    assert [d.code for d in a.diagnostics if d.is_error] == ["E0504"]
+    (block,) = definition(a, 5, 12)
+    assert block.span is not None and (block.span.line, block.span.column) == (1, 7)
+    (tensor,) = definition(a, 6, 5)
+    assert tensor.span is not None and (tensor.span.line, tensor.span.column) == (4, 5)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
 from resdsl.diagnostics import Diagnostic, Source, Span, SpecError, error
@@ -108,8 +108,9 @@ class FileIndex:
 
 
 class _Indexer:
-    def __init__(self, file: ast.File) -> None:
+    def __init__(self, file: ast.File, blocks: Collection[str]) -> None:
         self.index = FileIndex(file)
+        self.blocks = blocks
         self.owner: ast.Definition | ast.Function | None = None
         self.locals: set[str] = set()
 
@@ -175,7 +176,9 @@ class _Indexer:
         target = call.target
         if target in USER_OPS:
             self.add(target, call.target_span, "op", False)
-        elif target in self.locals:  # `t`: the flow continues from a named tensor
+        elif target in self.locals and target not in self.blocks:
+            # `t`: the flow continues from a named tensor (a block of that name wins, as in
+            # elaboration).
             self.add(target, call.target_span, "binding", False)
         else:
             self.add(target, call.target_span, "block", False)
@@ -259,8 +262,10 @@ def _bodies(stmt: ast.Stmt) -> tuple[ast.Stmt, ...]:
     return out
 
 
-def index_file(file: ast.File) -> FileIndex:
-    idx = _Indexer(file).run()
+def index_file(file: ast.File, blocks: Collection[str] = ()) -> FileIndex:
+    """The names of `file`; `blocks` are the blocks visible to it (its program's), besides
+    its own."""
+    idx = _Indexer(file, {*blocks, *(b.name for b in file.blocks)}).run()
     # A Var that names a parameter, binding, level or repeat variable is that local name;
     # the indexer files every Var as a "binding" use and resolves the kind here.
     kinds = {(id(o.owner), o.name): o.kind for o in idx.names if o.is_def and o.kind in LOCAL}
@@ -379,7 +384,8 @@ class Analysis:
     def index(self, file: ast.File) -> FileIndex:
         idx = self._indexes.get(id(file))
         if idx is None:
-            idx = self._indexes[id(file)] = index_file(file)
+            blocks = self.blocks.by_name if self.blocks is not None else ()
+            idx = self._indexes[id(file)] = index_file(file, blocks)
         return idx
 
     def instances(self, span: Span) -> list[Instance]:
