@@ -17,13 +17,14 @@ from __future__ import annotations
 import html
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, SupportsIndex
 
 from resdsl import arguments
 from resdsl.arguments import PYTHON, ArgumentError, Spelling
 from resdsl.diagnostics import Span, SpecError, error
+from resdsl.ir.features import FeatureInfo
 from resdsl.ir.graph import Graph
 from resdsl.ir.ops import Shape, Value, fmt_shape, fmt_value
 from resdsl.passes.counts import Counts, Row, rollup, state_shapes, state_values, totals
@@ -147,6 +148,38 @@ class Network:
     def output_shape(self) -> Shape:
         return self.graph.node(self.graph.output or 0).shape
 
+    @property
+    def feature_info(self) -> list[FeatureInfo]:
+        """The feature points, as timm's `feature_info`: each one's `module` (its module
+        path), `num_chs`, `reduction` (stride from the input), `index` and `shape`
+        (`.as_dict()` gives timm's dict). For a features network (`features()`), the points
+        it returns, in output order; for the full network, every point `features()` can
+        choose from (empty for a network without feature maps). Graph only, no torch."""
+        if self.result.feature_info is not None:
+            return list(self.result.feature_info)
+        from resdsl.ir.features import feature_points
+
+        return feature_points(self.graph)
+
+    def features(self, out_indices: Iterable[SupportsIndex] | None = None) -> Network:
+        """The backbone features of this network, as timm's `features_only=True,
+        out_indices=...`: the network cut after the chosen feature points (`feature_info`,
+        indexed from 0, negative from the last; None: all), each an output named by its
+        module path, in the network's order. What the points are computed from is kept and
+        the rest dropped: the state_dict holds the full network's keys up to the last point,
+        and a full checkpoint loads into it (its keys beyond the cut are set aside). Raises
+        SpecError E0740 for a network without feature maps, ArgumentError E0741 / E0742 for
+        an index out of range or given twice."""
+        from resdsl.pipeline import with_features
+
+        if self.result.feature_info is not None:
+            raise ArgumentError(
+                "features() applies to a full network; this one is already its features "
+                f"({', '.join(p.module for p in self.result.feature_info)}): call it on "
+                "the network `load()` returned", "out_indices", out_indices)
+        indices = arguments.out_indices(out_indices, self.result.options.spelling)
+        return Network(self.path, with_features(self.result, indices))
+
     def counts(self) -> Counts:
         """Total parameters and multiply-accumulates (conv and linear layers)."""
         return totals(self.graph)
@@ -213,6 +246,7 @@ class Network:
         if options.weights is None:
             return state, None
         loaded, report = load_state(self.graph, options.weights, strict=options.strict,
+                                    ignore=self.result.dropped_keys,
                                     replace_head=options.replace_head, rename=options.rename,
                                     allow_nonfinite=options.allow_nonfinite,
                                     spelling=self.result.options.spelling)

@@ -19,7 +19,7 @@ import operator
 import os
 import shlex
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,10 +39,15 @@ class ArgumentError(UsageError, TypeError, ValueError):
     catches either of Python's usual exceptions for a bad argument catches it too.
     """
 
-    def __init__(self, message: str, argument: str = "", value: object = None) -> None:
+    def __init__(self, message: str, argument: str = "", value: object = None,
+                 code: str | None = None, help: str | None = None) -> None:
         super().__init__(message)
         self.argument = argument
         self.value = value
+        # A diagnostic code (E0741) and its help, for the mistakes that have one: the
+        # command line shows them as a diagnostic (still exit 2).
+        self.code = code
+        self.help = help
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ COMMAND_LINE = Spelling({
     "weights": "--weights",
     "verify": "--verify",
     "rename": "--rename",
+    "out_indices": "--features",
     # Switches, by the value they set.
     "strict=False": "--no-strict",
     "replace_head=True": "--replace-head",
@@ -269,6 +275,35 @@ def weights(value: object, spelling: Spelling = PYTHON) -> str | Mapping[str, An
     raise _refuse("weights", value, spelling,
                   "a checkpoint's path (.pth, .pt, .bin, .safetensors), a state_dict "
                   "(a mapping of names to tensors), or None", wrong_type=True)
+
+
+def out_indices(value: object, spelling: Spelling = PYTHON) -> tuple[int, ...] | None:
+    """Which feature points a features network returns (timm's `out_indices`): None for
+    all, else integers (negative ones count from the last), in Python a list or tuple, on
+    the command line the text `1,2,3`. Their range and repeats are checked against the
+    network's points (`resdsl.features`)."""
+    if spelling.python:
+        rule = "a list or tuple of integers, or None for every feature point"
+    else:
+        rule = "indices separated by commas, e.g. 1,2,3 or -1 (none: every feature point)"
+    if value is None:
+        return None
+    if isinstance(value, str) and not spelling.python:
+        parts = [p.strip() for p in value.split(",")]
+        if not all(p.lstrip("-").isascii() and p.lstrip("-").isdigit() and p.count("-") <= 1
+                   and len(p) <= 12 for p in parts):
+            raise _refuse("out_indices", value, spelling, rule,
+                          hint="a bare --features takes every point: put it after the spec")
+        return tuple(int(p) for p in parts)
+    if isinstance(value, (str, bytes, bytearray, Mapping)) or not isinstance(value, Iterable):
+        one = not _is_bool(value) and isinstance(value, numbers.Integral)
+        raise _refuse("out_indices", value, spelling, rule, wrong_type=True,
+                      hint=f"for one feature write ({value},)" if one else "")
+    items = tuple(value)  # a list, a tuple, a numpy array, a range
+    if not items:
+        raise _refuse("out_indices", value, spelling, rule + ", at least one")
+    return tuple(integer(i, "out_indices", spelling, -MAX_INT, MAX_INT,
+                         "a list or tuple of integers") for i in items)
 
 
 _SIZES = f"sizes from 1 to {MAX_DIM:,}"

@@ -17,9 +17,16 @@ from typing import TextIO
 
 from resdsl import __version__, arguments
 from resdsl.api import Network
-from resdsl.arguments import COMMAND_LINE
+from resdsl.arguments import COMMAND_LINE, ArgumentError
 from resdsl.backends.torch_module import build_module
-from resdsl.diagnostics import Diagnostic, SpecError, render_all_text, render_json, write_errors
+from resdsl.diagnostics import (
+    Diagnostic,
+    SpecError,
+    error,
+    render_all_text,
+    render_json,
+    write_errors,
+)
 from resdsl.ir.ops import fmt_shape
 from resdsl.outputs import check_output
 from resdsl.passes.counts import output_rows, rollup, totals
@@ -56,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--network", metavar="NAME",
                         help="the network to use when a spec defines several")
         sp.add_argument("--format", choices=("text", "json"), default="text")
+        _features_option(sp)
 
     check = sub.add_parser("check", help="check specs and report every mistake")
     check.add_argument("specs", nargs="+", metavar="SPEC",
@@ -123,6 +131,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _features_option(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--features", nargs="?", const="all", metavar="INDICES", type=_indices,
+                    help="the network's backbone features instead (timm's features_only): "
+                    "cut after its feature points, each an output; INDICES chooses some "
+                    "(e.g. 1,2,3 or =-1; default all)")
+
+
+def _indices(text: str) -> str:
+    """`--features`'s value, checked as it is read: `--features SPEC` (the spec taken for
+    the indices) is reported as such, not as a missing SPEC."""
+    if text == "all":  # the bare option's value
+        return text
+    try:
+        arguments.out_indices(text, COMMAND_LINE)
+    except ArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _rename_rule(text: str) -> tuple[str, str]:
     from resdsl.weights.rename import parse_rule
 
@@ -140,7 +167,10 @@ def _options(args: argparse.Namespace) -> Options:
             raise UsageError(f"-D takes NAME=VALUE, not `{item}`")
         defines[name.strip()] = value
     shape = arguments.input_shape(args.input_shape, COMMAND_LINE)
-    return Options(defines, shape, args.network)
+    chosen = args.features
+    indices = None if chosen in (None, "all") else arguments.out_indices(chosen, COMMAND_LINE)
+    return Options(defines, shape, args.network, features=chosen is not None,
+                   out_indices=indices)
 
 
 def _report(diagnostics: Sequence[Diagnostic], fmt: str, err: TextIO) -> None:
@@ -218,6 +248,14 @@ def _info_text(spec: str, result: Result, depth: int) -> str:
         f"{t.params:,} parameters, {t.macs / 1e9:.3f} GMACs "
         f"({t.macs:,} multiply-accumulates of conv and linear layers)",
     ]
+    if result.feature_info is not None:
+        rows_f = [("index", "module", "channels", "reduction", "shape")] + [
+            (str(p.index), p.module, str(p.num_chs), str(p.reduction), fmt_shape(p.shape))
+            for p in result.feature_info]
+        w = [max(len(row[i]) for row in rows_f) for i in range(5)]
+        lines += ["", f"{len(rows_f) - 1} feature outputs (timm's feature_info):"]
+        lines += [f"{a:>{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}  {d:>{w[3]}}  {e}".rstrip()
+                  for a, b, c, d, e in rows_f]
     if g.outputs:
         outputs = [("output", "shape", "params", "MACs")] + [
             (str(o.name), fmt_shape(o.shape), f"{o.params:,}", _macs(o.macs))
@@ -255,6 +293,9 @@ def _info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
              "params": r.params, "macs": r.macs}
             for r in rollup(g, args.depth)
         ],
+        # For a features network (--features), its feature points, in output order.
+        "features": None if result.feature_info is None else [
+            {**p.as_dict(), "shape": list(p.shape)} for p in result.feature_info],
         # Every output, in order: one (named null) for a network that names none.
         "outputs": [
             {"name": o.name, "shape": list(o.shape), "params": o.params, "macs": o.macs}
@@ -328,7 +369,10 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             doc["verify"] = verification
         out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     else:
-        out.write(f"wrote {output}: {what} of {net.name} ({t.params:,} parameters{detail})\n")
+        of = net.name
+        if net.result.feature_info is not None:  # --features: say which
+            of += f"'s features {', '.join(p.module for p in net.result.feature_info)}"
+        out.write(f"wrote {output}: {what} of {of} ({t.params:,} parameters{detail})\n")
         if report is not None:
             out.write(report.summary() + "\n")
         for line in extra:
@@ -371,6 +415,7 @@ def _draw_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
                       help="override the input shape, e.g. 3x32x32")
     draw.add_argument("--network", metavar="NAME",
                       help="the network to use when a spec defines several")
+    _features_option(draw)
 
 
 def _draw(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -436,7 +481,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             return paths(args, _options(args), out, err)
         return _info(args, out, err)
     except UsageError as exc:
-        err.write(f"resdsl: error: {exc}\n")
+        if isinstance(exc, ArgumentError) and exc.code:  # a mistake with a code: E0741
+            err.write(render_all_text([error(exc.code, str(exc), None, help=exc.help)]))
+        else:
+            err.write(f"resdsl: error: {exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:  # the files being written were cleaned up on the way here
         err.write("resdsl: interrupted\n")

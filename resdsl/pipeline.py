@@ -8,16 +8,18 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from resdsl.arguments import COMMAND_LINE, ArgumentError, Spelling
 from resdsl.arguments import UsageError as UsageError  # re-exported: where it was defined
 from resdsl.diagnostics import Diagnostic, SpecError, error, fail
 from resdsl.ir.elaborate import Elaborator
 from resdsl.ir.evaluate import FUNCTIONS, Evaluator
+from resdsl.ir.features import FeatureInfo
 from resdsl.ir.graph import Graph
 from resdsl.ir.ops import Shape, Value
 from resdsl.ir.resolve import Blocks, check_program, did_you_mean, literal_hint
+from resdsl.passes.counts import state_shapes
 from resdsl.passes.names import check_module_names, check_output_names
 from resdsl.passes.shapes import verify_shapes
 from resdsl.passes.structure import check_structure
@@ -34,6 +36,10 @@ class Options:
     input_shape: Shape | None = None
     network: str | None = None
     spelling: Spelling = COMMAND_LINE
+    # A features network (`--features`, `Network.features()`): the network cut after its
+    # feature points `out_indices` (None: all), each an output.
+    features: bool = False
+    out_indices: tuple[int, ...] | None = None
 
 
 @dataclass(repr=False)
@@ -45,6 +51,12 @@ class Result:
     warnings: list[Diagnostic]
     # What it was built with (and so how its messages name the arguments).
     options: Options = field(default_factory=Options)
+    # For a features network, its feature points (`FeatureInfo`), in output order; None
+    # for the full network.
+    feature_info: tuple[FeatureInfo, ...] | None = None
+    # For a features network, the full network's state_dict keys it does not have: a full
+    # checkpoint's values for them are set aside when it is loaded, not unexpected.
+    dropped_keys: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         # The fields hold the whole program and graph: a dump would be megabytes.
@@ -199,8 +211,9 @@ def _build(path: str, options: Options, text: str | bytes | None) -> Result:
 def build_network(program: Program, blocks: Blocks, net: ast.Definition, options: Options,
                   warnings: list[Diagnostic]) -> Result:
     """The stages after the static checks, for one network of a checked program: its
-    parameters, elaboration and the graph's checks. The language server builds every network
-    of a file with this, after checking the file once."""
+    parameters, elaboration, the graph's checks and, with `options.features`, the cut to its
+    features. The language server builds every network of a file with this, after checking
+    the file once."""
     try:
         params = network_params(net, options.defines, options.spelling)
         graph = Graph(net.name)
@@ -211,4 +224,20 @@ def build_network(program: Program, blocks: Blocks, net: ast.Definition, options
         raise SpecError(warnings + exc.diagnostics) from None
     check_structure(graph)
     verify_shapes(graph)
-    return Result(program, net, params, graph, warnings, options)
+    result = Result(program, net, params, graph, warnings, options)
+    return with_features(result, options.out_indices) if options.features else result
+
+
+def with_features(result: Result, out_indices: tuple[int, ...] | None) -> Result:
+    """`result`'s network cut after its feature points `out_indices` (None: all), each an
+    output (`resdsl.features`); E0740 for a network without feature maps, E0741/E0742 for
+    bad indices."""
+    from resdsl.features import features
+
+    options = result.options
+    graph, points = features(result.graph, out_indices, result.network.name_span,
+                             options.spelling)
+    dropped = frozenset(state_shapes(result.graph)) - frozenset(state_shapes(graph))
+    return Result(result.program, result.network, result.params, graph, result.warnings,
+                  replace(options, features=True, out_indices=out_indices), tuple(points),
+                  dropped)

@@ -95,6 +95,10 @@ CODES: dict[str, str] = {
     # E073x: path counting (`resdsl paths`, `Network.paths()`)
     "E0731": "the network has too many joins to count its paths",
     "E0732": "plotting needs matplotlib",
+    # E074x: backbone features (`--features`, `Network.features()`)
+    "E0740": "the network has no feature maps to take features from",
+    "E0741": "a feature index is out of range",
+    "E0742": "a feature index is given twice",
     # W01xx: warnings
     "W0101": "a block is never used",
     "W0102": "a parameter or binding is never used",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import os
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -155,6 +155,7 @@ def load_state(
     rename: renaming.Rename | None = None,
     allow_nonfinite: bool = False,
     spelling: Spelling = PYTHON,
+    ignore: Collection[str] = frozenset(),
 ) -> tuple[dict[str, np.ndarray], LoadReport]:
     """Read `weights` and match them to `graph`'s state_dict keys.
 
@@ -178,6 +179,8 @@ def load_state(
     missing from the file. Float tensors of another precision are cast to float32.
     A loaded float tensor that holds NaN or an infinity is an error (E0608) unless
     `allow_nonfinite=True`; then the report lists it.
+    `ignore`: keys set aside from the file after renaming, neither loaded nor unexpected (a
+    features network's keys beyond its cut, when a full checkpoint is loaded into it).
     Raises SpecError (E0601-E0610) when the weights do not fit.
     """
     rules = renaming.rules(rename)
@@ -188,6 +191,11 @@ def load_state(
     else:
         ckpt = io.normalise(weights, "the given state_dict")
     renamed = _rename(ckpt, rules)
+    if ignore:
+        # A features network's keys beyond its cut (`ignore`): a full checkpoint has them,
+        # and they are neither loaded nor unexpected.
+        ckpt.tensors = {k: v for k, v in ckpt.tensors.items() if k not in ignore}
+        ckpt.widened = [k for k in ckpt.widened if k not in ignore]
     # Arrays read from a file are ours; a caller's (or its tensors' memory) are copied, so
     # that a model built from the result never shares memory with the caller's state_dict.
     copy = None if from_file else True
