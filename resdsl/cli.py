@@ -125,6 +125,9 @@ def _parser() -> argparse.ArgumentParser:
     from resdsl.paths_cmd import add_parser as add_paths
 
     add_paths(sub, common)
+    from resdsl.lsp.command import add_parser as add_lsp
+
+    add_lsp(sub)
     return p
 
 
@@ -468,6 +471,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             from resdsl.bench_cmd import bench
 
             return bench(args, _options(args), out, err)
+        if args.command == "lsp":
+            from resdsl.lsp.command import lsp
+
+            return lsp(args, err)
         if args.command == "paths":
             from resdsl.paths_cmd import paths
 

@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from resdsl.arguments import COMMAND_LINE, ArgumentError, Spelling
@@ -17,7 +18,7 @@ from resdsl.ir.evaluate import FUNCTIONS, Evaluator
 from resdsl.ir.features import FeatureInfo
 from resdsl.ir.graph import Graph
 from resdsl.ir.ops import Shape, Value
-from resdsl.ir.resolve import check_program, did_you_mean, literal_hint
+from resdsl.ir.resolve import Blocks, check_program, did_you_mean, literal_hint
 from resdsl.passes.counts import state_shapes
 from resdsl.passes.names import check_module_names, check_output_names
 from resdsl.passes.shapes import verify_shapes
@@ -173,6 +174,13 @@ def build(path: str, options: Options | None = None,
           text: str | bytes | None = None) -> Result:
     """Compile the spec at `path` to a checked graph; raise SpecError listing every problem.
     `text`, when given, is the spec's source, checked as if it were the file at `path`."""
+    with collector_paused():
+        return _build(path, options or Options(), text)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Run a build with Python's cyclic garbage collector paused."""
     # A deep network's graph is hundreds of thousands of long-lived objects and building it
     # makes almost no cyclic garbage, so the cyclic collector's full passes are pure overhead
     # that only starts once the graph outgrows the rest of the heap: about a third of the
@@ -181,7 +189,7 @@ def build(path: str, options: Options | None = None,
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _build(path, options or Options(), text)
+        yield
     finally:
         if enabled:
             gc.enable()
@@ -195,6 +203,18 @@ def _build(path: str, options: Options, text: str | bytes | None) -> Result:
         raise SpecError(diagnostics)
     try:
         net = select_network(program, options.network, options.spelling)
+    except SpecError as exc:
+        raise SpecError(warnings + exc.diagnostics) from None
+    return build_network(program, blocks, net, options, warnings)
+
+
+def build_network(program: Program, blocks: Blocks, net: ast.Definition, options: Options,
+                  warnings: list[Diagnostic]) -> Result:
+    """The stages after the static checks, for one network of a checked program: its
+    parameters, elaboration, the graph's checks and, with `options.features`, the cut to its
+    features. The language server builds every network of a file with this, after checking
+    the file once."""
+    try:
         params = network_params(net, options.defines, options.spelling)
         graph = Graph(net.name)
         Elaborator(blocks, graph).network(net, params, options.input_shape)
