@@ -55,7 +55,7 @@ class Config:
     epochs: int = 8
     batch: int = 32
     lr: float = 5e-3
-    width: int = 8  # the U-Net's first stage; the others have 2, 4 and 8 times as many
+    width: int = 8  # the U-Net's first stage (the spec's default); then 2, 4, 8 times as many
     # --quick: this many training and test images, and a narrower net.
     images: int | None = None
 
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{background:.1f} %")
     history, conf = train(model, data, config, args.seed, log)
     ious = iou_per_class(conf)
-    write_json(args.out / "segmentation.json", {
+    doc: dict[str, Any] = {
         "experiment": "segmentation", "spec": SPEC.relative_to(SPEC.parent.parent).as_posix(),
         "config": vars(config), "params": params, "foreground_threshold": FOREGROUND,
         "train_images": len(data.x_train), "test_images": len(data.x_test),
@@ -217,10 +217,16 @@ def main(argv: list[str] | None = None) -> None:
                                     for name, v in zip(NAMES, ious, strict=True)}},
         "history": {"train_loss": [round(v, 4) for v in history.train_loss],
                     "pixel_accuracy": [round(v, 2) for v in history.pixel_accuracy],
-                    "mean_iou": [round(v, 2) for v in history.mean_iou]}})
-    examples = example_indices(data.y_test)
-    plot(history, data, predict(model, data.x_test[examples]), examples,
-         args.out / "segmentation.png")
+                    "mean_iou": [round(v, 2) for v in history.mean_iou]}}
+    pred = predict(model, data.x_test)
+    typical, worst = example_indices(data.y_test, pred)
+    doc["worst_examples"] = [
+        {"test_index": int(i), "digit": int(digit_of(data.y_test[i:i + 1])[0]),
+         "pixel_accuracy": round(100.0 * float(image_accuracy(pred[i:i + 1],
+                                                              data.y_test[i:i + 1])[0]), 2)}
+        for i in worst]
+    write_json(args.out / "segmentation.json", doc)
+    plot(history, data, pred, typical, worst, args.out / "segmentation.png")
     log(f"final: pixel accuracy {history.pixel_accuracy[-1]:.1f} % (all background: "
         f"{background:.1f} %), mIoU {history.mean_iou[-1]:.1f} %")
     log(f"wrote {args.out / 'segmentation.png'} and segmentation.json")
@@ -229,12 +235,24 @@ def main(argv: list[str] | None = None) -> None:
 # ------------------------------------------------------------------ figure
 
 
-def example_indices(labels: torch.Tensor, count: int = 10) -> torch.Tensor:
-    """The first test image of each digit (up to `count`), in digit order, so the panel
-    shows every class; a split that lacks a digit shows fewer."""
-    digit = labels.flatten(1).max(1).values - 1  # each image's class, from its ink
-    picks = [int(torch.nonzero(digit == d)[0]) for d in range(count) if bool((digit == d).any())]
-    return torch.tensor(picks, dtype=torch.long)
+def digit_of(labels: torch.Tensor) -> torch.Tensor:
+    """Each label map's digit, from its ink (its one class above background)."""
+    return labels.flatten(1).max(1).values - 1
+
+
+def image_accuracy(pred: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Each image's share of pixels predicted right."""
+    return (pred == labels).float().mean((1, 2))
+
+
+def example_indices(labels: torch.Tensor, pred: torch.Tensor, typical: int = 6,
+                    worst: int = 4) -> tuple[list[int], list[int]]:
+    """What the figure shows: the first test image of each of the digits 0..typical-1 (the
+    split has every digit), and the `worst` test images by pixel accuracy, worst first."""
+    digit = digit_of(labels)
+    firsts = [int(torch.nonzero(digit == d)[0]) for d in range(typical)]
+    order = torch.sort(image_accuracy(pred, labels), stable=True).indices
+    return firsts, [int(i) for i in order[:worst]]
 
 
 def colormap() -> Any:
@@ -245,15 +263,19 @@ def colormap() -> Any:
     return ListedColormap(["#eeeeee", *plt.get_cmap("tab10").colors], name="digits11")
 
 
-def plot(history: History, data: SegData, pred: torch.Tensor, examples: torch.Tensor,
-         path: Path) -> None:
+def plot(history: History, data: SegData, pred: torch.Tensor, typical: list[int],
+         worst: list[int], path: Path) -> None:
     from matplotlib.patches import Patch
 
     plt = pyplot()
     cmap = colormap()
-    n = len(examples)
-    fig = plt.figure(figsize=(12, 4.2))
-    grid = fig.add_gridspec(3, n + 4, width_ratios=[1.2, 1.2, 1.2, 0.3] + [1] * n)
+    examples = typical + worst
+    fig = plt.figure(figsize=(12, 4.4))
+    # The curves, a gap, the typical examples, a narrower gap, the worst ones.
+    ratios = [1.2, 1.2, 1.2, 0.3] + [1.0] * len(typical) + [0.25] + [1.0] * len(worst)
+    grid = fig.add_gridspec(3, len(ratios), width_ratios=ratios)
+    columns = [4 + c for c in range(len(typical))] + [5 + len(typical) + c
+                                                      for c in range(len(worst))]
     curves = fig.add_subplot(grid[:, :3])
     epochs = range(1, len(history.pixel_accuracy) + 1)
     curves.plot(epochs, history.pixel_accuracy, "-o", lw=2, color="#1b9e77",
@@ -265,16 +287,22 @@ def plot(history: History, data: SegData, pred: torch.Tensor, examples: torch.Te
     curves.grid(True, alpha=0.3)
     curves.legend(loc="lower right", fontsize=9)
     curves.set_title("test pixel accuracy and mIoU", fontsize=10)
+    accuracy = image_accuracy(pred[examples], data.y_test[examples])
     rows = [("input", data.x_test[examples, 0]), ("truth", data.y_test[examples]),
-            ("prediction", pred)]
+            ("prediction", pred[examples])]
     for r, (title, images) in enumerate(rows):
-        for c in range(n):
-            ax = fig.add_subplot(grid[r, 4 + c])
+        for c, column in enumerate(columns):
+            ax = fig.add_subplot(grid[r, column])
             if title == "input":
                 ax.imshow(images[c].numpy(), cmap="gray_r")
+                ax.set_title(("first " if c < len(typical) else "worst ") +
+                             f"{int(digit_of(data.y_test[examples[c]][None])[0])}",
+                             fontsize=8)
             else:
                 ax.imshow(images[c].numpy(), cmap=cmap, vmin=-0.5, vmax=CLASSES - 0.5,
                           interpolation="nearest")
+            if title == "prediction":
+                ax.set_xlabel(f"{100 * float(accuracy[c]):.0f} %", fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
@@ -282,8 +310,9 @@ def plot(history: History, data: SegData, pred: torch.Tensor, examples: torch.Te
     fig.legend(handles=[Patch(color=cmap(k), label=name) for k, name in enumerate(NAMES)],
                loc="lower center", ncol=CLASSES, fontsize=8, frameon=False,
                bbox_to_anchor=(0.62, 0.0))
-    fig.suptitle("Residual U-Net (experiments/unet_digits.res) on the digits at 32×32: "
-                 "each pixel background or its digit", fontsize=10)
+    fig.suptitle("Residual U-Net (experiments/unet_digits.res) on the test digits at 32×32: "
+                 "each pixel background or its digit (below each prediction: its pixel "
+                 "accuracy)", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     save_figure(fig, path)
 
