@@ -247,10 +247,12 @@ def image_accuracy(pred: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def example_indices(labels: torch.Tensor, pred: torch.Tensor, typical: int = 6,
                     worst: int = 4) -> tuple[list[int], list[int]]:
-    """What the figure shows: the first test image of each of the digits 0..typical-1 (the
-    split has every digit), and the `worst` test images by pixel accuracy, worst first."""
+    """What the figure shows: the first test image of each of the digits 0..typical-1 (of
+    those a --quick subset holds), and the `worst` test images by pixel accuracy, worst
+    first."""
     digit = digit_of(labels)
-    firsts = [int(torch.nonzero(digit == d)[0]) for d in range(typical)]
+    firsts = [int(torch.nonzero(digit == d)[0]) for d in range(typical)
+              if bool((digit == d).any())]
     order = torch.sort(image_accuracy(pred, labels), stable=True).indices
     return firsts, [int(i) for i in order[:worst]]
 
