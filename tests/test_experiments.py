@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
-EXPERIMENTS = ["gradient_flow", "degradation", "lesion", "finetune"]
+EXPERIMENTS = ["gradient_flow", "degradation", "lesion", "finetune", "segmentation"]
 
 
 @pytest.fixture
@@ -81,6 +81,48 @@ def test_finetune(tmp_path: Path) -> None:
     final = doc["final"]
     assert isinstance(final, dict)
     assert set(final["20 per class"]) == {"fine-tuned", "from scratch"}
+
+
+@pytest.mark.usefixtures("torch_state")
+def test_segmentation(tmp_path: Path) -> None:
+    doc = _run("segmentation", tmp_path)
+    history, final = doc["history"], doc["final"]
+    assert isinstance(history, dict) and isinstance(final, dict)
+    assert len(history["pixel_accuracy"]) == len(history["mean_iou"]) == 5
+    assert list(final["iou_per_class"]) == ["background", *(str(d) for d in range(10))]
+    # Even the quick run learns something: more pixels right than labelling all of them
+    # background, and the background itself found (an untrained net gets neither).
+    background = doc["all_background_pixel_accuracy"]
+    assert isinstance(background, float) and 45 < background < 65
+    assert final["pixel_accuracy"] > background + 2
+    assert final["iou_per_class"]["background"] > 50
+    assert 0 < final["mean_iou"] <= 100
+
+
+def test_segmentation_labels_and_metrics() -> None:
+    """The labels are the digit + 1 on the ink and 0 elsewhere; IoU leaves out the classes
+    absent from both the targets and the predictions."""
+    import numpy as np
+
+    from experiments import segmentation as seg
+
+    image = np.zeros((1, 8, 8))
+    image[0, 2:6, 3:5] = 16  # a bar of full ink
+    resized = seg.resize(image)
+    labels = seg.pixel_labels(resized, torch.tensor([7]))
+    assert resized.shape == (1, 1, 32, 32) and labels.shape == (1, 32, 32)
+    assert set(labels.flatten().tolist()) == {0, 8}
+    assert torch.equal(labels[0] == 8, resized[0, 0] > seg.FOREGROUND)
+    assert labels[0, 16, 16] == 8 and labels[0, 0, 0] == 0
+
+    target = torch.tensor([[0, 0, 1, 1], [0, 0, 2, 2]])
+    pred = torch.tensor([[0, 1, 1, 1], [0, 0, 2, 0]])
+    conf = seg.confusion(pred, target)
+    assert int(conf.sum()) == 8 and seg.pixel_accuracy(conf) == 6 / 8
+    # background: 3 right of 3 + 1 + 1; class 1: 2 of 3; class 2: 1 of 2; 3–10 absent.
+    ious = seg.iou_per_class(conf)
+    assert ious[:3] == [3 / 5, 2 / 3, 1 / 2] and ious[3:] == [None] * 8
+    assert seg.mean_iou(conf) == pytest.approx((3 / 5 + 2 / 3 + 1 / 2) / 3)
 
 
 def test_deleting_is_the_identity() -> None:
