@@ -149,6 +149,33 @@ def test_macs(pair: Pair) -> None:
     assert totals(pair.net.graph).macs == reference_macs(pair.ref, SHAPE)
 
 
+@pytest.mark.parametrize(
+    ("spec", "depth", "make"),
+    [
+        ("resnet50_fpn", 34, lambda: resnet_fpn_backbone(
+            backbone_name="resnet34", weights=None, trainable_layers=5)),
+        ("resnet50_fpn", 101, lambda: resnet_fpn_backbone(
+            backbone_name="resnet101", weights=None, trainable_layers=5)),
+        ("unet_resnet34", 18, lambda: smp.Unet("resnet18", encoder_weights=None)),
+        ("unet_resnet34", 50, lambda: smp.Unet("resnet50", encoder_weights=None)),
+    ],
+)
+def test_other_depths_by_define(spec: str, depth: int, make: Callable[[], Any]) -> None:
+    """The `-D depth=N` the specs' comments offer: keys, shapes and parameters of the
+    reference of that depth (basic blocks below 50, bottlenecks from 50)."""
+    ref = make()
+    net = resdsl.load(str(SPECS / f"{spec}.res"), input_shape=SHAPE, depth=depth)
+    assert list(net.state_shapes().items()) == [
+        (k, tuple(v.shape)) for k, v in ref.state_dict().items()]
+    assert net.counts().params == sum(p.numel() for p in ref.parameters())
+
+
+def test_an_unknown_depth_is_an_error() -> None:
+    run = run_cli("check", "specs/resnet50_fpn.res", "-D", "depth=20")
+    assert run.code == 1
+    assert "error[E0407]" in run.err and "resnet50_fpn.res:" in run.err
+
+
 # ---------------------------------------------------------------------- outputs
 
 
