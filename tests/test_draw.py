@@ -157,6 +157,21 @@ def test_blocks_depth_folds_identical_blocks_and_expand_unfolds_them(tmp_path: P
     assert dot.count("subgraph cluster_") == 4 + 8
 
 
+def test_copies_that_read_their_own_inputs_are_not_folded(tmp_path: Path) -> None:
+    """An FPN's levels (`repeat n as i { feats[i]; conv }`) have one structure, but each reads
+    its own stage and gives its own output: drawn once, three of four edges in and out were
+    lost (every output came from one box). Each level is drawn, and every stage reaches the
+    FPN."""
+    dot, code, err = _dot(tmp_path, "specs/resnet50_fpn.res")
+    assert code == 0, err
+    assert "iteration ×" not in dot
+    # layer1..layer4's outputs (256, 512, 1024, 2048 channels) each enter the FPN.
+    for c, side in ((256, 56), (512, 28), (1024, 14), (2048, 7)):
+        assert f"{c}×{side}×{side}" in dot, c
+    # Folding still applies where copies chain: the bottlenecks of each stage.
+    assert "bottleneck ×5" in dot
+
+
 def test_dpn92_shows_four_stages_and_both_paths(tmp_path: Path) -> None:
     dot, _, _ = _dot(tmp_path, "specs/dpn92.res")
     assert dot.count("<B>dpn_stage</B>") == 4

@@ -17,7 +17,9 @@ The diagram follows the spec's structure (the graph's frames), not the lowered o
   every op is a node, every region with a name, a block or a primitive is a cluster.
 - **Folding.** Consecutive sibling regions with the same structure (ops, arguments, wiring;
   not names, not input widths) are drawn once, labelled "bottleneck ×3"; `expand` turns that
-  off. An edge into a folded copy is dropped; an edge out of the last copy leaves the first.
+  off. Only copies that chain fold: each reads only the copy before it (and what that one
+  reads), and nothing inside a copy is read from outside the group, so no edge is lost; an
+  edge out of the last copy leaves the first.
 - **Edges** carry the tensor's `C×H×W` and a style from `dot_lowering.EDGE_STYLES`, chosen by
   the merge they enter (`LOOKS[op].inputs`): dashed shortcuts, the concat bus, T and 1−T.
 
@@ -451,6 +453,25 @@ class _Drawer:
             and self.signature(a) == self.signature(b)
         )
 
+    def chained(self, prev: Region, it: Region) -> bool:
+        """Whether `it` only continues `prev`, so that one drawing of both loses no edge: it
+        reads nothing from before but `prev`'s output and what `prev` reads too, and nothing
+        of `prev` is read after it but through `it`. An FPN's levels (`repeat n as i {
+        feats[i]; conv }`) have the same structure but each its own input and output: drawn
+        once, three of their four edges in and out would be lost."""
+        if prev.output is None:
+            return False
+
+        def reads(r: Region) -> set[int]:
+            return {i for nid in range(r.start, r.end) for i in self.g.node(nid).inputs
+                    if i < r.start}
+
+        if not reads(it) <= reads(prev) | {prev.output}:
+            return False
+        return all(it.start <= u < it.end
+                   for nid in range(prev.start, prev.end)
+                   for u in self.users[nid] if u >= prev.end)
+
     def fold(self, items: Sequence[Region | int]) -> list[list[Region] | int]:
         out: list[list[Region] | int] = []
         for it in items:
@@ -459,7 +480,8 @@ class _Drawer:
                 continue
             last = out[-1] if out else None
             if (not self.s.expand and isinstance(last, list)
-                    and last[-1].output == it.input and self.same(last[0], it)):
+                    and last[-1].output == it.input and self.chained(last[-1], it)
+                    and self.same(last[0], it)):
                 last.append(it)
             else:
                 out.append([it])
