@@ -182,3 +182,32 @@ def test_onnx_outputs_are_timms(pair: Pair, tmp_path: Path) -> None:
     pair.net.save_onnx(str(path), weights=pair.state)
     (actual,) = session(str(path), threads=2).run(None, {"input": pair.x})
     close(np.asarray(actual), pair.expected, f"{pair.name} (ONNX Runtime)")
+
+
+# ---------------------------------------------------------------------- timm_layers.res
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "dilation", "act"),
+    [(1, 2, 1, ""), (3, 1, 1, "relu"), (3, 2, 1, "silu"), (3, 2, 2, "relu"), (5, 1, 3, "silu")],
+)
+def test_conv_norm_act_is_timms(tmp_path: Path, kernel: int, stride: int, dilation: int,
+                                act: str) -> None:
+    """timm's ConvNormAct (SK's dilated paths among them): keys, padding, activation."""
+    from timm.layers import ConvNormAct
+
+    spec = tmp_path / "cna.res"
+    spec.write_text(
+        'use "blocks/timm_layers.res"\n'
+        "network cna() {\n    input [8, 9, 9]\n"
+        f'    layer: conv_norm_act(16, {kernel}, stride = {stride}, dilation = {dilation}, '
+        f'act = "{act}")\n}}\n', encoding="utf-8")
+    net = resdsl.load(str(spec))
+    ref = ConvNormAct(8, 16, kernel, stride=stride, dilation=dilation,
+                      apply_act=bool(act), act_layer=act or "relu")
+    state = {f"layer.{k}": v for k, v in randomised(ref, seed=3).state_dict().items()}
+    assert net.state_shapes() == {k: tuple(v.shape) for k, v in state.items()}
+    x = torch.randn(2, 8, 9, 9, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        expected, actual = ref(x), net.to_torch(weights=state).eval()(x)
+    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-6)
