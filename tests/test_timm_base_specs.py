@@ -194,7 +194,7 @@ def test_onnx_outputs_are_timms(pair: Pair, tmp_path: Path) -> None:
 def test_conv_norm_act_is_timms(tmp_path: Path, kernel: int, stride: int, dilation: int,
                                 act: str) -> None:
     """timm's ConvNormAct (SK's dilated paths among them): keys, padding, activation."""
-    from timm.layers import ConvNormAct
+    from timm.layers.conv_bn_act import ConvNormAct
 
     spec = tmp_path / "cna.res"
     spec.write_text(
