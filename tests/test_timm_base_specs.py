@@ -103,6 +103,15 @@ def test_state_dict_is_timms(name: str) -> None:
     assert net.counts().params == sum(p.numel() for p in ref.parameters())
 
 
+@pytest.mark.parametrize(("name", "units"), [("resnet26t", 8), ("resnet50d", 16),
+                                            ("resnext26ts", 8)])
+def test_every_unit_is_one_residual_join(name: str, units: int) -> None:
+    """byobnet's shortcut comes first in timm's keys, so its sum is written as skip's
+    branches: still one residual join per unit, projecting ones included (as a plain `add`
+    of two computed tensors it would not be one)."""
+    assert SHIPPED[name].load().paths().joins == {"skip": units}
+
+
 def reference_macs(model: Any, shape: tuple[int, ...]) -> int:
     """Conv and linear multiply-accumulates of one forward pass (tests/test_parity.py)."""
     from tests.test_parity import reference_macs as count
