@@ -31,6 +31,8 @@ from tests.conftest import SPECS
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 
+from timm.models.byobnet import ByoBlockCfg  # noqa: E402
+
 CLASSES = 10
 SMALL = (3, 64, 64)
 
@@ -85,6 +87,15 @@ VARIANTS: dict[str, Case] = {
                         "stem_pool": "", "num_features": 1280}),
     "resnext26ts_avg_down": Case("resnext26ts", "resnext26ts", {"downsample": "avg"},
                                  {"downsample": "avg"}),
+    # sebotnet33ts_256's backbone with bottlenecks for its self-attention blocks and no SE:
+    # its last stage's bottleneck ratio differs (br per stage, timm's ByoBlockCfg).
+    "sebotnet33ts_bottlenecks": Case(
+        "resnext26ts", "resnet33ts",
+        {"depths": [2, 3, 3, 2], "channels": [256, 512, 1024, 1536], "gs": 0,
+         "br": [0.25, 0.25, 0.25, 0.333], "stem_pool": "", "num_features": 1280},
+        {"blocks": tuple(ByoBlockCfg(type="bottle", d=d, c=c, s=s, gs=0, br=br) for d, c, s, br
+                         in [(2, 256, 1, 0.25), (3, 512, 2, 0.25), (3, 1024, 2, 0.25),
+                             (2, 1536, 2, 0.333)])}),
 }
 ALL = {**SHIPPED, **VARIANTS}
 
