@@ -117,6 +117,9 @@ def _parser() -> argparse.ArgumentParser:
     from resdsl.paths_cmd import add_parser as add_paths
 
     add_paths(sub, common)
+    from resdsl.fmt_cmd import add_parser as add_fmt
+
+    add_fmt(sub)
     return p
 
 
@@ -427,6 +430,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             from resdsl.paths_cmd import paths
 
             return paths(args, _options(args), out, err)
+        if args.command == "fmt":
+            from resdsl.fmt_cmd import fmt
+
+            return fmt(args, out, err)
         return _info(args, out, err)
     except UsageError as exc:
         err.write(f"resdsl: error: {exc}\n")
