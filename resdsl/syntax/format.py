@@ -134,7 +134,8 @@ class _Gap:
     `newlines[k]` is the number of line ends before comment k (the last: after the last
     comment); 0 before a comment puts it at the end of the code's line."""
 
-    comments: list[tuple[str, int]] = field(default_factory=list)  # (text, column)
+    # (text, column): the column of an end-of-line comment set apart to be aligned, else -1
+    comments: list[tuple[str, int]] = field(default_factory=list)
     newlines: list[int] = field(default_factory=lambda: [0])
 
 
@@ -170,13 +171,7 @@ def _tokens(text: str) -> list[_Tok]:
         tok.interp_open = tok.type == "NAME_LBRACE" or (tok.type == "LBRACE"
                                                         and tok.rule == "interp")
         tok.interp_close = tok.type == "RBRACE" and tok.rule in ("interp", "name", "segment")
-    opened: list[int] = []
-    for i, tok in enumerate(toks):
-        if tok.type in ("LPAR", "LSQB", "LBRACE", "NAME_LBRACE"):
-            opened.append(i)
-        elif tok.type in ("RPAR", "RSQB", "RBRACE"):
-            j = opened.pop()
-            toks[j].mate, tok.mate = i, j
+    _pair_brackets(toks)
     return toks
 
 
@@ -205,13 +200,23 @@ def _gaps(text: str, toks: list[_Tok]) -> list[_Gap]:
         at = lo
         for match in _COMMENT.finditer(text, lo, hi):
             gap.newlines[-1] += text.count("\n", at, match.start())
-            column = match.start() - (text.rfind("\n", 0, match.start()) + 1)
-            gap.comments.append((match.group().rstrip(), column))
+            gap.comments.append((match.group().rstrip(), _aligned_column(text, match.start())))
             gap.newlines.append(0)
             at = match.end()
         gap.newlines[-1] += text.count("\n", at, hi)
         gaps.append(gap)
     return gaps
+
+
+def _aligned_column(text: str, at: int) -> int:
+    """The column of the comment at `at` when more than two spaces (or a tab) set it apart
+    from the code before it, as comments aligned in a column are; else -1."""
+    pad = at
+    while pad > 0 and text[pad - 1] in " \t":
+        pad -= 1
+    if at - pad <= 2 and "\t" not in text[pad:at]:
+        return -1
+    return at - (text.rfind("\n", 0, at) + 1)
 
 
 # ------------------------------------------------------------------ layout
@@ -222,50 +227,63 @@ def _format(text: str) -> tuple[str, list[str]]:
     toks = _tokens(text)
     gaps = _gaps(text, toks)
     comments = [c for g in gaps for c, _ in g.comments]
-    toks, gaps = _without_extra_semicolons(toks, gaps)
-    breaks: set[int] = set()  # gaps where a line break is added, for lines too long
+    # The tokens after which a line break is added for a line too long, by source offset
+    # (the indices of tokens change as `;`s go).
+    breaks: set[int] = set()
     while True:
         newlines = _line_breaks(toks, gaps, breaks)
-        lines, where = _emit(toks, gaps, newlines)
-        more = _long_line_breaks(toks, lines, where, newlines) - breaks
+        lonely = {i for i, tok in enumerate(toks)
+                  if tok.type == "SEMICOLON" and _separates_nothing(i, toks, gaps, newlines)}
+        if lonely:
+            toks, gaps = _without(toks, gaps, lonely)
+            continue
+        lines, where, columns = _emit(toks, gaps, newlines)
+        more = _long_line_breaks(toks, where, columns, newlines)
         if not more:
             return "".join(line + "\n" for line in lines), comments
-        breaks |= more
+        breaks |= {toks[i].start for i in more}
 
 
-def _without_extra_semicolons(toks: list[_Tok], gaps: list[_Gap]
-                              ) -> tuple[list[_Tok], list[_Gap]]:
-    """Drop each `;` that separates nothing on its line: one next to a line break or a
-    comment, after `{` or another `;`, before `}`, or at either end. The gaps around it
-    merge."""
+def _separates_nothing(i: int, toks: list[_Tok], gaps: list[_Gap],
+                       newlines: list[list[int]]) -> bool:
+    """Whether the `;` at i separates nothing on its line: it is next to a line break or a
+    comment, after `{` or another `;`, before `}`, or at either end."""
+    if gaps[i].comments or gaps[i + 1].comments or any(newlines[i]) or any(newlines[i + 1]):
+        return True
+    if i == 0 or i + 1 == len(toks):
+        return True
+    return toks[i - 1].type in ("LBRACE", "SEMICOLON") or toks[i + 1].type in ("RBRACE",
+                                                                               "SEMICOLON")
+
+
+def _without(toks: list[_Tok], gaps: list[_Gap], drop: set[int]
+             ) -> tuple[list[_Tok], list[_Gap]]:
+    """The tokens but those at `drop`; the gaps around a dropped token merge."""
     kept: list[_Tok] = []
     merged: list[_Gap] = [_Gap(list(gaps[0].comments), list(gaps[0].newlines))]
     for i, tok in enumerate(toks):
-        before, after = merged[-1], gaps[i + 1]
-        if tok.type == "SEMICOLON":
-            prev = kept[-1] if kept else None
-            nxt = toks[i + 1] if i + 1 < len(toks) else None
-            alone = (before.comments or after.comments or before.newlines[-1]
-                     or after.newlines[0] or prev is None or nxt is None
-                     or prev.type in ("LBRACE", "SEMICOLON") or nxt.type in ("RBRACE",
-                                                                             "SEMICOLON"))
-            if alone:
-                last = merged[-1]
-                last.comments.extend(after.comments)
-                last.newlines[-1] += after.newlines[0]
-                last.newlines.extend(after.newlines[1:])
-                continue
+        after = gaps[i + 1]
+        if i in drop:
+            last = merged[-1]
+            last.comments.extend(after.comments)
+            last.newlines[-1] += after.newlines[0]
+            last.newlines.extend(after.newlines[1:])
+            continue
         kept.append(tok)
         merged.append(_Gap(list(after.comments), list(after.newlines)))
-    # Brackets' mates are indices: recompute them for the kept tokens.
+    _pair_brackets(kept)
+    return kept, merged
+
+
+def _pair_brackets(toks: list[_Tok]) -> None:
+    """Set each bracket's `mate`, the index of the bracket that closes or opens it."""
     opened: list[int] = []
-    for i, tok in enumerate(kept):
+    for i, tok in enumerate(toks):
         if tok.type in ("LPAR", "LSQB", "LBRACE", "NAME_LBRACE"):
             opened.append(i)
         elif tok.type in ("RPAR", "RSQB", "RBRACE"):
             j = opened.pop()
-            kept[j].mate, tok.mate = i, j
-    return kept, merged
+            toks[j].mate, tok.mate = i, j
 
 
 def _line_breaks(toks: list[_Tok], gaps: list[_Gap], breaks: set[int]) -> list[list[int]]:
@@ -293,7 +311,9 @@ def _line_breaks(toks: list[_Tok], gaps: list[_Gap], breaks: set[int]) -> list[l
                 nl[0] = 0  # a name is written in one piece
             elif tok.body and tok.type == "LBRACE" and not tok.statement_start:
                 nl[0] = 0  # a body opens on the line of its statement
-            if i - 1 in breaks:
+            elif tok.body and tok.mate == i - 1:
+                nl[0] = 0  # an empty body is `{ }`
+            if prev.start in breaks:
                 nl[0] = max(nl[0], 1)
         if prev is not None and prev.body and prev.type == "LBRACE":
             nl[0] = min(nl[0], 1)  # no blank line after `{`
@@ -309,6 +329,12 @@ def _line_breaks(toks: list[_Tok], gaps: list[_Gap], breaks: set[int]) -> list[l
             after, before = newlines[i + 1], newlines[tok.mate]
             after[-1] = max(after[-1], 1)
             before[-1] = max(before[-1], 1)
+            # A statement after the `}` starts its own line (a `;` between them goes).
+            follower = tok.mate + 1
+            if follower < n and toks[follower].type == "SEMICOLON":
+                follower += 1
+            if follower < n and toks[follower].statement_start:
+                newlines[follower][-1] = max(newlines[follower][-1], 1)
     _top_level_spacing(toks, newlines)
     return newlines
 
@@ -356,11 +382,13 @@ def _top_level_spacing(toks: list[_Tok], newlines: list[list[int]]) -> None:
 
 
 def _emit(toks: list[_Tok], gaps: list[_Gap], newlines: list[list[int]]
-          ) -> tuple[list[str], list[tuple[int, int, int]]]:
-    """The output lines, and where each token went: (line, start column, end column)."""
+          ) -> tuple[list[str], list[tuple[int, int, int]], list[int]]:
+    """The output lines; where each token went: (line, start column, end column); and for
+    each token in `(` or `[`, the column of a line that would start there (else -1)."""
     lines: list[str] = []
     line = ""
     where: list[tuple[int, int, int]] = []
+    columns: list[int] = []
     # The open brackets: (token index, indentation of the lines inside, of the closer).
     open_: list[tuple[int, int, int]] = []
     n = len(toks)
@@ -418,6 +446,7 @@ def _emit(toks: list[_Tok], gaps: list[_Gap], newlines: list[list[int]]
         start = len(line)
         line += tok.text
         where.append((len(lines), start, len(line)))
+        columns.append(open_[-1][1] if open_ and not toks[open_[-1][0]].body else -1)
         if tok.type in ("RPAR", "RSQB", "RBRACE") and open_ and open_[-1][0] == tok.mate:
             open_.pop()
         elif tok.type in ("LPAR", "LSQB", "LBRACE", "NAME_LBRACE"):
@@ -430,7 +459,7 @@ def _emit(toks: list[_Tok], gaps: list[_Gap], newlines: list[list[int]]
                 open_.append((i, line_indent + INDENT, line_indent))
             else:
                 open_.append((i, len(line), start))
-    return lines, where
+    return lines, where, columns
 
 
 def _glued(prev: _Tok, tok: _Tok) -> bool:
@@ -448,52 +477,95 @@ def _glued(prev: _Tok, tok: _Tok) -> bool:
     return prev.type == "ADD_OP" and prev.rule == "unary"  # `-1`
 
 
-def _long_line_breaks(toks: list[_Tok], lines: list[str], where: list[tuple[int, int, int]],
-                      newlines: list[list[int]]) -> set[int]:
-    """For each code line past MAX_WIDTH, one more line break (a gap index: the break goes
-    after that token): open its first one-line body, or else break after its last `,` that
-    fits, outermost first. Nothing when no line can be broken."""
+def _long_line_breaks(toks: list[_Tok], where: list[tuple[int, int, int]],
+                      columns: list[int], newlines: list[list[int]]) -> set[int]:
+    """Line breaks for the code lines past MAX_WIDTH, as the tokens they go after: on such
+    a line, every body that is on it whole and in no other such body opens; a line with
+    none breaks after commas, each time after the last `,` that fits of the outermost
+    brackets (or the first `,` when none fits). Empty when no line can be broken."""
     on_line: dict[int, list[int]] = {}
     for i, (row, _, _) in enumerate(where):
         on_line.setdefault(row, []).append(i)
-    depth = _bracket_depths(toks)
+    depth, openers = _bracket_depths(toks)
     found: set[int] = set()
     for members in on_line.values():
         if where[members[-1]][2] <= MAX_WIDTH:
             continue
-        ends_line = {i for i in members if newlines[i + 1][0] or i == members[-1]}
-        body = next((i for i in members if toks[i].body and toks[i].type == "LBRACE"
-                     and toks[i].mate in members and toks[i].mate > i + 1), None)
-        if body is not None:
-            found |= {body, toks[body].mate - 1}
-            continue
-        commas = [i for i in members if toks[i].type == "COMMA" and i not in ends_line
-                  and depth[i] > 0]
-        if not commas:
-            continue
-        fitting = [i for i in commas if where[i][2] <= MAX_WIDTH]
-        if fitting:
-            found.add(min(fitting, key=lambda i: (depth[i], -i)))
+        bodies: list[int] = []
+        for i in members:
+            tok = toks[i]
+            if (tok.body and tok.type == "LBRACE" and tok.mate > i + 1
+                    and where[tok.mate][0] == where[i][0]
+                    and not (bodies and toks[bodies[-1]].mate > i)):
+                bodies.append(i)
+        if bodies:
+            for i in bodies:
+                found |= {i, toks[i].mate - 1}
         else:
-            found.add(commas[0])
+            found |= _comma_breaks(members, toks, where, columns, (depth, openers), newlines)
     return found
 
 
-def _bracket_depths(toks: list[_Tok]) -> list[int]:
-    """For each token, the `(` and `[` open around it; -1 inside a name's interpolation."""
-    out: list[int] = []
-    depth, interp = 0, 0
-    for tok in toks:
+def _comma_breaks(members: list[int], toks: list[_Tok], where: list[tuple[int, int, int]],
+                  columns: list[int], brackets: tuple[list[int], list[int]],
+                  newlines: list[list[int]]) -> set[int]:
+    """The commas after which one long line breaks, chosen in one pass: the rest of the
+    line after a break moves to its bracket's column (`shift`: how far it moves)."""
+    depth, openers = brackets
+    position = {i: p for p, i in enumerate(members)}
+    shifts: list[tuple[int, int]] = [(0, 0)]  # (first position of a piece, its shift)
+    shift, begin = 0, 0
+    chosen: set[int] = set()
+    while where[members[-1]][2] + shift > MAX_WIDTH:
+        best = first = None
+        for p in range(begin, len(members) - 1):
+            i = members[p]
+            if toks[i].type != "COMMA" or depth[i] <= 0 or newlines[i + 1][0]:
+                continue
+            if first is None:
+                first = p
+            if where[i][2] + shift <= MAX_WIDTH:
+                if best is None or depth[i] <= depth[members[best]]:
+                    best = p
+            else:
+                break  # the commas further on are further out
+        pick = best if best is not None else first
+        if pick is None:
+            break
+        comma = members[pick]
+        chosen.add(comma)
+        opener = openers[comma]
+        if opener in position:  # opened on this line, before the comma: align after it
+            p = position[opener]
+            piece_shift = next(sh for start, sh in reversed(shifts) if start <= p)
+            column = where[opener][2] + piece_shift
+        else:
+            column = columns[comma]
+        begin = pick + 1
+        shift = column - where[members[begin]][1]
+        shifts.append((begin, shift))
+    return chosen
+
+
+def _bracket_depths(toks: list[_Tok]) -> tuple[list[int], list[int]]:
+    """For each token, how many `(` and `[` are open around it (-1 inside a name's
+    interpolation), and the innermost of them (-1 when none)."""
+    depths: list[int] = []
+    openers: list[int] = []
+    stack: list[int] = []
+    interp = 0
+    for i, tok in enumerate(toks):
         if tok.interp_close:
             interp -= 1
         if tok.type in ("RPAR", "RSQB"):
-            depth -= 1
-        out.append(-1 if interp else depth)
+            stack.pop()
+        depths.append(-1 if interp else len(stack))
+        openers.append(stack[-1] if stack else -1)
         if tok.type in ("LPAR", "LSQB"):
-            depth += 1
+            stack.append(i)
         if tok.interp_open:
             interp += 1
-    return out
+    return depths, openers
 
 
 def comments_of(text: str) -> Iterator[str]:
