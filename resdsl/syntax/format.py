@@ -9,17 +9,19 @@ stays theirs, and decides the rest; docs/language.md §Layout lists the rules:
 - indentation: 4 spaces a body level; a continuation line inside `(` or `[` aligns after the
   bracket, or, when the bracket ends its line, is indented 4 more than the bracket's line;
   any other continuation line is indented 4 more than its statement;
-- spacing: one space between tokens, none inside brackets, before `,` `;` `:` (a name's)
+- spacing: one space between tokens, none inside brackets, before `,` `;` `:` (a label's)
   and around `.`, none between a name and its `(` or `[`, after a sign, or inside a name
   (`conv{s}_{i + 1}`);
-- a body is on one line, or its `{` ends its line and its `}` starts one;
-- a code line longer than 100 columns is broken: its first one-line body is opened, or else
-  it is broken after the last `,` that fits, outermost brackets first;
+- a body is on one line, or its `{` ends its line and its `}` starts one, and a statement
+  after that `}` starts a line;
+- a code line longer than 100 columns is broken: the bodies on it open; a line with none
+  breaks after the last `,` that fits, outermost brackets first;
 - a `;` that ends a line, follows `{` or precedes `}` goes; at most one blank line anywhere,
   none after `{` or before `}`; a block, network or def over several lines has a blank line
   before and after it (except beside a `use`);
 - comments stay where they are: an own-line comment takes the indentation of the line after
-  it, an end-of-line comment keeps its column when the code leaves two spaces before it.
+  it, an end-of-line comment goes two spaces after the code, or keeps its column when more
+  spaces set it apart (comments aligned in a column stay aligned).
 
 Every run checks its own result (`format_source`): it parses to the same AST, has the same
 comments in the same order, and formats to itself; otherwise FormatCheckError, and the
