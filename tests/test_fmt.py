@@ -209,11 +209,46 @@ GOLDEN = [
 ]
 
 
+GOLDEN += [
+    (  # statements on one line are separated by `;`; one whose body spans lines starts its
+       # own line; a long line breaks between its statements first
+        "network n { input [3,8,8] relu conv(8, 1)\n"
+        "    stem: conv(8, 3) layer1: repeat 2 { conv(8, 3)\n"
+        "        bn }\n"
+        "    a1: conv(8, 3, stride = 1, padding = 1); a2: conv(8, 3, stride = 1, padding = 1); "
+        "a3: conv(8, 3, stride = 1, padding = 1); bn\n"
+        "}\n",
+        "network n {\n"
+        "    input [3, 8, 8]; relu; conv(8, 1)\n"
+        "    stem: conv(8, 3)\n"
+        "    layer1: repeat 2 {\n"
+        "        conv(8, 3)\n"
+        "        bn\n"
+        "    }\n"
+        "    a1: conv(8, 3, stride = 1, padding = 1); a2: conv(8, 3, stride = 1, padding = 1)\n"
+        "    a3: conv(8, 3, stride = 1, padding = 1); bn\n"
+        "}\n",
+    ),
+]
+
+
 @pytest.mark.parametrize(("text", "expected"), GOLDEN, ids=["spacing", "comments", "bodies",
-                                                           "long-lines", "hanging"])
+                                                           "long-lines", "hanging", "statements"])
 def test_layout(text: str, expected: str) -> None:
     assert format_source(text) == expected
     assert format_source(expected) == expected
+
+
+@pytest.mark.parametrize("path", SPEC_FILES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_specs_written_on_few_lines_come_back_short(path: Path) -> None:
+    """A spec with every line break that a comment does not need replaced by a space: its
+    long lines are broken (between statements, by opening bodies, after commas) until no
+    code line is past 100 columns."""
+    joined = re.sub(r'(#[^\n]*\n)|("[^"\n]*")|([ \t\n]+)',
+                    lambda m: m.group(0) if not m.group(3) else " ", path.read_text("utf-8"))
+    result = format_source(joined, str(path))
+    code = [re.sub(r"\s*#.*", "", line) for line in result.splitlines()]
+    assert max(len(line) for line in code) <= fmt_module.MAX_WIDTH
 
 
 def test_interpolated_names_are_written_in_one_piece() -> None:
@@ -224,10 +259,11 @@ def test_interpolated_names_are_written_in_one_piece() -> None:
         "        convs.{i}: relu\n    }\n}\n")
 
 
-def test_a_name_glued_to_its_body_stays_apart() -> None:
-    """`relu {` is a call and a sequence, `relu{` an interpolated name: the space stays."""
-    assert format_source("network n { input [3, 8, 8]; relu { conv(8, 1) } }") == \
-        "network n { input [3, 8, 8]; relu { conv(8, 1) } }\n"
+def test_a_call_before_a_sequence_is_never_glued_to_it() -> None:
+    """`relu {` is a call and a sequence, `relu{` the start of an interpolated name: the two
+    statements are kept apart, by `;` as any two on a line."""
+    assert format_source("network n { input [3, 8, 8]; relu   { conv(8, 1) } }") == \
+        "network n { input [3, 8, 8]; relu; { conv(8, 1) } }\n"
 
 
 # ------------------------------------------------------------------ the safety checks

@@ -12,10 +12,12 @@ stays theirs, and decides the rest; docs/language.md §Layout lists the rules:
 - spacing: one space between tokens, none inside brackets, before `,` `;` `:` (a label's)
   and around `.`, none between a name and its `(` or `[`, after a sign, or inside a name
   (`conv{s}_{i + 1}`);
-- a body is on one line, or its `{` ends its line and its `}` starts one, and a statement
-  after that `}` starts a line;
-- a code line longer than 100 columns is broken: the bodies on it open; a line with none
-  breaks after the last `,` that fits, outermost brackets first;
+- statements on one line are separated by `;`;
+- a body is on one line, or its `{` ends its line and its `}` starts one, and its statement
+  and a statement after that `}` start lines;
+- a code line longer than 100 columns is broken: between its statements, after the last
+  `;` that fits; one statement opens its bodies; else it breaks after the last `,` that
+  fits, outermost brackets first;
 - a `;` that ends a line, follows `{` or precedes `}` goes; at most one blank line anywhere,
   none after `{` or before `}`; a block, network or def over several lines has a blank line
   before and after it (except beside a `use`);
@@ -30,6 +32,7 @@ caller leaves the file as it was.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import itertools
 import re
@@ -239,11 +242,18 @@ def _format(text: str) -> tuple[str, list[str]]:
         if lonely:
             toks, gaps = _without(toks, gaps, lonely)
             continue
+        unseparated = [i for i, tok in enumerate(toks)
+                       if tok.statement_start and i > 0 and not any(newlines[i])
+                       and toks[i - 1].type not in ("SEMICOLON", "LBRACE")]
+        if unseparated:
+            toks, gaps = _with_semicolons(toks, gaps, unseparated)
+            continue
         lines, where, columns = _emit(toks, gaps, newlines)
         more = _long_line_breaks(toks, where, columns, newlines)
         if not more:
             return "".join(line + "\n" for line in lines), comments
-        breaks |= {toks[i].start for i in more}
+        # A break after a `;` is kept as one before it: the `;` then goes.
+        breaks |= {toks[i - 1 if toks[i].type == "SEMICOLON" else i].start for i in more}
 
 
 def _separates_nothing(i: int, toks: list[_Tok], gaps: list[_Gap],
@@ -275,6 +285,25 @@ def _without(toks: list[_Tok], gaps: list[_Gap], drop: set[int]
         merged.append(_Gap(list(after.comments), list(after.newlines)))
     _pair_brackets(kept)
     return kept, merged
+
+
+def _with_semicolons(toks: list[_Tok], gaps: list[_Gap], before: list[int]
+                     ) -> tuple[list[_Tok], list[_Gap]]:
+    """A `;` before each token at `before` (a statement that follows another on its line):
+    the gap before the token goes before the `;`."""
+    at = set(before)
+    out: list[_Tok] = []
+    out_gaps: list[_Gap] = []
+    for i, tok in enumerate(toks):
+        out_gaps.append(gaps[i])
+        if i in at:
+            # Not in the source: an offset no source token has, for the `breaks` set.
+            out.append(_Tok(";", "SEMICOLON", "body", -1 - tok.start, -1 - tok.start))
+            out_gaps.append(_Gap())
+        out.append(tok)
+    out_gaps.append(gaps[len(toks)])
+    _pair_brackets(out)
+    return out, out_gaps
 
 
 def _pair_brackets(toks: list[_Tok]) -> None:
@@ -321,17 +350,21 @@ def _line_breaks(toks: list[_Tok], gaps: list[_Gap], breaks: set[int]) -> list[l
             nl[0] = min(nl[0], 1)  # no blank line after `{`
         if tok is not None and tok.body and tok.type == "RBRACE":
             nl[-1] = min(nl[-1], 1)  # nor before `}`
-    # A body that spans lines has its `{` end a line and its `}` start one.
+    # A body that spans lines has its `{` end a line and its `}` start one; its statement
+    # starts a line, and so does a statement after the `}` (a `;` between them goes).
     has_break = [0] * (n + 2)  # prefix counts of gaps holding a line end
     for i in range(n + 1):
         has_break[i + 1] = has_break[i] + (1 if any(newlines[i]) else 0)
+    owners = _statements_of_bodies(toks)
     for i, tok in enumerate(toks):
         spans_lines = tok.mate > i + 1 and has_break[tok.mate + 1] > has_break[i + 1]
         if tok.body and tok.type == "LBRACE" and spans_lines:
             after, before = newlines[i + 1], newlines[tok.mate]
             after[-1] = max(after[-1], 1)
             before[-1] = max(before[-1], 1)
-            # A statement after the `}` starts its own line (a `;` between them goes).
+            owner = owners[i]
+            if owner > 0:
+                newlines[owner][-1] = max(newlines[owner][-1], 1)
             follower = tok.mate + 1
             if follower < n and toks[follower].type == "SEMICOLON":
                 follower += 1
@@ -339,6 +372,21 @@ def _line_breaks(toks: list[_Tok], gaps: list[_Gap], breaks: set[int]) -> list[l
                 newlines[follower][-1] = max(newlines[follower][-1], 1)
     _top_level_spacing(toks, newlines)
     return newlines
+
+
+def _statements_of_bodies(toks: list[_Tok]) -> dict[int, int]:
+    """For each body's `{`, the first token of the statement or definition it belongs to."""
+    owners: dict[int, int] = {}
+    current: list[int] = [-1]  # per body level: the statement being read
+    for i, tok in enumerate(toks):
+        if tok.statement_start:
+            current[-1] = i
+        if tok.body and tok.type == "LBRACE":
+            owners[i] = current[-1]
+            current.append(-1)
+        elif tok.body and tok.type == "RBRACE":
+            current.pop()
+    return owners
 
 
 def _glued_name(prev: _Tok, tok: _Tok) -> bool:
@@ -386,7 +434,7 @@ def _top_level_spacing(toks: list[_Tok], newlines: list[list[int]]) -> None:
 def _emit(toks: list[_Tok], gaps: list[_Gap], newlines: list[list[int]]
           ) -> tuple[list[str], list[tuple[int, int, int]], list[int]]:
     """The output lines; where each token went: (line, start column, end column); and for
-    each token in `(` or `[`, the column of a line that would start there (else -1)."""
+    each token, the column of a line that would start after it (in `(` or `[`, or a body)."""
     lines: list[str] = []
     line = ""
     where: list[tuple[int, int, int]] = []
@@ -448,7 +496,7 @@ def _emit(toks: list[_Tok], gaps: list[_Gap], newlines: list[list[int]]
         start = len(line)
         line += tok.text
         where.append((len(lines), start, len(line)))
-        columns.append(open_[-1][1] if open_ and not toks[open_[-1][0]].body else -1)
+        columns.append(open_[-1][1] if open_ else 0)
         if tok.type in ("RPAR", "RSQB", "RBRACE") and open_ and open_[-1][0] == tok.mate:
             open_.pop()
         elif tok.type in ("LPAR", "LSQB", "LBRACE", "NAME_LBRACE"):
@@ -481,10 +529,11 @@ def _glued(prev: _Tok, tok: _Tok) -> bool:
 
 def _long_line_breaks(toks: list[_Tok], where: list[tuple[int, int, int]],
                       columns: list[int], newlines: list[list[int]]) -> set[int]:
-    """Line breaks for the code lines past MAX_WIDTH, as the tokens they go after: on such
-    a line, every body that is on it whole and in no other such body opens; a line with
-    none breaks after commas, each time after the last `,` that fits of the outermost
-    brackets (or the first `,` when none fits). Empty when no line can be broken."""
+    """Line breaks for the code lines past MAX_WIDTH, as the tokens they go after. Such a
+    line breaks between its statements (after the last `;` that fits, and so on); one
+    statement opens the bodies on it (those in no other); a line with neither breaks after
+    commas, each time after the last `,` that fits of the outermost brackets (or the first
+    `,`, when none fits). Empty when no line can be broken."""
     on_line: dict[int, list[int]] = {}
     for i, (row, _, _) in enumerate(where):
         on_line.setdefault(row, []).append(i)
@@ -493,59 +542,66 @@ def _long_line_breaks(toks: list[_Tok], where: list[tuple[int, int, int]],
     for members in on_line.values():
         if where[members[-1]][2] <= MAX_WIDTH:
             continue
-        bodies: list[int] = []
+        bodies: list[int] = []  # the outermost bodies on the line, whole
+        separators: set[int] = set()  # the `;` between the line's statements
         for i in members:
             tok = toks[i]
-            if (tok.body and tok.type == "LBRACE" and tok.mate > i + 1
-                    and where[tok.mate][0] == where[i][0]
-                    and not (bodies and toks[bodies[-1]].mate > i)):
+            inside = bool(bodies) and toks[bodies[-1]].mate > i
+            if tok.type == "SEMICOLON" and not inside:
+                separators.add(i)
+            if (tok.body and tok.type == "LBRACE" and tok.mate > i + 1 and not inside
+                    and where[tok.mate][0] == where[i][0]):
                 bodies.append(i)
-        if bodies:
+        if separators - {members[-1]}:
+            found |= _fill(members, separators, toks, where, columns, None)
+        elif bodies:
             for i in bodies:
                 found |= {i, toks[i].mate - 1}
         else:
-            found |= _comma_breaks(members, toks, where, columns, (depth, openers), newlines)
+            commas = {i for i in members if toks[i].type == "COMMA" and depth[i] > 0}
+            found |= _fill(members, commas, toks, where, columns, (depth, openers))
     return found
 
 
-def _comma_breaks(members: list[int], toks: list[_Tok], where: list[tuple[int, int, int]],
-                  columns: list[int], brackets: tuple[list[int], list[int]],
-                  newlines: list[list[int]]) -> set[int]:
-    """The commas after which one long line breaks, chosen in one pass: the rest of the
-    line after a break moves to its bracket's column (`shift`: how far it moves)."""
-    depth, openers = brackets
+def _fill(members: list[int], allowed: set[int], toks: list[_Tok],
+          where: list[tuple[int, int, int]], columns: list[int],
+          brackets: tuple[list[int], list[int]] | None) -> set[int]:
+    """The tokens of `allowed` (`;` or `,`) after which one long line breaks, chosen in one
+    pass: each time the last that fits (for commas, of the outermost brackets), or the first
+    when none fits; the rest of the line moves to where its next line starts (`shift`: by
+    how much), for commas just after their bracket when it opened on the line."""
     position = {i: p for p, i in enumerate(members)}
-    shifts: list[tuple[int, int]] = [(0, 0)]  # (first position of a piece, its shift)
+    starts: list[int] = [0]  # the first position of each piece of the line
+    shifts: list[int] = [0]  # and how far it moves
     shift, begin = 0, 0
     chosen: set[int] = set()
     while where[members[-1]][2] + shift > MAX_WIDTH:
         best = first = None
         for p in range(begin, len(members) - 1):
             i = members[p]
-            if toks[i].type != "COMMA" or depth[i] <= 0 or newlines[i + 1][0]:
+            if i not in allowed:
                 continue
             if first is None:
                 first = p
-            if where[i][2] + shift <= MAX_WIDTH:
-                if best is None or depth[i] <= depth[members[best]]:
-                    best = p
-            else:
-                break  # the commas further on are further out
+            if where[i][2] + shift > MAX_WIDTH:
+                break  # the ones further on are further out
+            if best is None or brackets is None or (brackets[0][i]
+                                                    <= brackets[0][members[best]]):
+                best = p
         pick = best if best is not None else first
         if pick is None:
             break
-        comma = members[pick]
-        chosen.add(comma)
-        opener = openers[comma]
+        token = members[pick]
+        chosen.add(token)
+        column = columns[token]
+        opener = brackets[1][token] if brackets is not None else -1
         if opener in position:  # opened on this line, before the comma: align after it
-            p = position[opener]
-            piece_shift = next(sh for start, sh in reversed(shifts) if start <= p)
-            column = where[opener][2] + piece_shift
-        else:
-            column = columns[comma]
+            piece = bisect.bisect_right(starts, position[opener]) - 1
+            column = where[opener][2] + shifts[piece]
         begin = pick + 1
         shift = column - where[members[begin]][1]
-        shifts.append((begin, shift))
+        starts.append(begin)
+        shifts.append(shift)
     return chosen
 
 
