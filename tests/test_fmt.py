@@ -251,6 +251,16 @@ def test_specs_written_on_few_lines_come_back_short(path: Path) -> None:
     assert max(len(line) for line in code) <= fmt_module.MAX_WIDTH
 
 
+def test_language_md_layout_example() -> None:
+    """docs/language.md §Layout shows a spec before and after: the after is fmt's."""
+    doc = (ROOT / "docs" / "language.md").read_text("utf-8")
+    section = doc[doc.index("## Layout"):doc.index("## Limits")]
+    before = re.search(r"```text\n(.*?)```", section, re.S)
+    after = re.search(r"```res\n(.*?)```", section, re.S)
+    assert before is not None and after is not None
+    assert format_source(before.group(1)) == after.group(1)
+
+
 def test_interpolated_names_are_written_in_one_piece() -> None:
     text = "network n { input [3, 8, 8]\n repeat 2 as i { conv{ i+1 }_x : conv(8, 1)\n" \
            " convs . { i } : relu } }\n"

@@ -44,7 +44,7 @@ from typing import Any
 from lark import Lark, Token, Tree
 
 from resdsl._resources import grammar_path
-from resdsl.diagnostics import InternalError, Source, Span
+from resdsl.diagnostics import InternalError, Source, Span, SpecError
 from resdsl.syntax import ast
 from resdsl.syntax.parser import parse
 
@@ -83,7 +83,7 @@ def format_source(text: str, path: str = "<text>") -> str:
     after_source = Source(path, result)
     try:
         after = parse(after_source)
-    except Exception as exc:  # a SpecError here is the formatter's fault, not the user's
+    except SpecError as exc:  # the formatter's fault here, not the user's
         raise FormatCheckError(f"the formatted text does not parse: {exc}") from None
     if ast_shape(before) != ast_shape(after):
         raise FormatCheckError("the formatted text parses to a different AST")
