@@ -128,6 +128,10 @@ def _parser() -> argparse.ArgumentParser:
     from resdsl.lsp.command import add_parser as add_lsp
 
     add_lsp(sub)
+
+    from resdsl.fmt_cmd import add_parser as add_fmt
+
+    add_fmt(sub)
     return p
 
 
@@ -486,6 +490,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             from resdsl.paths_cmd import paths
 
             return paths(args, _options(args), out, err)
+        if args.command == "fmt":
+            from resdsl.fmt_cmd import fmt
+
+            return fmt(args, out, err)
         return _info(args, out, err)
     except UsageError as exc:
         if isinstance(exc, ArgumentError) and exc.code:  # a mistake with a code: E0741
