@@ -99,6 +99,9 @@ class Gen:
     # The dense-prediction ops' draws, and the number of tensors they named (`u1 = in`).
     dense: random.Random = field(default_factory=lambda: random.Random(1))
     dense_names: int = 0
+    # The general tensor ops' draws (issue 17), and the tensors they named (`v1 = in`).
+    tensor: random.Random = field(default_factory=lambda: random.Random(2))
+    tensor_names: int = 0
     counter: int = 0
     blocks: list[str] = field(default_factory=list)
     has_block: bool = False
@@ -459,6 +462,27 @@ class Gen:
         return _call("frozen_bn", eps=d.choice([1e-5, 1e-3])) if d.random() < 0.3 else \
             "frozen_bn"
 
+    def tensor_name(self) -> str:
+        self.tensor_names += 1
+        return f"v{self.tensor_names}"
+
+    def tensor_statement(self, shape: Shape) -> str:
+        """A statement of the general tensor ops of issue 17, from the fourth generator, that
+        ends with `shape` again: elementwise joins that broadcast (`sub`, `add` of a pooled
+        tensor), `neg` and `mul_const`."""
+        d = self.tensor
+        c = shape[0]
+        kind = d.choice(["sub", "sub_pooled", "add_pooled", "neg", "mul_const"])
+        a, b = self.tensor_name(), self.tensor_name()
+        if kind == "sub":
+            return f"{a} = in; {_call('conv', c, 1)}; {b} = in; sub({a}, {b})"
+        if kind in ("sub_pooled", "add_pooled"):
+            join = "sub" if kind == "sub_pooled" else "add"
+            return f"{a} = in; global_avgpool; {b} = in; {join}({a}, {b})"
+        if kind == "neg":
+            return "neg"
+        return _call("mul_const", d.choice([-1.5, 0.5, 2.0]))
+
     # -- flat tensors
 
     def flat_statement(self, c: int) -> tuple[str, int]:
@@ -744,7 +768,8 @@ def generate(seed: int) -> str:
 def generate_with(seed: int) -> tuple[str, Counter[str]]:
     """The text of one random valid spec and the wiring constructs it holds, by kind."""
     rng = random.Random(seed)
-    g = Gen(rng, random.Random(seed + 2**32), random.Random(seed + 2**35))
+    g = Gen(rng, random.Random(seed + 2**32), random.Random(seed + 2**35),
+            tensor=random.Random(seed + 2**37))
     # The wiring (named tensors, joins, dotted levels, guards, branches, `def`) comes from
     # its own generator, between the main generator's statements, and gives the shape it
     # was given back: the main draws, and so each seed's statements of before it existed,
@@ -782,6 +807,8 @@ def generate_with(seed: int) -> tuple[str, Counter[str]]:
                 statements += lines
             if g.dense.random() < 0.15:
                 statements.append(g.dense_statement(shape))
+            if g.tensor.random() < 0.2:
+                statements.append(g.tensor_statement(shape))
         if rng.random() < 0.7:
             pool = rng.choice(["global_avgpool", "avgpool(1)"])
             statements.append(g.name() + pool)

@@ -221,6 +221,10 @@ LOOKS: dict[str, Look] = {
     "frozen_bn": Look("layer", _fixed("FrozenBN"), _NORM, heavy=False),
     "upsample": Look("layer", _upsample, _POOL,
                      inputs=lambda i, p: "size" if i == 1 else "main"),
+    "neg": Look("layer", _fixed("neg"), _MISC, heavy=False),
+    "mul_const": Look("layer", lambda n, ins: f"× {float_arg(n.args, 'k'):g}", _MISC,
+                      heavy=False),
+    "sub": Look("merge", _fixed("subtract"), symbol="−"),
 }
 
 # A gate's σ: the sigmoid that a `gate` makes for T(x) is drawn as a merge-like σ node.

@@ -444,6 +444,14 @@ def _upsample(c: Ctx) -> None:
     c.declared[c.out] = c.node.shape
 
 
+# ------------------------------------------------------------------ general tensor ops
+
+
+def _mul_const(c: Ctx) -> None:
+    k = np.array(float_arg(c.node.args, "k"), np.float32)
+    c.emit("Mul", [c.x[0], c.const("k", k)])
+
+
 def is_alias(node: Node, ins: Sequence[Shape]) -> bool:
     """Whether the op computes nothing at inference, so that its output is its input's
     value and it emits no node: identity, dropout and drop_path (eval), a flatten of a flat
@@ -492,4 +500,7 @@ EMITTERS: dict[str, Emitter] = {
     "conv_transpose": _conv_transpose,
     "frozen_bn": _frozen_bn,
     "upsample": _upsample,
+    "neg": _unary("Neg"),
+    "mul_const": _mul_const,
+    "sub": lambda c: c.emit("Sub", [c.x[0], c.x[1]]),
 }

@@ -423,6 +423,15 @@ def _upsample_module(c: Ctx) -> Code | None:
                 {"scale": int_arg(c.node.args, "scale")})
 
 
+# ------------------------------------------------------------------ general tensor ops
+
+
+def _mul_const(c: Ctx) -> Lowered:
+    if c.inplace:
+        return _forward("{out} *= {k}", k=float_arg(c.node.args, "k"))
+    return _forward(f"{{out}} = {c.x[0]} * {{k}}", k=float_arg(c.node.args, "k"))
+
+
 LOWERINGS: dict[str, Lowering] = {
     "conv": Lowering(_conv),
     "bn": Lowering(_bn),
@@ -464,6 +473,9 @@ LOWERINGS: dict[str, Lowering] = {
     "conv_transpose": Lowering(_conv_transpose),
     "frozen_bn": Lowering(_frozen_bn, helpers=(FROZEN_BN,)),
     "upsample": Lowering(_upsample, module=_upsample_module),
+    "neg": Lowering(lambda c: _forward(f"{{out}} = -{c.x[0]}")),
+    "mul_const": Lowering(_mul_const, inplace=True),
+    "sub": Lowering(lambda c: _forward(f"{{out}} = {c.x[0]} - {c.x[1]}")),
 }
 
 # The names the helpers define at the top of a generated file: no generated class may take one.

@@ -51,6 +51,7 @@ CODES: dict[str, str] = {
     "E0313": "weighted branches have different shapes",
     "E0314": "a gate's transform cannot be derived from its body",
     "E0315": "arguments that do not go together",
+    "E0320": "the tensors of an elementwise join do not broadcast",
     # E04xx: values and types
     "E0401": "a value has the wrong type",
     "E0402": "wrong number of arguments",

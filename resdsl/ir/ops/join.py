@@ -6,20 +6,54 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from resdsl.ir.ops.base import Args, ArgSpec, ArgType, Op, Shape, ShapeError, State, fmt_shape
+from resdsl.ir.ops.base import (
+    Args,
+    ArgSpec,
+    ArgType,
+    Op,
+    Shape,
+    ShapeError,
+    State,
+    broadcasts,
+    fmt_shape,
+)
 
 
 class Add(Op):
-    """`skip` and `weight`: the sum of same-shaped inputs."""
+    """`skip` and `weight` (inputs of one shape, which the primitives check), and `add(a, b,
+    ...)` of named tensors: the first tensor's shape, every other one broadcast over it (a
+    global context `add(x, ctx)` with ctx C×1×1)."""
 
     name = "add"
     user = False
     arity = None
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
-        if any(s != ins[0] for s in ins):
-            raise ShapeError("E0301", "add of different shapes")
+        if not all(broadcasts(s, ins[0]) for s in ins):
+            raise ShapeError("E0301", "add of shapes that do not broadcast")
         return ins[0]
+
+
+class Sub(Op):
+    """`sub(a, b)`: a − b, `b` broadcast over `a` (the result has `a`'s shape)."""
+
+    name = "sub"
+    user = False
+    arity = 2
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        x, y = ins
+        if not broadcasts(y, x):
+            raise ShapeError(
+                "E0320",
+                f"`sub`'s second tensor {fmt_shape(y)} does not broadcast over its first "
+                f"{fmt_shape(x)}",
+                f"{fmt_shape(x)} − {fmt_shape(y)}",
+                "the second tensor has the first one's rank and, in each size, the first "
+                "one's or 1: swap the two and negate the result (`neg`) when the first is "
+                "the smaller",
+            )
+        return x
 
 
 class Mul(Op):
@@ -31,7 +65,7 @@ class Mul(Op):
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
         x, f = ins
-        if len(x) != len(f) or any(fd not in (1, xd) for xd, fd in zip(x, f, strict=True)):
+        if not broadcasts(f, x):
             raise ShapeError(
                 "E0309",
                 f"scale's factor {fmt_shape(f)} does not broadcast over its input "

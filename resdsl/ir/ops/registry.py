@@ -12,6 +12,8 @@ from resdsl.ir.ops.elementwise import (
     Hardswish,
     Identity,
     LeakyRelu,
+    MulConst,
+    Neg,
     Relu,
     Relu6,
     Sigmoid,
@@ -27,6 +29,7 @@ from resdsl.ir.ops.join import (
     Highway,
     Mul,
     Rescale,
+    Sub,
     WeightedSum,
 )
 from resdsl.ir.ops.norm import BatchNorm, FrozenBatchNorm
@@ -71,6 +74,10 @@ OPS: dict[str, Op] = {
         ConvTranspose(),
         FrozenBatchNorm(),
         Upsample(),
+        # General tensor ops (issue 17): attention written in the language.
+        Neg(),
+        MulConst(),
+        Sub(),
     )
 }
 
@@ -81,5 +88,5 @@ USER_OPS: dict[str, Op] = {name: op for name, op in OPS.items() if op.user}
 # branches would be dropped together, where g separate branches draw g masks.
 PER_CHANNEL = frozenset({
     "bn", "relu", "relu6", "hardswish", "leaky_relu", "sigmoid", "silu", "gelu", "tanh",
-    "identity", "dropout", "rescale", "maxpool", "avgpool", "frozen_bn",
+    "identity", "dropout", "rescale", "maxpool", "avgpool", "frozen_bn", "neg", "mul_const",
 })

@@ -1,0 +1,157 @@
+"""The general tensor ops of issue 17 (item 1), from which attention blocks are written: the
+built-in functions `log2`, `exp` and friends, the elementwise joins that broadcast (`add`,
+`sub`) and `neg`, `mul_const`, in every backend.
+
+Each op's output is checked against an independent computation in PyTorch (`torch.softmax`,
+`torch.nn.LayerNorm`, ..., or plain tensor arithmetic on the same weights), in the in-memory
+module, in the standalone source (`--to python`) executed on its own, and in ONNX Runtime at
+opsets 13, 17 and 21.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+
+import resdsl  # noqa: E402
+from resdsl.backends.torch_module import build_module  # noqa: E402
+from resdsl.diagnostics import SpecError  # noqa: E402
+from resdsl.ir.ops import OPS, PER_CHANNEL, USER_OPS  # noqa: E402
+from tests.test_dense_ops import onnx_run, randomised, standalone  # noqa: E402
+
+OPSETS = (13, 17, 21)
+Tensors = dict[str, Any]
+
+
+def load(tmp_path: Path, text: str, **params: Any) -> resdsl.Network:
+    path = tmp_path / "spec.res"
+    path.write_text(text, encoding="utf-8")
+    return resdsl.load(str(path), **params)
+
+
+def codes(tmp_path: Path, text: str) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, text)
+    return [d.code for d in info.value.diagnostics]
+
+
+def value(tmp_path: Path, expr: str) -> Any:
+    """The value of an expression, read back from a conv's width (times 1000, rounded)."""
+    net = load(tmp_path, f"network n {{ input [1, 1, 1]; conv(round(1000 * ({expr})), 1) }}")
+    return net.output_shape[0] / 1000
+
+
+def agrees(tmp_path: Path, spec: str, reference: Callable[[Any, Tensors], Any],
+           batch: int = 2, atol: float = 1e-5) -> resdsl.Network:
+    """The network of `spec`, with random weights, computes `reference(x, state)` in the
+    in-memory module, the standalone source and ONNX Runtime at every opset."""
+    net = load(tmp_path, spec)
+    state = randomised(net, seed=1)
+    weights = {k: torch.from_numpy(v) for k, v in state.items()}
+    x = torch.randn(batch, *net.input_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = reference(x, weights)
+        assert tuple(want.shape) == (batch, *net.output_shape)
+        for model in (build_module(net.graph, state), standalone(net)()):
+            model.load_state_dict(weights)
+            torch.testing.assert_close(model.eval()(x), want, rtol=1e-5, atol=atol)
+    for opset in OPSETS:
+        y, _ = onnx_run(net, state, x.numpy(), tmp_path, opset)
+        np.testing.assert_allclose(y, want.numpy(), rtol=1e-4, atol=10 * atol)
+    return net
+
+
+# ------------------------------------------------------------------ the op table
+
+
+def test_the_ops_are_in_the_vocabulary() -> None:
+    assert {"neg", "mul_const"} <= set(USER_OPS)
+    assert {"neg", "mul_const"} <= PER_CHANNEL  # elementwise: a group body may hold them
+    assert "sub" in OPS and "sub" not in USER_OPS  # a join: `sub(a, b)` makes it
+    assert [a.name for a in OPS["mul_const"].args] == ["k"]
+
+
+# ------------------------------------------------------------------ built-in functions
+
+
+def test_math_functions(tmp_path: Path) -> None:
+    assert value(tmp_path, "log2(64)") == 6
+    assert value(tmp_path, "log(exp(2))") == 2
+    assert value(tmp_path, "sqrt(2)") == round(1000 * math.sqrt(2)) / 1000
+    assert value(tmp_path, "ceil(2.1) + floor(2.9)") == 5
+    # ECA's kernel size from the channels (timm's EcaModule: gamma 2, beta 1), made odd.
+    for c, k in ((64, 3), (256, 5), (512, 5), (2048, 7)):
+        t = f"int(abs((log2({c}) + 1) / 2))"
+        assert value(tmp_path, f"{t} if {t} % 2 == 1 else {t} + 1") == k
+    # `ceil` and `floor` give integers, which ops take as counts.
+    net = load(tmp_path, "network n { input [1, 4, 4]; repeat ceil(1.5) { conv(floor(8.7), 1) } }")
+    assert net.output_shape == (8, 4, 4)
+
+
+def test_math_function_misuse(tmp_path: Path) -> None:
+    head = "network n { input [1, 4, 4]; conv("
+    assert codes(tmp_path, head + "log2(0), 1) }") == ["E0408"]
+    assert codes(tmp_path, head + "log(-1), 1) }") == ["E0408"]
+    assert codes(tmp_path, head + "sqrt(-4), 1) }") == ["E0408"]
+    assert codes(tmp_path, head + "exp(1000), 1) }") == ["E0404"]
+    assert codes(tmp_path, head + "exp(1, 2), 1) }") == ["E0402"]
+    assert codes(tmp_path, head + 'log2("a"), 1) }') == ["E0401"]
+    assert codes(tmp_path, head + "lg2(8), 1) }") == ["E0213"]
+
+
+# ------------------------------------------------------------------ elementwise
+
+
+def test_neg_and_mul_const(tmp_path: Path) -> None:
+    spec = "network n { input [3, 5, 5]; c: conv(4, 3); neg; mul_const(0.25); relu }"
+    agrees(tmp_path, spec, lambda x, w: torch.relu(
+        -torch.nn.functional.conv2d(x, w["c.weight"], padding=1) * 0.25))
+
+
+def test_sub_and_a_broadcasting_add(tmp_path: Path) -> None:
+    """`sub(a, b)` and `add(a, b)` with b broadcast over a: global context's fusion add
+    (`x + ctx`, ctx C×1×1) and a mean subtracted."""
+    spec = """network n {
+        input [4, 6, 5]
+        x = in
+        c: conv(4, 1)
+        y = in
+        global_avgpool
+        g = in
+        sub(x, g)
+        add(in, g)
+        z = in
+        sub(z, y)
+    }"""
+
+    def reference(x: Any, w: Tensors) -> Any:
+        y = torch.nn.functional.conv2d(x, w["c.weight"])
+        g = y.mean((2, 3), keepdim=True)
+        return (x - g + g) - y
+
+    agrees(tmp_path, spec, reference)
+
+
+def test_elementwise_join_misuse(tmp_path: Path) -> None:
+    head = "network n { input [4, 8, 8]; x = in; "
+    # The second tensor must broadcast over the first: same rank, its sizes or 1.
+    assert codes(tmp_path, head + "global_avgpool; g = in; sub(g, x) }") == ["E0320"]
+    assert codes(tmp_path, head + "conv(8, 1); y = in; sub(x, y) }") == ["E0320"]
+    assert codes(tmp_path, head + "flatten; y = in; sub(x, y) }") == ["E0320"]
+    assert codes(tmp_path, head + "global_avgpool; g = in; add(g, x) }") == ["E0301"]
+    assert codes(tmp_path, head + "sub(x, x, x) }") == ["E0402"]
+    assert codes(tmp_path, head + "sub(x) }") == ["E0402"]
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, head + "global_avgpool\n g = in\n sub(g, x) }")
+    (d,) = info.value.diagnostics
+    assert d.message == "`sub`'s second tensor 4×8×8 does not broadcast over its first 4×1×1"
+    assert [s.message for s in d.secondary] == ["first: 4×1×1", "second: 4×8×8"]
+    assert d.help is not None and "neg" in d.help
