@@ -38,6 +38,11 @@ The dense-prediction ops of issue 16 (upsample by a factor and to a named tensor
 nearest and bilinear; conv_transpose; frozen_bn) draw from a third, `Gen.dense`, between the
 top-level statements, and each such statement ends with the shape it started from: the first
 generator's statements and draws stay as they were.
+
+The general tensor ops of issue 17 (the broadcasting joins `add` and `sub`, `neg`,
+`mul_const`, `softmax`, the reductions `mean`, `sum` and `amax`, `reshape` and `permute`) draw
+from a fourth, `Gen.tensor`, in the same way: each statement ends with the shape it started
+from.
 """
 
 from __future__ import annotations
@@ -472,8 +477,28 @@ class Gen:
         tensor), `neg` and `mul_const`."""
         d = self.tensor
         c = shape[0]
-        kind = d.choice(["sub", "sub_pooled", "add_pooled", "neg", "mul_const"])
+        kind = d.choice(["sub", "sub_pooled", "add_pooled", "neg", "mul_const", "softmax",
+                         "reduce", "reduce_drop", "split", "radix"])
         a, b = self.tensor_name(), self.tensor_name()
+        if kind == "softmax":
+            return _call("softmax", d.choice([0, 1, 2, -1]))
+        if kind == "reduce":
+            # mean or max of the channels (CBAM), or of all positions, broadcast back.
+            op = d.choice(["mean", "amax", "sum"])
+            axes: Value = d.choice([0, (1, 2), (0, -1)])
+            return f"{a} = in; {_call(op, axes)}; {b} = in; {a}; add(in, {b})"
+        if kind == "reduce_drop":
+            # A stack of paths summed (selective kernel): C×H×W as 1×C×H×W, summed over 0.
+            op = d.choice(["mean", "amax", "sum"])
+            return f"{_call('reshape', (1, *shape))}; {_call(op, 0, keepdim=False)}"
+        if kind == "split" and c % 2 == 0:
+            # Channels in two groups, regrouped (a channel shuffle), back to C×H×W.
+            return (f"{_call('reshape', (2, c // 2, shape[1], shape[2]))}; "
+                    f"{_call('permute', (1, 0, 2, 3))}; {_call('reshape', shape)}")
+        if kind in ("split", "radix"):
+            # Softmax over positions per channel (global context's attention logits).
+            return (f"{a} = in; {_call('reshape', (c, -1))}; softmax(-1); "
+                    f"{_call('reshape', shape)}; {b} = in; mul({a}, {b})")
         if kind == "sub":
             return f"{a} = in; {_call('conv', c, 1)}; {b} = in; sub({a}, {b})"
         if kind in ("sub_pooled", "add_pooled"):
@@ -807,7 +832,7 @@ def generate_with(seed: int) -> tuple[str, Counter[str]]:
                 statements += lines
             if g.dense.random() < 0.15:
                 statements.append(g.dense_statement(shape))
-            if g.tensor.random() < 0.2:
+            if g.tensor.random() < 0.35:
                 statements.append(g.tensor_statement(shape))
         if rng.random() < 0.7:
             pool = rng.choice(["global_avgpool", "avgpool(1)"])

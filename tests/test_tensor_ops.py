@@ -155,3 +155,121 @@ def test_elementwise_join_misuse(tmp_path: Path) -> None:
     assert d.message == "`sub`'s second tensor 4×8×8 does not broadcast over its first 4×1×1"
     assert [s.message for s in d.secondary] == ["first: 4×1×1", "second: 4×8×8"]
     assert d.help is not None and "neg" in d.help
+
+
+# ------------------------------------------------------------------ softmax and reductions
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_softmax_equals_torch_softmax(tmp_path: Path, axis: int) -> None:
+    spec = f"network n {{ input [5, 4, 3]; c: conv(6, 1); softmax({axis}) }}"
+    agrees(tmp_path, spec, lambda x, w: torch.softmax(
+        torch.nn.functional.conv2d(x, w["c.weight"]), axis % 3 + 1))
+
+
+@pytest.mark.parametrize(("call", "method", "dims", "keep"), [
+    ("mean(0)", "mean", (1,), True),            # CBAM's channel mean
+    ("amax(0)", "amax", (1,), True),            # and its max
+    ("mean([1, 2])", "mean", (2, 3), True),     # a global average
+    ("sum([-1, 0], keepdim = false)", "sum", (1, 3), False),
+    ("amax(2, keepdim = false)", "amax", (3,), False),
+])
+def test_reductions_equal_torchs(tmp_path: Path, call: str, method: str,
+                                 dims: tuple[int, ...], keep: bool) -> None:
+    spec = f"network n {{ input [5, 4, 3]; c: conv(6, 1); {call} }}"
+    agrees(tmp_path, spec, lambda x, w: getattr(
+        torch.nn.functional.conv2d(x, w["c.weight"]), method)(dims, keepdim=keep))
+
+
+def test_reduction_and_softmax_misuse(tmp_path: Path) -> None:
+    head = "network n { input [4, 8, 8]; "
+    assert codes(tmp_path, head + "mean(3) }") == ["E0321"]
+    assert codes(tmp_path, head + "mean(-4) }") == ["E0321"]
+    assert codes(tmp_path, head + "mean([1, -2]) }") == ["E0321"]  # axis 1 twice
+    assert codes(tmp_path, head + "sum([0, 1, 2], keepdim = false) }") == ["E0321"]
+    assert codes(tmp_path, head + "flatten; softmax(1) }") == ["E0321"]
+    assert codes(tmp_path, head + 'amax("c") }') == ["E0401"]
+    assert codes(tmp_path, head + "amax([]) }") == ["E0401"]
+    assert codes(tmp_path, head + "softmax(0.5) }") == ["E0403"]
+    assert codes(tmp_path, head + "softmax }") == ["E0402"]
+    assert load(tmp_path, head + "sum([0, 1, 2]) }").output_shape == (1, 1, 1)
+
+
+# ------------------------------------------------------------------ reshape and permute
+
+
+def test_reshape_and_permute_shapes(tmp_path: Path) -> None:
+    head = "network n { input [12, 4, 6]; "
+    assert load(tmp_path, head + "reshape([3, -1, 24]) }").output_shape == (3, 4, 24)
+    assert load(tmp_path, head + "reshape([288]) }").output_shape == (288,)
+    assert load(tmp_path, head + "reshape([2, 6, 4, 6]); sum(0, keepdim = false) }"
+                ).output_shape == (6, 4, 6)
+    assert load(tmp_path, head + "permute([1, 2, 0]) }").output_shape == (4, 6, 12)
+    assert load(tmp_path, head + "reshape([12, 24]); permute([1, 0]) }").output_shape == (24, 12)
+
+
+def test_radix_softmax_equals_timms(tmp_path: Path) -> None:
+    """ResNeSt's split attention: the attention logits of `card` groups of `radix` splits,
+    softmax over the radix, as timm's RadixSoftmax (`x.view(B, card, radix, -1)
+    .transpose(1, 2)`, softmax over dim 1, flattened)."""
+    from timm.layers.split_attn import RadixSoftmax
+
+    radix, card, c = 4, 2, 3
+    spec = f"""network n {{
+        input [{radix * card * c}, 1, 1]
+        reshape([{card}, {radix}, -1]); permute([1, 0, 2]); softmax(0)
+        reshape([{radix * card * c}, 1, 1])
+    }}"""
+    agrees(tmp_path, spec, lambda x, w: RadixSoftmax(radix, card)(x).view(x.shape[0], -1, 1, 1))
+
+
+def test_selective_kernel_attention_equals_timms(tmp_path: Path) -> None:
+    """Selective kernel's attention over any number of paths, written with the ops: the
+    paths' sum, pooled, reduced, expanded to one logit per path and channel, a softmax over
+    the paths, and the paths' sum weighted by it (timm's SelectiveKernelAttn and the sum
+    of SelectiveKernel.forward), with 3 paths."""
+    from timm.layers.selective_kernel import SelectiveKernelAttn
+
+    paths, c, mid = 3, 4, 8
+    spec = f"""network n {{
+        input [{paths * c}, 5, 5]
+        x = in
+        reshape([{paths}, {c}, 5, 5]); sum(0, keepdim = false)   # the paths' sum
+        global_avgpool
+        fc_reduce: conv({mid}, 1); bn: bn; relu
+        fc_select: conv({paths * c}, 1)
+        reshape([{paths}, {c}, 1, 1]); softmax(0)
+        a = in
+        x; reshape([{paths}, {c}, 5, 5])
+        mul(in, a)
+        sum(0, keepdim = false)
+    }}"""
+    ref = SelectiveKernelAttn(c, paths, mid).eval()
+
+    def reference(x: Any, w: Tensors) -> Any:
+        ref.load_state_dict({k: v for k, v in w.items()})
+        stacked = x.view(x.shape[0], paths, c, 5, 5)
+        return (stacked * ref(stacked)).sum(1)
+
+    agrees(tmp_path, spec, reference)
+
+
+def test_reshape_and_permute_misuse(tmp_path: Path) -> None:
+    head = "network n { input [12, 4, 6]; "
+    assert codes(tmp_path, head + "reshape([5, -1]) }") == ["E0322"]
+    assert codes(tmp_path, head + "reshape([12, 4, 5]) }") == ["E0322"]
+    assert codes(tmp_path, head + "reshape([-1, -1]) }") == ["E0322"]
+    assert codes(tmp_path, head + "reshape([0, 288]) }") == ["E0322"]
+    assert codes(tmp_path, head + "reshape([1, 1, 1, 1, 1, 1, 288]) }") == ["E0322"]
+    assert codes(tmp_path, head + "reshape(2.5) }") == ["E0401"]
+    assert codes(tmp_path, head + "permute([1, 0]) }") == ["E0323"]
+    assert codes(tmp_path, head + "permute([0, 1, 1]) }") == ["E0323"]
+    assert codes(tmp_path, head + 'permute("hwc") }') == ["E0401"]
+    # `.h` and `.w` are a feature map's; `.c` the first size of any tensor.
+    assert codes(tmp_path, head + "reshape([12, 24]); conv(in.h, 1) }") == ["E0308"]
+    assert load(tmp_path, head + "reshape([2, 6, 24]); reshape([in.c * 144]) }"
+                ).output_shape == (288,)
+    # Ops of a feature map refuse other ranks; bn takes C, C×L and C×H×W.
+    assert codes(tmp_path, head + "reshape([2, 6, 4, 6]); conv(4, 1) }") == ["E0308"]
+    assert codes(tmp_path, head + "reshape([2, 6, 4, 6]); bn }") == ["E0308"]
+    assert load(tmp_path, head + "reshape([12, 24]); bn }").output_shape == (12, 24)

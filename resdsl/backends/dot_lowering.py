@@ -157,6 +157,18 @@ def _upsample(n: Node, ins: Sequence[Shape]) -> str:
     return f"upsample {how}{mode}" + (", align corners" if a["align_corners"] else "")
 
 
+def _listed(value: object) -> str:
+    items = value if isinstance(value, tuple) else (value,)
+    return "[" + ", ".join(str(v) for v in items) + "]"
+
+
+def _reduce_text(what: str, n: Node) -> str:
+    axes = n.args["axes"]
+    listed = ", ".join(str(a) for a in axes) if isinstance(axes, tuple) else str(axes)
+    return f"{what} over axis {listed}" if not isinstance(axes, tuple) or len(axes) == 1 \
+        else f"{what} over axes {listed}"
+
+
 def _alpha(n: Node, ins: Sequence[Shape]) -> str:
     init = n.init.get("", 0.0)
     which = "per channel" if n.args["per_channel"] else "scalar"
@@ -225,6 +237,15 @@ LOOKS: dict[str, Look] = {
     "mul_const": Look("layer", lambda n, ins: f"× {float_arg(n.args, 'k'):g}", _MISC,
                       heavy=False),
     "sub": Look("merge", _fixed("subtract"), symbol="−"),
+    "softmax": Look("layer", lambda n, ins: f"softmax, axis {n.args['axis']}", _ACT,
+                    heavy=False),
+    "mean": Look("layer", lambda n, ins: _reduce_text("mean", n), _POOL),
+    "sum": Look("layer", lambda n, ins: _reduce_text("sum", n), _POOL),
+    "amax": Look("layer", lambda n, ins: _reduce_text("max", n), _POOL),
+    "reshape": Look("layer", lambda n, ins: f"reshape to {'×'.join(map(str, n.shape))}", _MISC,
+                    heavy=False),
+    "permute": Look("layer", lambda n, ins: f"permute {_listed(n.args['order'])}", _MISC,
+                    heavy=False),
 }
 
 # A gate's σ: the sigmoid that a `gate` makes for T(x) is drawn as a merge-like σ node.

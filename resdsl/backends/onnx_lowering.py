@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from resdsl.ir.graph import Node
-from resdsl.ir.ops import Conv, Shape, float_arg, int_arg, pair_arg
+from resdsl.ir.ops import Conv, Shape, float_arg, int_arg, pair_arg, resolve_axes
 
 AttrValue = int | float | str | Sequence[int] | Sequence[float]
 
@@ -452,6 +452,48 @@ def _mul_const(c: Ctx) -> None:
     c.emit("Mul", [c.x[0], c.const("k", k)])
 
 
+def _axes(c: Ctx, arg: str) -> list[int]:
+    """The per-sample axes of argument `arg` as ONNX axes (the batch is axis 0)."""
+    value = c.node.args[arg]
+    axes = value if isinstance(value, tuple) else (value,)
+    return [a + 1 for a in resolve_axes(c.node.op, c.ins[0],
+                                        [a for a in axes if isinstance(a, int)])]
+
+
+def reduce(c: Ctx, op_type: str, x: str, axes: Sequence[int], keepdims: bool,
+           final: bool = True) -> str:
+    """`op_type` (ReduceMean, ReduceMax, ReduceSum) over `axes`: the axes an input from
+    opset 18 (ReduceSum from 13), an attribute before. The op's own node when `final`,
+    else a helper; returns its output."""
+    as_input = op_type == "ReduceSum" or c.opset >= 18
+    inputs = [x, c.const(f"axes{len(c.tensors)}", _i64(axes))] if as_input else [x]
+    attrs: dict[str, AttrValue] = {"keepdims": int(keepdims)}
+    if not as_input:
+        attrs["axes"] = list(axes)
+    if final:
+        c.emit(op_type, inputs, **attrs)
+        return c.out
+    (y,) = c.helper(op_type, inputs, 1, **attrs)
+    return y
+
+
+def _reduce(op_type: str) -> Emitter:
+    def emit(c: Ctx) -> None:
+        reduce(c, op_type, c.x[0], _axes(c, "axes"), bool(c.node.args["keepdim"]))
+
+    return emit
+
+
+def _reshape(c: Ctx) -> None:
+    c.emit("Reshape", [c.x[0], c.const("shape", _i64([0, *c.node.shape]))])
+
+
+def _permute(c: Ctx) -> None:
+    order = c.node.args["order"]
+    axes = order if isinstance(order, tuple) else (order,)
+    c.emit("Transpose", [c.x[0]], perm=[0, *(a + 1 for a in axes if isinstance(a, int))])
+
+
 def is_alias(node: Node, ins: Sequence[Shape]) -> bool:
     """Whether the op computes nothing at inference, so that its output is its input's
     value and it emits no node: identity, dropout and drop_path (eval), a flatten of a flat
@@ -503,4 +545,10 @@ EMITTERS: dict[str, Emitter] = {
     "neg": _unary("Neg"),
     "mul_const": _mul_const,
     "sub": lambda c: c.emit("Sub", [c.x[0], c.x[1]]),
+    "softmax": lambda c: c.emit("Softmax", [c.x[0]], axis=_axes(c, "axis")[0]),
+    "mean": _reduce("ReduceMean"),
+    "sum": _reduce("ReduceSum"),
+    "amax": _reduce("ReduceMax"),
+    "reshape": _reshape,
+    "permute": _permute,
 }

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from resdsl.ir.graph import Node
-from resdsl.ir.ops import Conv, Shape, Value, float_arg, int_arg, pair_arg
+from resdsl.ir.ops import Conv, Shape, Value, float_arg, int_arg, pair_arg, resolve_axes
 
 HoleValue = int | float | tuple[int, ...]
 
@@ -432,6 +432,43 @@ def _mul_const(c: Ctx) -> Lowered:
     return _forward(f"{{out}} = {c.x[0]} * {{k}}", k=float_arg(c.node.args, "k"))
 
 
+def _dims(c: Ctx, arg: str) -> tuple[int, ...]:
+    """The per-sample axes of argument `arg` as PyTorch dims (the batch is dim 0)."""
+    value = c.node.args[arg]
+    axes = value if isinstance(value, tuple) else (value,)
+    return tuple(a + 1 for a in resolve_axes(c.node.op, c.ins[0],
+                                             [a for a in axes if isinstance(a, int)]))
+
+
+def _reduce(method: str) -> Callable[[Ctx], Lowered]:
+    def emit(c: Ctx) -> Lowered:
+        dims = _dims(c, "axes")
+        keep = ", keepdim=True" if c.node.args["keepdim"] else ""
+        return _forward(f"{{out}} = {c.x[0]}.{method}({{dims}}{keep})",
+                        dims=dims[0] if len(dims) == 1 else dims)
+
+    return emit
+
+
+def _softmax(c: Ctx) -> Lowered:
+    return _forward(f"{{out}} = torch.softmax({c.x[0]}, {{dim}})", dim=_dims(c, "axis")[0])
+
+
+def _reshape(c: Ctx) -> Lowered:
+    # The per-sample shape is static; the batch is read from the tensor (flatten, unflatten).
+    shape = c.node.shape
+    if len(shape) == 1:
+        return _forward(f"{{out}} = {c.x[0]}.flatten(1)")
+    return _forward(f"{{out}} = {c.x[0]}.flatten(1).unflatten(1, {{shape}})", shape=shape)
+
+
+def _permute(c: Ctx) -> Lowered:
+    order = c.node.args["order"]
+    axes = order if isinstance(order, tuple) else (order,)
+    dims = (0, *(a + 1 for a in axes if isinstance(a, int)))
+    return _forward(f"{{out}} = {c.x[0]}.permute({{dims}})", dims=dims)
+
+
 LOWERINGS: dict[str, Lowering] = {
     "conv": Lowering(_conv),
     "bn": Lowering(_bn),
@@ -476,6 +513,14 @@ LOWERINGS: dict[str, Lowering] = {
     "neg": Lowering(lambda c: _forward(f"{{out}} = -{c.x[0]}")),
     "mul_const": Lowering(_mul_const, inplace=True),
     "sub": Lowering(lambda c: _forward(f"{{out}} = {c.x[0]} - {c.x[1]}")),
+    "softmax": Lowering(_softmax, module=lambda c: Code("nn.Softmax({dim})",
+                                                        {"dim": _dims(c, "axis")[0]})),
+    "mean": Lowering(_reduce("mean")),
+    "sum": Lowering(_reduce("sum")),
+    "amax": Lowering(_reduce("amax")),
+    # Views of their input: never overwritten in place.
+    "reshape": Lowering(_reshape, overwritable=False),
+    "permute": Lowering(_permute, overwritable=False),
 }
 
 # The names the helpers define at the top of a generated file: no generated class may take one.

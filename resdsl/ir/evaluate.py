@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from resdsl.diagnostics import Span, SpecError, fail
-from resdsl.ir.ops import Shape, Tensor, Value, a_type, fmt_value, type_name
+from resdsl.ir.ops import Shape, Tensor, Value, a_type, fmt_shape, fmt_value, type_name
 from resdsl.syntax import ast
 
 MAX_INT = 2**63 - 1
@@ -308,6 +308,18 @@ class Evaluator:
                 f"`in.{node.name}` does not exist: the input here is flat ({shape[0]})",
                 node.span,
                 "after `flatten` only `in.c` exists",
+            )
+        if axis > 0 and len(shape) != 3:
+            # A height and width are a feature map's; the sizes of another rank (heads ×
+            # positions × dim after `reshape`) have no names.
+            raise fail(
+                "E0308",
+                f"`in.{node.name}` does not exist: the input here is {fmt_shape(shape)}, not "
+                "a feature map C×H×W",
+                node.span,
+                f"a tensor of {len(shape)} axes",
+                help="`.c` is the first size of any tensor; `.h` and `.w` are a feature "
+                "map's: keep the sizes in bindings before the `reshape`",
             )
         return shape[axis]
 

@@ -2,9 +2,10 @@
 (parameters and buffers) and its multiply-accumulate count.
 
 The package holds one module per family (`conv`, `norm`, `pool`, `resample`, `elementwise`,
-`tensor`, `join`), each importing only `base` (`Op`, arguments, state, shapes, the shared helpers);
-`registry` gathers them into `OPS`. Backends look ops up there by name; an op added to a family,
-to the registry and to each backend's lowering table is available to the language at once.
+`tensor`, `join`, `reduce`), each importing only `base` (`Op`, arguments, state, shapes, the
+shared helpers); `registry` gathers them into `OPS`. Backends look ops up there by name; an op
+added to a family, to the registry and to each backend's lowering table is available to the
+language at once.
 This module re-exports what the rest of resdsl imports.
 """
 
@@ -33,6 +34,7 @@ from resdsl.ir.ops.base import (
     type_name,
 )
 from resdsl.ir.ops.conv import Conv
+from resdsl.ir.ops.reduce import resolve_axes
 from resdsl.ir.ops.registry import OPS, PER_CHANNEL, USER_OPS
 
 __all__ = [
@@ -59,5 +61,6 @@ __all__ = [
     "fmt_value",
     "int_arg",
     "pair_arg",
+    "resolve_axes",
     "type_name",
 ]

@@ -14,6 +14,7 @@ from resdsl.ir.ops.base import (
     State,
     feature_map,
     float_arg,
+    fmt_shape,
 )
 
 
@@ -22,6 +23,15 @@ class BatchNorm(Op):
     args = (ArgSpec("eps", ArgType.FLOAT, 1e-5), ArgSpec("momentum", ArgType.FLOAT, 0.1))
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        if len(ins[0]) > 3:
+            # BatchNorm1d and 2d: C, C×L and C×H×W; a rank-4 tensor (after `reshape`) is
+            # no layer PyTorch's BatchNorm1d or 2d takes.
+            raise ShapeError(
+                "E0308",
+                f"`bn` needs a tensor C, C×L or C×H×W, but its input is {fmt_shape(ins[0])}",
+                f"input is {fmt_shape(ins[0])}",
+                "reshape to C×H×W first (`reshape([c, h, w])`)",
+            )
         _positive_eps("bn", a)
         return ins[0]
 

@@ -34,8 +34,9 @@ from resdsl.ir.ops.join import (
 )
 from resdsl.ir.ops.norm import BatchNorm, FrozenBatchNorm
 from resdsl.ir.ops.pool import AvgPool, GlobalAvgPool, MaxPool
+from resdsl.ir.ops.reduce import Amax, Mean, Softmax, Sum
 from resdsl.ir.ops.resample import Upsample
-from resdsl.ir.ops.tensor import Flatten, Input, Slice, ZeroPad
+from resdsl.ir.ops.tensor import Flatten, Input, Permute, Reshape, Slice, ZeroPad
 
 OPS: dict[str, Op] = {
     op.name: op
@@ -78,6 +79,12 @@ OPS: dict[str, Op] = {
         Neg(),
         MulConst(),
         Sub(),
+        Softmax(),
+        Mean(),
+        Sum(),
+        Amax(),
+        Reshape(),
+        Permute(),
     )
 }
 

@@ -1,12 +1,26 @@
 """Ops that reshape or re-index a tensor without computing on its values: the network's
-input, flatten, a channel slice and the zero-pad shortcut."""
+input, flatten, a channel slice, the zero-pad shortcut, and `reshape` and `permute`, which
+take a per-sample shape of any rank (up to MAX_RANK axes)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
-from resdsl.ir.ops.base import Args, ArgSpec, ArgType, Op, Shape, ShapeError, feature_map
+from resdsl.ir.ops.base import (
+    ArgError,
+    Args,
+    ArgSpec,
+    ArgType,
+    Op,
+    Shape,
+    ShapeError,
+    Value,
+    a_type,
+    feature_map,
+    fmt_shape,
+    fmt_value,
+)
 
 
 class Input(Op):
@@ -66,3 +80,85 @@ class ZeroPad(Op):
         return (out, -(-h // s), -(-w // s))
 
 
+
+
+# A per-sample tensor has at most this many axes (a batch of them, one more): ranks beyond it
+# are no network's, and runtimes take them all.
+MAX_RANK = 6
+
+
+def int_list(op: str, arg: str, value: Value, example: str) -> tuple[int, ...]:
+    """A list of integers (one integer is a list of one), E0401 otherwise."""
+    items = value if isinstance(value, tuple) else (value,)
+    if not items or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        raise ArgError("E0401", f"`{op}`'s {arg} must be a list of integers, not "
+                       f"{a_type(value)} ({fmt_value(value)})", f"for example `{example}`",
+                       arg=arg, label=f"this is {a_type(value)}")
+    return tuple(v for v in items if isinstance(v, int))
+
+
+class Reshape(Op):
+    """The per-sample shape `shape` (one size may be −1: what the others leave), the values
+    in their order: `x.reshape(N, *shape)`. Splitting channels into groups (`reshape([g, c
+    // g, h, w])`), heads (`reshape([heads, d, h * w])`) and back."""
+
+    name = "reshape"
+    args = (ArgSpec("shape", ArgType.ANY),)
+
+    def check(self, a: Args) -> None:
+        int_list("reshape", "shape", a["shape"], "reshape([4, 16, 7, 7])")
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        shape = int_list("reshape", "shape", a["shape"], "reshape([4, 16, 7, 7])")
+        size = math.prod(ins[0])
+        given = f"[{', '.join(str(d) for d in shape)}]"
+        if len(shape) > MAX_RANK:
+            raise ShapeError("E0322", f"`reshape` to {len(shape)} axes: at most {MAX_RANK}",
+                             f"{len(shape)} axes", "merge some sizes into one")
+        if any(d < 1 and d != -1 for d in shape) or shape.count(-1) > 1:
+            raise ShapeError("E0322", f"`reshape`'s sizes must be positive, with at most one "
+                             f"−1, not {given}", f"shape {given}",
+                             "−1 stands for what the other sizes leave")
+        known = math.prod(d for d in shape if d != -1)
+        if -1 in shape and size % known == 0:
+            shape = tuple(size // known if d == -1 else d for d in shape)
+        if math.prod(shape) != size:
+            raise ShapeError(
+                "E0322",
+                f"`reshape` to {given} needs {known:,} values a sample"
+                + (" (or a multiple)" if -1 in shape else "")
+                + f", but its input {fmt_shape(ins[0])} holds {size:,}",
+                f"input is {fmt_shape(ins[0])}",
+                "the sizes' product is the input's (one size may be −1)",
+            )
+        return shape
+
+
+class Permute(Op):
+    """The per-sample axes in the order `order`: `x.permute(0, *(a + 1 for a in order))`.
+    A transpose is the permutation of two axes (`permute([1, 0, 2])`); channels last is
+    `permute([1, 2, 0])`."""
+
+    name = "permute"
+    args = (ArgSpec("order", ArgType.ANY),)
+
+    def check(self, a: Args) -> None:
+        int_list("permute", "order", a["order"], "permute([1, 2, 0])")
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        order = int_list("permute", "order", a["order"], "permute([1, 2, 0])")
+        rank = len(ins[0])
+        if sorted(order) != list(range(rank)):
+            raise ShapeError(
+                "E0323",
+                f"`permute`'s order [{', '.join(str(o) for o in order)}] is not an order of "
+                f"the {rank} axes of {fmt_shape(ins[0])}",
+                f"input is {fmt_shape(ins[0])}",
+                f"name each axis 0 to {rank - 1} once: `permute([{_reversed(rank)}])` "
+                "reverses them",
+            )
+        return tuple(ins[0][o] for o in order)
+
+
+def _reversed(rank: int) -> str:
+    return ", ".join(str(i) for i in reversed(range(rank)))
