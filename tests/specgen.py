@@ -40,7 +40,8 @@ top-level statements, and each such statement ends with the shape it started fro
 generator's statements and draws stay as they were.
 
 The general tensor ops of issue 17 (the broadcasting joins `add` and `sub`, `neg`,
-`mul_const`, `softmax`, the reductions `mean`, `sum` and `amax`, `reshape` and `permute`) draw
+`mul_const`, `softmax`, the reductions `mean`, `sum` and `amax`, `reshape` and `permute`,
+`layer_norm` on both layouts, `group_norm`, `linear` on an axis, `param`) draw
 from a fourth, `Gen.tensor`, in the same way: each statement ends with the shape it started
 from.
 """
@@ -478,18 +479,42 @@ class Gen:
         d = self.tensor
         c = shape[0]
         kind = d.choice(["sub", "sub_pooled", "add_pooled", "neg", "mul_const", "softmax",
-                         "reduce", "reduce_drop", "split", "radix"])
+                         "reduce", "reduce", "reduce", "reduce_drop", "reduce_drop", "split",
+                         "radix", "layer_norm", "channels_last", "group_norm", "param",
+                         "param"])
         a, b = self.tensor_name(), self.tensor_name()
+        eps: dict[str, Value] = {} if d.random() < 0.5 else {"eps": 1e-6}
+        if kind == "layer_norm":
+            return self.name() + _call("layer_norm", **eps)
+        if kind == "channels_last":
+            # ConvNeXt's block: LayerNorm and an MLP of per-position linears, channels last.
+            hidden = d.randint(1, 12)
+            return (f"permute([1, 2, 0]); {self.name()}{_call('layer_norm', axis=-1, **eps)}; "
+                    f"{self.name()}{_call('linear', hidden, axis=-1)}; gelu; "
+                    f"{self.name()}{_call('linear', c, axis=-1, bias=d.random() < 0.7)}; "
+                    "permute([2, 0, 1])")
+        if kind == "group_norm":
+            groups = d.choice([g for g in (1, 2, 3, 4) if c % g == 0])
+            return self.name() + _call("group_norm", groups, **eps)
+        if kind == "param":
+            # A layer scale of shape [C] (ConvNeXt's gamma), or a table the map's size.
+            self.counter += 1
+            p = f"p{self.tag}{self.counter}"
+            if d.random() < 0.5:
+                return (f"{a} = in; {p}: {_call('param', (c,), value=0.5, std=0.1)}; "
+                        f"{_call('reshape', (c, 1, 1))}; {b} = in; mul({a}, {b})")
+            return f"{a} = in; {p}: {_call('param', shape, std=1.0)}; {b} = in; add({a}, {b})"
         if kind == "softmax":
             return _call("softmax", d.choice([0, 1, 2, -1]))
         if kind == "reduce":
             # mean or max of the channels (CBAM), or of all positions, broadcast back.
-            op = d.choice(["mean", "amax", "sum"])
+            # Each of the three in turn, so that a few specs hold them all.
+            op = ("mean", "amax", "sum")[self.tensor_names % 3]
             axes: Value = d.choice([0, (1, 2), (0, -1)])
             return f"{a} = in; {_call(op, axes)}; {b} = in; {a}; add(in, {b})"
         if kind == "reduce_drop":
             # A stack of paths summed (selective kernel): C×H×W as 1×C×H×W, summed over 0.
-            op = d.choice(["mean", "amax", "sum"])
+            op = ("mean", "amax", "sum")[self.tensor_names % 3]
             return f"{_call('reshape', (1, *shape))}; {_call(op, 0, keepdim=False)}"
         if kind == "split" and c % 2 == 0:
             # Channels in two groups, regrouped (a channel shuffle), back to C×H×W.
@@ -832,7 +857,7 @@ def generate_with(seed: int) -> tuple[str, Counter[str]]:
                 statements += lines
             if g.dense.random() < 0.15:
                 statements.append(g.dense_statement(shape))
-            if g.tensor.random() < 0.35:
+            if g.tensor.random() < 0.4:
                 statements.append(g.tensor_statement(shape))
         if rng.random() < 0.7:
             pool = rng.choice(["global_avgpool", "avgpool(1)"])

@@ -273,3 +273,131 @@ def test_reshape_and_permute_misuse(tmp_path: Path) -> None:
     assert codes(tmp_path, head + "reshape([2, 6, 4, 6]); conv(4, 1) }") == ["E0308"]
     assert codes(tmp_path, head + "reshape([2, 6, 4, 6]); bn }") == ["E0308"]
     assert load(tmp_path, head + "reshape([12, 24]); bn }").output_shape == (12, 24)
+
+
+# ------------------------------------------------------------------ norms, per-position
+# linear layers, free parameters
+
+CONVNEXT_BLOCK = """
+block convnext_block(c, ls = 1e-6) {
+    x = in
+    conv_dw: conv(c, 7, groups = c, bias = true)
+    permute([1, 2, 0])                          # channels last, H×W×C
+    norm: layer_norm(axis = -1, eps = 1e-6)
+    mlp: { fc1: linear(4 * c, axis = -1); gelu; fc2: linear(c, axis = -1) }
+    permute([2, 0, 1])                          # back to C×H×W
+    y = in
+    gamma: param([c], value = ls)
+    reshape([c, 1, 1])
+    g = in
+    mul(y, g)
+    add(in, x)
+}
+network n { input [8, 9, 9]; convnext_block(8) }
+"""
+
+
+def test_convnext_block_equals_timms(tmp_path: Path) -> None:
+    """timm's ConvNeXtBlock (channels-last MLP, 2-D linear weights, the layer scale `gamma`
+    of shape [C]): the same keys in the same order, shapes, parameters and MACs (the
+    linears' in · out at every position), and its output with random weights."""
+    from timm.models.convnext import ConvNeXtBlock
+
+    ref = ConvNeXtBlock(8, ls_init_value=1e-6).eval()
+
+    def reference(x: Any, w: Tensors) -> Any:
+        ref.load_state_dict(w)
+        return ref(x)
+
+    net = agrees(tmp_path, CONVNEXT_BLOCK, reference)
+    assert list(net.state_shapes().items()) == [
+        (k, tuple(v.shape)) for k, v in ref.state_dict().items()]
+    assert net.counts().params == sum(p.numel() for p in ref.parameters())
+    assert net.counts().macs == 81 * (8 * 49 + 2 * 8 * 32)  # dw conv and the two linears, per pixel
+    # The layer scale starts at its value, as timm's.
+    assert np.all(net.init_state(0)["gamma"] == np.float32(1e-6))
+
+
+@pytest.mark.parametrize("eps", [1e-5, 1e-6])
+def test_layer_norm_channels_first_equals_timms_layernorm2d(tmp_path: Path, eps: float) -> None:
+    from timm.layers import LayerNorm2d
+
+    ref = LayerNorm2d(6, eps=eps)
+    spec = f"network n {{ input [6, 5, 4]; ln: layer_norm(eps = {eps}) }}"
+
+    def reference(x: Any, w: Tensors) -> Any:
+        ref.load_state_dict({k[3:]: v for k, v in w.items()})
+        return ref(x)
+
+    agrees(tmp_path, spec, reference)
+
+
+def test_layer_norm_channels_last_equals_nn_layernorm(tmp_path: Path) -> None:
+    ref = torch.nn.LayerNorm(6)
+    spec = "network n { input [6, 5, 4]; permute([1, 2, 0]); ln: layer_norm(axis = -1) }"
+
+    def reference(x: Any, w: Tensors) -> Any:
+        ref.load_state_dict({k[3:]: v for k, v in w.items()})
+        return ref(x.permute(0, 2, 3, 1))
+
+    agrees(tmp_path, spec, reference)
+
+
+@pytest.mark.parametrize("shape", [(8, 5, 4), (8, 12)])
+def test_group_norm_equals_nn_groupnorm(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    ref = torch.nn.GroupNorm(4, 8, eps=1e-3)
+    spec = f"network n {{ input [{', '.join(map(str, shape))}]; gn: group_norm(4, eps = 0.001) }}"
+    if len(shape) == 2:
+        spec = "network n { input [96]; reshape([8, 12]); gn: group_norm(4, eps = 0.001) }"
+
+    def reference(x: Any, w: Tensors) -> Any:
+        ref.load_state_dict({k[3:]: v for k, v in w.items()})
+        return ref(x.view(x.shape[0], *shape))
+
+    agrees(tmp_path, spec, reference)
+
+
+def test_linear_on_an_axis_equals_nn_linear(tmp_path: Path) -> None:
+    """`linear(n, axis = a)`: nn.Linear on that axis at every position; on the channels of a
+    feature map (axis 0) it is a 1×1 conv with a 2-D weight."""
+    spec = "network n { input [6, 5, 4]; fc: linear(3, axis = 0); fc2: linear(2, axis = -1) }"
+
+    def reference(x: Any, w: Tensors) -> Any:
+        y = torch.einsum("oc,nchw->nohw", w["fc.weight"], x) + w["fc.bias"].view(1, -1, 1, 1)
+        return torch.nn.functional.linear(y, w["fc2.weight"], w["fc2.bias"])
+
+    net = agrees(tmp_path, spec, reference)
+    assert net.state_shapes() == {"fc.weight": (3, 6), "fc.bias": (3,), "fc2.weight": (2, 4),
+                                  "fc2.bias": (2,)}
+    assert net.counts().macs == 6 * 3 * 20 + 4 * 2 * 15
+
+
+def test_param_is_a_free_learnable_tensor(tmp_path: Path) -> None:
+    """`param(shape, value, std)`: a parameter of any shape at the statement's path, the
+    same for every sample, starting at value + std · N(0, 1)."""
+    spec = """network n {
+        input [4, 3, 5]
+        x = in
+        table: param([4, 3, 5], std = 0.02)
+        t = in
+        x; sub(in, t)
+    }"""
+    net = agrees(tmp_path, spec, lambda x, w: x - w["table"])
+    assert net.state_shapes() == {"table": (4, 3, 5)} and net.counts().params == 60
+    start = net.init_state(0)["table"]
+    assert 0.005 < float(start.std()) < 0.04 and abs(float(start.mean())) < 0.01
+    assert np.all(load(tmp_path, "network n { input [2]; p: param([3], value = 2.5) }"
+                       ).init_state(0)["p"] == np.float32(2.5))
+
+
+def test_norm_linear_and_param_misuse(tmp_path: Path) -> None:
+    head = "network n { input [6, 5, 4]; "
+    assert codes(tmp_path, head + "layer_norm(axis = 3) }") == ["E0321"]
+    assert codes(tmp_path, head + "layer_norm(eps = 0) }") == ["E0408"]
+    assert codes(tmp_path, head + "group_norm(4) }") == ["E0304"]
+    assert codes(tmp_path, head + "flatten; group_norm(2) }") == ["E0308"]
+    assert codes(tmp_path, head + "linear(3) }") == ["E0308"]  # forgot flatten, as before
+    assert codes(tmp_path, head + "linear(3, axis = -4) }") == ["E0321"]
+    assert codes(tmp_path, head + "param([0, 3]) }") == ["E0408"]
+    assert codes(tmp_path, head + "param([3], std = -1) }") == ["E0408"]
+    assert codes(tmp_path, head + "param(3.5) }") == ["E0401"]

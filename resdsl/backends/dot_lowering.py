@@ -157,6 +157,14 @@ def _upsample(n: Node, ins: Sequence[Shape]) -> str:
     return f"upsample {how}{mode}" + (", align corners" if a["align_corners"] else "")
 
 
+def _linear(n: Node, ins: Sequence[Shape]) -> str:
+    axis = n.args["axis"]
+    if axis is None:
+        return f"linear, {n.shape[0]}"
+    assert isinstance(axis, int)
+    return f"linear, {n.shape[axis]}, axis {axis}"
+
+
 def _listed(value: object) -> str:
     items = value if isinstance(value, tuple) else (value,)
     return "[" + ", ".join(str(v) for v in items) + "]"
@@ -194,7 +202,7 @@ _MISC = "#eeeeee"
 LOOKS: dict[str, Look] = {
     "conv": Look("layer", conv_text, _CONV),
     "bn": Look("layer", _fixed("BN"), _NORM, heavy=False),
-    "linear": Look("layer", lambda n, ins: f"linear, {n.shape[0]}", _FC),
+    "linear": Look("layer", _linear, _FC),
     "maxpool": Look("layer", _pool("maxpool"), _POOL),
     "avgpool": Look("layer", _pool("avgpool"), _POOL),
     "global_avgpool": Look("layer", _fixed("global avgpool"), _POOL),
@@ -246,6 +254,13 @@ LOOKS: dict[str, Look] = {
                     heavy=False),
     "permute": Look("layer", lambda n, ins: f"permute {_listed(n.args['order'])}", _MISC,
                     heavy=False),
+    "layer_norm": Look("layer", lambda n, ins: f"LN, axis {n.args['axis']}", _NORM,
+                       heavy=False),
+    "group_norm": Look("layer", lambda n, ins: f"GN, {n.args['groups']} groups", _NORM,
+                       heavy=False),
+    # A free parameter reads the flowing tensor for its batch size only.
+    "param": Look("layer", lambda n, ins: f"param {'×'.join(map(str, n.shape))}", _FC,
+                  inputs=lambda i, p: "size"),
 }
 
 # A gate's σ: the sigmoid that a `gate` makes for T(x) is drawn as a merge-like σ node.

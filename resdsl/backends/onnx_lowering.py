@@ -23,7 +23,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from resdsl.ir.graph import Node
-from resdsl.ir.ops import Conv, Shape, float_arg, int_arg, pair_arg, resolve_axes
+from resdsl.ir.ops import (
+    Conv,
+    LayerNorm,
+    Linear,
+    Shape,
+    float_arg,
+    int_arg,
+    pair_arg,
+    resolve_axes,
+)
 
 AttrValue = int | float | str | Sequence[int] | Sequence[float]
 
@@ -145,10 +154,32 @@ def _bn(c: Ctx) -> None:
 
 
 def _linear(c: Ctx) -> None:
-    inputs = [c.x[0], c.param("weight")]
+    if c.node.args["axis"] is None:  # a flat input: one Gemm
+        inputs = [c.x[0], c.param("weight")]
+        if c.node.args["bias"]:
+            inputs.append(c.param("bias"))
+        c.emit("Gemm", inputs, transB=1)
+        return
+    # On one axis at every position: that axis moved last, x · Wᵀ (+ b), and moved back.
+    rank = len(c.ins[0]) + 1
+    axis = Linear.axis(c.ins[0], c.node.args) + 1
+    perm = [d for d in range(rank) if d != axis] + [axis]
+    x = c.x[0] if axis == rank - 1 else c.helper("Transpose", [c.x[0]], 1, perm=perm)[0]
+    (wt,) = c.helper("Transpose", [c.param("weight")], 1, perm=[1, 0])
+    steps: list[tuple[str, list[str]]] = [("MatMul", [x, wt])]
     if c.node.args["bias"]:
-        inputs.append(c.param("bias"))
-    c.emit("Gemm", inputs, transB=1)
+        steps.append(("Add", ["", c.param("bias")]))
+    if axis != rank - 1:
+        back = sorted(range(rank), key=lambda d: perm[d])
+        steps.append(("Transpose", [""]))
+    y = ""
+    for i, (op_type, inputs) in enumerate(steps):
+        inputs = [y if v == "" else v for v in inputs]
+        attrs: dict[str, AttrValue] = {"perm": back} if op_type == "Transpose" else {}
+        if i == len(steps) - 1:
+            c.emit(op_type, inputs, **attrs)
+        else:
+            (y,) = c.helper(op_type, inputs, 1, **attrs)
 
 
 # ------------------------------------------------------------------ stateless ops
@@ -494,6 +525,54 @@ def _permute(c: Ctx) -> None:
     c.emit("Transpose", [c.x[0]], perm=[0, *(a + 1 for a in axes if isinstance(a, int))])
 
 
+def _normalised(c: Ctx, x: str, axes: Sequence[int]) -> str:
+    """(x − mean) / √(var + eps) over `axes` (ONNX axes), the biased variance, as PyTorch's
+    layer and group norms compute: in plain nodes, for every opset from 13."""
+    mean = reduce(c, "ReduceMean", x, axes, True, final=False)
+    (d,) = c.helper("Sub", [x, mean])
+    (sq,) = c.helper("Mul", [d, d])
+    var = reduce(c, "ReduceMean", sq, axes, True, final=False)
+    eps = np.array(float_arg(c.node.args, "eps"), np.float32)
+    (ve,) = c.helper("Add", [var, c.const("eps", eps)])
+    (sd,) = c.helper("Sqrt", [ve])
+    (y,) = c.helper("Div", [d, sd])
+    return y
+
+
+def _affine(c: Ctx, y: str, axis: int) -> None:
+    """y · weight + bias, the [n] parameters of per-sample axis `axis` broadcast over the
+    axes after it."""
+    shape = c.const("affine_shape", _i64([c.ins[0][axis], *[1] * (len(c.ins[0]) - 1 - axis)]))
+    (w,) = c.helper("Reshape", [c.param("weight"), shape])
+    (b,) = c.helper("Reshape", [c.param("bias"), shape])
+    (m,) = c.helper("Mul", [y, w])
+    c.emit("Add", [m, b])
+
+
+def _layer_norm(c: Ctx) -> None:
+    axis = LayerNorm.axis(c.ins[0], c.node.args)
+    _affine(c, _normalised(c, c.x[0], [axis + 1]), axis)
+
+
+def _group_norm(c: Ctx) -> None:
+    """The channels as [groups, C / groups · positions], normalised over the second, back."""
+    groups = int_arg(c.node.args, "groups")
+    (r,) = c.helper("Reshape", [c.x[0], c.const("grouped", _i64([0, groups, -1]))])
+    y = _normalised(c, r, [2])
+    (back,) = c.helper("Reshape", [y, c.const("shape", _i64([0, *c.ins[0]]))])
+    _affine(c, back, 0)
+
+
+def _param(c: Ctx) -> None:
+    """The parameter expanded over the batch of the input (its only use of the input)."""
+    (sx,) = c.helper("Shape", [c.x[0]])
+    (batch,) = c.helper("Slice", [sx, c.const("i0", _i64([0])), c.const("i1", _i64([1]))])
+    (shape,) = c.helper("Concat", [batch, c.const("shape", _i64(list(c.node.shape)))],
+                        axis=0)
+    c.emit("Expand", [c.param(""), shape])
+    c.declared[c.out] = c.node.shape
+
+
 def is_alias(node: Node, ins: Sequence[Shape]) -> bool:
     """Whether the op computes nothing at inference, so that its output is its input's
     value and it emits no node: identity, dropout and drop_path (eval), a flatten of a flat
@@ -551,4 +630,7 @@ EMITTERS: dict[str, Emitter] = {
     "amax": _reduce("ReduceMax"),
     "reshape": _reshape,
     "permute": _permute,
+    "layer_norm": _layer_norm,
+    "group_norm": _group_norm,
+    "param": _param,
 }

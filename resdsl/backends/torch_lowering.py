@@ -20,7 +20,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from resdsl.ir.graph import Node
-from resdsl.ir.ops import Conv, Shape, Value, float_arg, int_arg, pair_arg, resolve_axes
+from resdsl.ir.ops import (
+    Conv,
+    LayerNorm,
+    Linear,
+    Shape,
+    Value,
+    float_arg,
+    int_arg,
+    pair_arg,
+    resolve_axes,
+)
 
 HoleValue = int | float | tuple[int, ...]
 
@@ -134,11 +144,47 @@ def _bn(c: Ctx) -> Lowered:
     return Lowered(init, Code(f"{{out}} = {c.attr}({c.x[0]})"))
 
 
+def _on_axis(c: Ctx, axis: int) -> Code:
+    """The forward of a module that acts on the last axis (nn.Linear, nn.LayerNorm), applied
+    to per-sample axis `axis`: moved last and back where it is not last (as timm's
+    LayerNorm2d permutes a feature map to channels-last and back)."""
+    if axis == len(c.ins[0]) - 1:
+        return Code(f"{{out}} = {c.attr}({c.x[0]})")
+    return Code(f"{{out}} = {c.attr}({c.x[0]}.movedim({{dim}}, -1)).movedim(-1, {{dim}})",
+                {"dim": axis + 1})
+
+
 def _linear(c: Ctx) -> Lowered:
     bias = bool(c.node.args["bias"])
+    axis = Linear.axis(c.ins[0], c.node.args)
     init = Code(f"nn.Linear({{in_features}}, {{out_features}}, bias={bias})",
-                {"in_features": c.ins[0][0], "out_features": c.node.shape[0]})
+                {"in_features": c.ins[0][axis], "out_features": c.node.shape[axis]})
+    return Lowered(init, _on_axis(c, axis))
+
+
+def _layer_norm(c: Ctx) -> Lowered:
+    axis = LayerNorm.axis(c.ins[0], c.node.args)
+    eps = float_arg(c.node.args, "eps")
+    extra = ", eps={eps}" if eps != 1e-5 else ""
+    init = Code(f"nn.LayerNorm({{normalized_shape}}{extra})",
+                {"normalized_shape": c.ins[0][axis], "eps": eps})
+    return Lowered(init, _on_axis(c, axis))
+
+
+def _group_norm(c: Ctx) -> Lowered:
+    eps = float_arg(c.node.args, "eps")
+    extra = ", eps={eps}" if eps != 1e-5 else ""
+    init = Code(f"nn.GroupNorm({{num_groups}}, {{num_channels}}{extra})",
+                {"num_groups": int_arg(c.node.args, "groups"), "num_channels": c.ins[0][0],
+                 "eps": eps})
     return Lowered(init, Code(f"{{out}} = {c.attr}({c.x[0]})"))
+
+
+def _param(c: Ctx) -> Lowered:
+    # The same tensor for every sample: expanded over the input's batch (a view).
+    init = Code("nn.Parameter(torch.empty({shape}))", {"shape": c.node.shape})
+    return Lowered(init, Code(f"{{out}} = {c.attr}.expand({c.x[0]}.shape[0], "
+                              f"*{c.attr}.shape)"))
 
 
 # ------------------------------------------------------------------ stateless ops
@@ -521,6 +567,10 @@ LOWERINGS: dict[str, Lowering] = {
     # Views of their input: never overwritten in place.
     "reshape": Lowering(_reshape, overwritable=False),
     "permute": Lowering(_permute, overwritable=False),
+    "layer_norm": Lowering(_layer_norm),
+    "group_norm": Lowering(_group_norm),
+    # A view of the parameter: never overwritten in place.
+    "param": Lowering(_param, overwritable=False),
 }
 
 # The names the helpers define at the top of a generated file: no generated class may take one.

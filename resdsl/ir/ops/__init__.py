@@ -33,7 +33,8 @@ from resdsl.ir.ops.base import (
     pair_arg,
     type_name,
 )
-from resdsl.ir.ops.conv import Conv
+from resdsl.ir.ops.conv import Conv, Linear
+from resdsl.ir.ops.norm import GroupNorm, LayerNorm
 from resdsl.ir.ops.reduce import resolve_axes
 from resdsl.ir.ops.registry import OPS, PER_CHANNEL, USER_OPS
 
@@ -48,6 +49,9 @@ __all__ = [
     "ArgType",
     "Args",
     "Conv",
+    "GroupNorm",
+    "LayerNorm",
+    "Linear",
     "Op",
     "Shape",
     "ShapeError",

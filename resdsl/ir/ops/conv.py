@@ -152,11 +152,35 @@ class ConvTranspose(Op):
 
 
 class Linear(Op):
+    """`nn.Linear` on a flat input C; with `axis`, on that axis of any tensor, at every
+    position of the others (a per-position linear layer: ConvNeXt's MLP on a channels-last
+    tensor, `axis = -1`). The weight is 2-D, [out, in], either way."""
+
     name = "linear"
-    args = (ArgSpec("out", ArgType.POS_INT), ArgSpec("bias", ArgType.BOOL, True))
+    args = (ArgSpec("out", ArgType.POS_INT), ArgSpec("bias", ArgType.BOOL, True),
+            ArgSpec("axis", ArgType.INT, None))
+
+    @staticmethod
+    def axis(shape: Shape, a: Args) -> int:
+        """The axis it maps, made non-negative (0 for a flat input)."""
+        axis = a["axis"]
+        if axis is None:
+            return 0
+        assert isinstance(axis, int)
+        rank = len(shape)
+        if not -rank <= axis < rank:
+            raise ShapeError(
+                "E0321",
+                f"`linear` has no axis {axis}: its input {fmt_shape(shape)} has {rank} "
+                f"ax{'is' if rank == 1 else 'es'}",
+                f"input is {fmt_shape(shape)}",
+                "axis −1 maps the last axis at every position (a channels-last tensor's "
+                "channels), 0 the channels of a feature map",
+            )
+        return axis % rank
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
-        if len(ins[0]) != 1:
+        if len(ins[0]) != 1 and a["axis"] is None:
             raise ShapeError(
                 "E0308",
                 f"`linear` needs a flat input, but its input is {fmt_shape(ins[0])}",
@@ -165,13 +189,16 @@ class Linear(Op):
             )
         out = a["out"]
         assert isinstance(out, int)
-        return (out,)
+        axis = self.axis(ins[0], a)
+        return (*ins[0][:axis], out, *ins[0][axis + 1:])
 
     def state(self, ins: Sequence[Shape], a: Args, out: Shape) -> tuple[State, ...]:
-        weight = State("weight", (out[0], ins[0][0]))
-        return (weight, State("bias", out)) if a["bias"] else (weight,)
+        axis = self.axis(ins[0], a)
+        weight = State("weight", (out[axis], ins[0][axis]))
+        return (weight, State("bias", (out[axis],))) if a["bias"] else (weight,)
 
     def macs(self, ins: Sequence[Shape], a: Args, out: Shape) -> int:
-        return ins[0][0] * out[0]
+        # in · out at every position of the other axes.
+        return math.prod(ins[0]) * out[self.axis(ins[0], a)]
 
 

@@ -32,11 +32,11 @@ from resdsl.ir.ops.join import (
     Sub,
     WeightedSum,
 )
-from resdsl.ir.ops.norm import BatchNorm, FrozenBatchNorm
+from resdsl.ir.ops.norm import BatchNorm, FrozenBatchNorm, GroupNorm, LayerNorm
 from resdsl.ir.ops.pool import AvgPool, GlobalAvgPool, MaxPool
 from resdsl.ir.ops.reduce import Amax, Mean, Softmax, Sum
 from resdsl.ir.ops.resample import Upsample
-from resdsl.ir.ops.tensor import Flatten, Input, Permute, Reshape, Slice, ZeroPad
+from resdsl.ir.ops.tensor import Flatten, Input, Param, Permute, Reshape, Slice, ZeroPad
 
 OPS: dict[str, Op] = {
     op.name: op
@@ -85,6 +85,9 @@ OPS: dict[str, Op] = {
         Amax(),
         Reshape(),
         Permute(),
+        LayerNorm(),
+        GroupNorm(),
+        Param(),
     )
 }
 

@@ -15,9 +15,11 @@ from resdsl.ir.ops.base import (
     Op,
     Shape,
     ShapeError,
+    State,
     Value,
     a_type,
     feature_map,
+    float_arg,
     fmt_shape,
     fmt_value,
 )
@@ -158,6 +160,42 @@ class Permute(Op):
                 "reverses them",
             )
         return tuple(ins[0][o] for o in order)
+
+
+class Param(Op):
+    """A free learnable tensor of the per-sample shape `shape`, the same for every sample:
+    ConvNeXt's layer scale `gamma` ([C]), BoTNet's relative position tables ([2·H − 1, d]).
+    Its state is the parameter at the statement's own path (`blocks.0.gamma`); every element
+    starts at `value` plus `std` times a standard normal draw.
+
+    A statement like any other, it takes the flowing tensor as its input, read for its batch
+    size only (the parameter is expanded over the batch, a view): so the graph keeps its one
+    source, and the parameter carries no path from the input (`size_inputs`)."""
+
+    name = "param"
+    args = (ArgSpec("shape", ArgType.ANY), ArgSpec("value", ArgType.FLOAT, 0.0),
+            ArgSpec("std", ArgType.FLOAT, 0.0))
+
+    def check(self, a: Args) -> None:
+        shape = int_list("param", "shape", a["shape"], "param([64], value = 1e-6)")
+        if min(shape) < 1 or len(shape) > MAX_RANK:
+            raise ArgError("E0408", f"`param`'s shape has {len(shape)} positive sizes, at most "
+                           f"{MAX_RANK}, not {fmt_value(a['shape'])}",
+                           "for example `param([64], value = 1e-6)`", arg="shape",
+                           label="not a shape")
+        if float_arg(a, "std") < 0:
+            raise ArgError("E0408", "`param`'s std must not be negative",
+                           "the values start at value + std · N(0, 1)", arg="std",
+                           label="negative")
+
+    def size_inputs(self, a: Args) -> frozenset[int]:
+        return frozenset({0})
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        return int_list("param", "shape", a["shape"], "param([64])")
+
+    def state(self, ins: Sequence[Shape], a: Args, out: Shape) -> tuple[State, ...]:
+        return (State("", out),)
 
 
 def _reversed(rank: int) -> str:
