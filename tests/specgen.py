@@ -41,7 +41,7 @@ generator's statements and draws stay as they were.
 
 The general tensor ops of issue 17 (the broadcasting joins `add` and `sub`, `neg`,
 `mul_const`, `softmax`, the reductions `mean`, `sum` and `amax`, `reshape` and `permute`,
-`layer_norm` on both layouts, `group_norm`, `linear` on an axis, `param`) draw
+`layer_norm` on both layouts, `group_norm`, `linear` on an axis, `param`, `conv1d`) draw
 from a fourth, `Gen.tensor`, in the same way: each statement ends with the shape it started
 from.
 """
@@ -481,9 +481,20 @@ class Gen:
         kind = d.choice(["sub", "sub_pooled", "add_pooled", "neg", "mul_const", "softmax",
                          "reduce", "reduce", "reduce", "reduce_drop", "reduce_drop", "split",
                          "radix", "layer_norm", "channels_last", "group_norm", "param",
-                         "param"])
+                         "param", "conv1d", "conv1d"])
         a, b = self.tensor_name(), self.tensor_name()
         eps: dict[str, Value] = {} if d.random() < 0.5 else {"eps": 1e-6}
+        if kind == "conv1d":
+            # Across the pooled channels (ECA), or along every position of each channel.
+            k = d.choice([1, 3, 5])
+            if d.random() < 0.5:
+                return (f"{a} = in; global_avgpool; {_call('reshape', (1, c))}; "
+                        f"{self.name()}{_call('conv1d', 1, k)}; sigmoid; "
+                        f"{_call('reshape', (c, 1, 1))}; {b} = in; mul({a}, {b})")
+            groups = d.choice([g for g in (1, 2) if c % g == 0])
+            return (f"{_call('reshape', (c, shape[1] * shape[2]))}; "
+                    f"{self.name()}{_call('conv1d', c, k, groups=groups, bias=d.random() < 0.5)}; "
+                    f"{_call('reshape', shape)}")
         if kind == "layer_norm":
             return self.name() + _call("layer_norm", **eps)
         if kind == "channels_last":

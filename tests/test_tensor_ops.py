@@ -401,3 +401,59 @@ def test_norm_linear_and_param_misuse(tmp_path: Path) -> None:
     assert codes(tmp_path, head + "param([0, 3]) }") == ["E0408"]
     assert codes(tmp_path, head + "param([3], std = -1) }") == ["E0408"]
     assert codes(tmp_path, head + "param(3.5) }") == ["E0401"]
+
+
+# ------------------------------------------------------------------ conv1d
+
+ECA = """
+# ECA (Wang et al. 2020), timm's EcaModule: a 1-D convolution across the pooled channels,
+# its kernel from the channels.
+block eca(gamma = 2, beta = 1) {
+    c = in.c
+    t = int(abs((log2(c) + beta) / gamma))
+    k = max(t if t % 2 == 1 else t + 1, 3)
+    scale { global_avgpool; reshape([1, c]); conv: conv1d(1, k); sigmoid; reshape([c, 1, 1]) }
+}
+network n(c = 64) { input [c, 6, 5]; eca() }
+"""
+
+
+@pytest.mark.parametrize(("c", "k"), [(64, 3), (256, 5)])
+def test_eca_equals_timms(tmp_path: Path, c: int, k: int) -> None:
+    from timm.layers.eca import EcaModule
+
+    ref = EcaModule(c).eval()
+    assert ref.conv.kernel_size == (k,)
+
+    def reference(x: Any, w: Tensors) -> Any:
+        ref.load_state_dict(w)
+        return ref(x)
+
+    net = agrees(tmp_path, ECA.replace("c = 64", f"c = {c}"), reference)
+    assert net.state_shapes() == {"conv.weight": (1, 1, k)}
+    assert net.counts().macs == c * k  # one output per channel, k taps each
+
+
+def test_conv1d_equals_nn_conv1d(tmp_path: Path) -> None:
+    ref = torch.nn.Conv1d(6, 4, 5, stride=2, padding=1, dilation=2, groups=2, bias=True)
+    spec = """network n {
+        input [6, 4, 5]
+        reshape([6, 20])
+        c: conv1d(4, 5, stride = 2, padding = 1, dilation = 2, groups = 2, bias = true)
+    }"""
+
+    def reference(x: Any, w: Tensors) -> Any:
+        ref.load_state_dict({k[2:]: v for k, v in w.items()})
+        return ref(x.view(x.shape[0], 6, 20))
+
+    net = agrees(tmp_path, spec, reference)
+    assert net.output_shape == (4, 7)  # (20 + 2 − 2·4 − 1) // 2 + 1
+    assert net.counts().macs == 4 * 7 * 3 * 5
+
+
+def test_conv1d_misuse(tmp_path: Path) -> None:
+    head = "network n { input [6, 4, 5]; "
+    assert codes(tmp_path, head + "conv1d(4, 3) }") == ["E0308"]
+    assert codes(tmp_path, head + "reshape([6, 20]); conv1d(4, 3, groups = 4) }") == ["E0304"]
+    assert codes(tmp_path, head + "reshape([6, 20]); conv1d(4, 30, padding = 0) }") == ["E0307"]
+    assert codes(tmp_path, head + "reshape([6, 20]); conv1d(4, [1, 3]) }") == ["E0401"]

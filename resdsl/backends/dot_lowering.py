@@ -157,6 +157,14 @@ def _upsample(n: Node, ins: Sequence[Shape]) -> str:
     return f"upsample {how}{mode}" + (", align corners" if a["align_corners"] else "")
 
 
+def _conv1d(n: Node, ins: Sequence[Shape]) -> str:
+    a = n.args
+    text = f"conv1d k{int_arg(a, 'kernel')}, {n.shape[0]}"
+    if int_arg(a, "stride") != 1:
+        text += f", s{int_arg(a, 'stride')}"
+    return text
+
+
 def _linear(n: Node, ins: Sequence[Shape]) -> str:
     axis = n.args["axis"]
     if axis is None:
@@ -261,6 +269,7 @@ LOOKS: dict[str, Look] = {
     # A free parameter reads the flowing tensor for its batch size only.
     "param": Look("layer", lambda n, ins: f"param {'×'.join(map(str, n.shape))}", _FC,
                   inputs=lambda i, p: "size"),
+    "conv1d": Look("layer", _conv1d, _CONV),
 }
 
 # A gate's σ: the sigmoid that a `gate` makes for T(x) is drawn as a merge-like σ node.

@@ -25,6 +25,7 @@ import numpy as np
 from resdsl.ir.graph import Node
 from resdsl.ir.ops import (
     Conv,
+    Conv1d,
     LayerNorm,
     Linear,
     Shape,
@@ -563,6 +564,16 @@ def _group_norm(c: Ctx) -> None:
     _affine(c, back, 0)
 
 
+def _conv1d(c: Ctx) -> None:
+    a = c.node.args
+    pad = Conv1d.padding(a)
+    inputs = [c.x[0], c.param("weight")]
+    if a["bias"]:
+        inputs.append(c.param("bias"))
+    c.emit("Conv", inputs, kernel_shape=[int_arg(a, "kernel")], strides=[int_arg(a, "stride")],
+           pads=[pad, pad], dilations=[int_arg(a, "dilation")], group=int_arg(a, "groups"))
+
+
 def _param(c: Ctx) -> None:
     """The parameter expanded over the batch of the input (its only use of the input)."""
     (sx,) = c.helper("Shape", [c.x[0]])
@@ -633,4 +644,5 @@ EMITTERS: dict[str, Emitter] = {
     "layer_norm": _layer_norm,
     "group_norm": _group_norm,
     "param": _param,
+    "conv1d": _conv1d,
 }

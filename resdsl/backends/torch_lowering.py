@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from resdsl.ir.graph import Node
 from resdsl.ir.ops import (
     Conv,
+    Conv1d,
     LayerNorm,
     Linear,
     Shape,
@@ -177,6 +178,22 @@ def _group_norm(c: Ctx) -> Lowered:
     init = Code(f"nn.GroupNorm({{num_groups}}, {{num_channels}}{extra})",
                 {"num_groups": int_arg(c.node.args, "groups"), "num_channels": c.ins[0][0],
                  "eps": eps})
+    return Lowered(init, Code(f"{{out}} = {c.attr}({c.x[0]})"))
+
+
+def _conv1d(c: Ctx) -> Lowered:
+    a = c.node.args
+    groups, dilation = int_arg(a, "groups"), int_arg(a, "dilation")
+    extra = ", dilation={dilation}" if dilation != 1 else ""
+    extra += ", groups={groups}" if groups != 1 else ""
+    holes: dict[str, HoleValue] = {
+        "in_channels": c.ins[0][0], "out_channels": c.node.shape[0],
+        "kernel_size": int_arg(a, "kernel"), "stride": int_arg(a, "stride"),
+        "padding": Conv1d.padding(a), "dilation": dilation, "groups": groups,
+    }
+    init = Code("nn.Conv1d({in_channels}, {out_channels}, kernel_size={kernel_size}, "
+                "stride={stride}, padding={padding}" + extra + f", bias={bool(a['bias'])})",
+                holes)
     return Lowered(init, Code(f"{{out}} = {c.attr}({c.x[0]})"))
 
 
@@ -571,6 +588,7 @@ LOWERINGS: dict[str, Lowering] = {
     "group_norm": Lowering(_group_norm),
     # A view of the parameter: never overwritten in place.
     "param": Lowering(_param, overwritable=False),
+    "conv1d": Lowering(_conv1d),
 }
 
 # The names the helpers define at the top of a generated file: no generated class may take one.

@@ -87,7 +87,7 @@ def _tensor(seed: int, key: str, node: Node, st: State, states: Sequence[State])
             return np.ones(shape, dtype=np.float32)
         if name in ("bias", "running_mean"):
             return np.zeros(shape, dtype=np.float32)
-    if op == "conv_transpose" and name in ("weight", "bias"):
+    if op in ("conv_transpose", "conv1d") and name in ("weight", "bias"):
         weight = next(s for s in states if s.name == "weight")
         return _uniform(seed, key, shape, 1.0 / math.sqrt(math.prod(weight.shape[1:])))
     if op == "frozen_bn":

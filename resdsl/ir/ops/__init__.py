@@ -33,7 +33,7 @@ from resdsl.ir.ops.base import (
     pair_arg,
     type_name,
 )
-from resdsl.ir.ops.conv import Conv, Linear
+from resdsl.ir.ops.conv import Conv, Conv1d, Linear
 from resdsl.ir.ops.norm import GroupNorm, LayerNorm
 from resdsl.ir.ops.reduce import resolve_axes
 from resdsl.ir.ops.registry import OPS, PER_CHANNEL, USER_OPS
@@ -49,6 +49,7 @@ __all__ = [
     "ArgType",
     "Args",
     "Conv",
+    "Conv1d",
     "GroupNorm",
     "LayerNorm",
     "Linear",

@@ -4,7 +4,7 @@ elaborator look ops up in. An op added to a family module is listed here once.""
 from __future__ import annotations
 
 from resdsl.ir.ops.base import Op
-from resdsl.ir.ops.conv import Conv, ConvTranspose, Linear
+from resdsl.ir.ops.conv import Conv, Conv1d, ConvTranspose, Linear
 from resdsl.ir.ops.elementwise import (
     Dropout,
     DropPath,
@@ -88,6 +88,7 @@ OPS: dict[str, Op] = {
         LayerNorm(),
         GroupNorm(),
         Param(),
+        Conv1d(),
     )
 }
 

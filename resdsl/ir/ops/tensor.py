@@ -179,8 +179,8 @@ class Param(Op):
     def check(self, a: Args) -> None:
         shape = int_list("param", "shape", a["shape"], "param([64], value = 1e-6)")
         if min(shape) < 1 or len(shape) > MAX_RANK:
-            raise ArgError("E0408", f"`param`'s shape has {len(shape)} positive sizes, at most "
-                           f"{MAX_RANK}, not {fmt_value(a['shape'])}",
+            raise ArgError("E0408", f"`param`'s shape must be 1 to {MAX_RANK} positive sizes, "
+                           f"not {fmt_value(a['shape'])}",
                            "for example `param([64], value = 1e-6)`", arg="shape",
                            label="not a shape")
         if float_arg(a, "std") < 0:
