@@ -41,7 +41,8 @@ generator's statements and draws stay as they were.
 
 The general tensor ops of issue 17 (the broadcasting joins `add` and `sub`, `neg`,
 `mul_const`, `softmax`, the reductions `mean`, `sum` and `amax`, `reshape` and `permute`,
-`layer_norm` on both layouts, `group_norm`, `linear` on an axis, `param`, `conv1d`) draw
+`layer_norm` on both layouts, `group_norm`, `linear` on an axis, `param`, `conv1d`, the
+`matmul` join, `pad` and `slice` on any axis) draw
 from a fourth, `Gen.tensor`, in the same way: each statement ends with the shape it started
 from.
 """
@@ -481,9 +482,23 @@ class Gen:
         kind = d.choice(["sub", "sub_pooled", "add_pooled", "neg", "mul_const", "softmax",
                          "reduce", "reduce", "reduce", "reduce_drop", "reduce_drop", "split",
                          "radix", "layer_norm", "channels_last", "group_norm", "param",
-                         "param", "conv1d", "conv1d"])
+                         "param", "conv1d", "conv1d", "attention", "attention",
+                         "pad_slice"])
         a, b = self.tensor_name(), self.tensor_name()
         eps: dict[str, Value] = {} if d.random() < 0.5 else {"eps": 1e-6}
+        if kind == "attention":
+            # Attention of the channels over the positions: softmax(q · qᵀ) · q, residual.
+            hw = shape[1] * shape[2]
+            q, s = self.tensor_name(), self.tensor_name()
+            return (f"{a} = in; {_call('reshape', (c, hw))}; {q} = in; permute([1, 0]); "
+                    f"matmul({q}, in); {_call('mul_const', 0.1)}; softmax(-1); {s} = in; "
+                    f"matmul({s}, {q}); {_call('reshape', shape)}; {b} = in; add({a}, {b})")
+        if kind == "pad_slice":
+            axis = d.choice([0, 1, 2, -1])
+            before, after = d.randint(0, 2), d.randint(1, 2)
+            size = shape[axis]
+            return (f"{_call('pad', before, after, axis=axis)}; "
+                    f"{_call('slice', after, after + size, axis=axis)}")
         if kind == "conv1d":
             # Across the pooled channels (ECA), or along every position of each channel.
             k = d.choice([1, 3, 5])

@@ -457,3 +457,118 @@ def test_conv1d_misuse(tmp_path: Path) -> None:
     assert codes(tmp_path, head + "reshape([6, 20]); conv1d(4, 3, groups = 4) }") == ["E0304"]
     assert codes(tmp_path, head + "reshape([6, 20]); conv1d(4, 30, padding = 0) }") == ["E0307"]
     assert codes(tmp_path, head + "reshape([6, 20]); conv1d(4, [1, 3]) }") == ["E0401"]
+
+
+# ------------------------------------------------------------------ matmul, pad, slice on
+# an axis: multi-head self-attention
+
+BOT_ATTN = """
+# BoTNet's multi-head self-attention with relative position logits (Srinivas et al. 2021),
+# timm's BottleneckAttn at stride 1: heads × positions × d, q·kᵀ/√d plus the relative
+# logits of height and width, softmax over the positions, times v.
+block rel_logits(q, table, n, m, heads, d, order) {
+    # q: heads × n × m × d; table: (2m − 1) × d; → heads × n × m × m, permuted by `order`.
+    table; permute([1, 0]); reshape([1, 1, d, 2 * m - 1]); t = in
+    matmul(q, t)                                        # heads × n × m × (2m − 1)
+    reshape([heads * n, m, 2 * m - 1]); pad(0, 1, axis = -1)
+    reshape([heads * n, 2 * m * m]); pad(0, m - 1, axis = -1)
+    reshape([heads * n, m + 1, 2 * m - 1])
+    slice(0, m, axis = 1); slice(m - 1, 2 * m - 1, axis = 2)
+    reshape([heads, n, 1, m, m]); permute(order)
+}
+
+block bot_attn(c, heads, h, w) {
+    d = c // heads
+    qkv: conv(3 * c, 1)
+    x = in
+    slice(0, c); reshape([heads, d, h * w]); permute([0, 2, 1]); q = in      # heads × hw × d
+    x; slice(c, 2 * c); reshape([heads, d, h * w]); k = in                  # heads × d × hw
+    x; slice(2 * c, 3 * c); reshape([heads, d, h * w]); permute([0, 2, 1]); v = in
+    matmul(q, k); mul_const(d ** -0.5); reshape([heads, h, w, h, w]); logits = in
+    q; reshape([heads, h, w, d]); qw = in
+    permute([0, 2, 1, 3]); qh = in                                           # heads × w × h × d
+    pos_embed.height_rel: param([2 * h - 1, d], std = d ** -0.5); th = in
+    pos_embed.width_rel: param([2 * w - 1, d], std = d ** -0.5); tw = in
+    rel_logits(qh, th, w, h, heads, d, [0, 3, 1, 4, 2]); rh = in    # heads × h × w × h × 1
+    rel_logits(qw, tw, h, w, heads, d, [0, 1, 3, 2, 4]); rw = in    # heads × h × w × 1 × w
+    add(logits, rh, rw)
+    reshape([heads, h * w, h * w]); softmax(-1); a = in
+    matmul(a, v); permute([0, 2, 1]); reshape([c, h, w])
+}
+network n { input [16, 4, 5]; bot_attn(16, 2, 4, 5) }
+"""
+
+
+def test_botnet_attention_equals_timms(tmp_path: Path) -> None:
+    """timm's BottleneckAttn (4×5 positions, 2 heads of 8): its keys and shapes, and its
+    output with random weights, relative position tables included. MACs: the qkv conv and
+    the two products, q·kᵀ (heads · hw · hw · d) and attn·v, and the relative logits' q·tᵀ."""
+    from timm.layers.bottleneck_attn import BottleneckAttn
+
+    ref = BottleneckAttn(16, 16, feat_size=(4, 5), num_heads=2).eval()
+
+    def reference(x: Any, w: Tensors) -> Any:
+        ref.load_state_dict(w)
+        return ref(x)
+
+    net = agrees(tmp_path, BOT_ATTN, reference, atol=1e-4)
+    assert net.state_shapes() == {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    assert list(net.state_shapes()) == list(ref.state_dict())
+    hw, d = 20, 8
+    assert net.counts().macs == (48 * 16 * hw + 2 * (2 * hw * hw * d)
+                                 + 2 * 4 * 5 * 9 * d + 2 * 5 * 4 * 7 * d)
+
+
+def test_matmul_pad_and_slice_on_an_axis(tmp_path: Path) -> None:
+    spec = """network n {
+        input [6, 4, 5]
+        x = in
+        reshape([2, 3, 20]); a = in
+        x; reshape([2, 20, 3]); slice(1, 3, axis = -1); pad(2, 1, axis = 2); b = in   # 2×20×5
+        matmul(a, b)                                                                 # 2×3×5
+    }"""
+
+    def reference(x: Any, w: Tensors) -> Any:
+        a = x.view(-1, 2, 3, 20)
+        b = torch.nn.functional.pad(x.view(-1, 2, 20, 3)[..., 1:3], (2, 1))
+        return a @ b
+
+    net = agrees(tmp_path, spec, reference)
+    assert net.counts().macs == 2 * 3 * 5 * 20
+
+
+def test_matmul_pad_and_slice_misuse(tmp_path: Path) -> None:
+    head = "network n { input [6, 4, 5]; x = in; "
+    assert codes(tmp_path, head + "reshape([6, 20]); a = in; matmul(a, x) }") == ["E0324"]
+    assert codes(tmp_path, head + "matmul(x, x) }") == ["E0324"]  # 5 columns, 4 rows
+    # Leading sizes 3 and 2: neither equal nor 1.
+    assert codes(tmp_path, head + "x; reshape([3, 2, 4, 5]); z = in; "
+                 "reshape([2, 3, 5, 4]); matmul(z, in) }") == ["E0324"]
+    assert codes(tmp_path, head + "matmul(x) }") == ["E0402"]
+    plain = "network n { input [6, 4, 5]; "
+    assert codes(tmp_path, plain + "flatten; f = in; matmul(f, f) }") == ["E0324"]
+    assert codes(tmp_path, plain + "pad(1, 1, axis = 3) }") == ["E0321"]
+    assert codes(tmp_path, plain + "pad(-1, 1) }") == ["E0408"]
+    assert codes(tmp_path, plain + "slice(0, 6, axis = 2) }") == ["E0310"]
+    assert codes(tmp_path, plain + "slice(0, 2, axis = -4) }") == ["E0321"]
+    with pytest.raises(SpecError) as info:
+        load(tmp_path, head + "matmul(x, x) }")
+    (d,) = info.value.diagnostics
+    assert [s.message for s in d.secondary] == ["first: 6×4×5", "second: 6×4×5"]
+    assert d.help is not None and "permute" in d.help
+
+
+def test_square_shapes_are_not_pairs(tmp_path: Path) -> None:
+    """A shape of two equal sizes stays two sizes in the generated source (a square
+    kernel's pair prints as one number; a shape must not): reshape, pad, param."""
+    spec = """network n {
+        input [4, 4, 1]
+        x = in
+        reshape([4, 4]); pad(1, 1, axis = 1); slice(1, 5, axis = 1)
+        y = in
+        t: param([4, 4], std = 1.0)
+        add(y, in)
+        reshape([4, 4, 1]); z = in
+        add(x, z)
+    }"""
+    agrees(tmp_path, spec, lambda x, w: x + (x.view(-1, 4, 4) + w["t"]).view(-1, 4, 4, 1))

@@ -128,7 +128,9 @@ def _leaky_relu(n: Node, ins: Sequence[Shape]) -> str:
 
 def _slice(n: Node, ins: Sequence[Shape]) -> str:
     end = n.args["end"]
-    return f"channels [{int_arg(n.args, 'start')}:{'' if end is None else end}]"
+    axis = n.args.get("axis", 0)
+    where = "channels" if axis == 0 else f"axis {axis}"
+    return f"{where} [{int_arg(n.args, 'start')}:{'' if end is None else end}]"
 
 
 def _zeropad(n: Node, ins: Sequence[Shape]) -> str:
@@ -270,6 +272,9 @@ LOOKS: dict[str, Look] = {
     "param": Look("layer", lambda n, ins: f"param {'×'.join(map(str, n.shape))}", _FC,
                   inputs=lambda i, p: "size"),
     "conv1d": Look("layer", _conv1d, _CONV),
+    "matmul": Look("merge", _fixed("matrix product"), symbol="@"),
+    "pad": Look("layer", lambda n, ins: f"pad {n.args['before']}, {n.args['after']}, axis "
+                f"{n.args['axis']}", _MISC, heavy=False),
 }
 
 # A gate's σ: the sigmoid that a `gate` makes for T(x) is drawn as a merge-like σ node.

@@ -28,7 +28,9 @@ from resdsl.ir.ops import (
     Conv1d,
     LayerNorm,
     Linear,
+    Pad,
     Shape,
+    Slice,
     float_arg,
     int_arg,
     pair_arg,
@@ -274,12 +276,17 @@ def _flatten(c: Ctx) -> None:
 
 
 def _slice(c: Ctx) -> None:
-    start = int_arg(c.node.args, "start")
-    end = c.node.args["end"]
-    stop = c.ins[0][0] if end is None else end
-    assert isinstance(stop, int)
+    axis, start, stop = Slice.bounds(c.ins[0], c.node.args)
     c.emit("Slice", [c.x[0], c.const("starts", _i64([start])), c.const("ends", _i64([stop])),
-                     c.const("axes", _i64([1]))])
+                     c.const("axes", _i64([axis + 1]))])
+
+
+def _pad(c: Ctx) -> None:
+    rank = len(c.ins[0]) + 1
+    axis = Pad.axis(c.ins[0], c.node.args) + 1
+    begin, end = [0] * rank, [0] * rank
+    begin[axis], end[axis] = int_arg(c.node.args, "before"), int_arg(c.node.args, "after")
+    c.emit("Pad", [c.x[0], c.const("pads", _i64(begin + end))])
 
 
 def _zeropad(c: Ctx) -> None:
@@ -645,4 +652,6 @@ EMITTERS: dict[str, Emitter] = {
     "group_norm": _group_norm,
     "param": _param,
     "conv1d": _conv1d,
+    "matmul": lambda c: c.emit("MatMul", [c.x[0], c.x[1]]),
+    "pad": _pad,
 }

@@ -25,7 +25,9 @@ from resdsl.ir.ops import (
     Conv1d,
     LayerNorm,
     Linear,
+    Pad,
     Shape,
+    Slice,
     Value,
     float_arg,
     int_arg,
@@ -199,7 +201,8 @@ def _conv1d(c: Ctx) -> Lowered:
 
 def _param(c: Ctx) -> Lowered:
     # The same tensor for every sample: expanded over the input's batch (a view).
-    init = Code("nn.Parameter(torch.empty({shape}))", {"shape": c.node.shape})
+    sizes, holes = _sizes("size", c.node.shape)
+    init = Code(f"nn.Parameter(torch.empty{sizes})", holes)
     return Lowered(init, Code(f"{{out}} = {c.attr}.expand({c.x[0]}.shape[0], "
                               f"*{c.attr}.shape)"))
 
@@ -310,11 +313,18 @@ def _dropout_module(c: Ctx) -> Code:
 
 
 def _slice(c: Ctx) -> Lowered:
-    start = int_arg(c.node.args, "start")
-    end = c.node.args["end"]
-    stop = c.ins[0][0] if end is None else end
-    assert isinstance(stop, int)
-    return _forward(f"{{out}} = {c.x[0]}[:, {{start}}:{{stop}}]", start=start, stop=stop)
+    axis, start, stop = Slice.bounds(c.ins[0], c.node.args)
+    skip = ":, " * (axis + 1)  # the batch and the axes before
+    return _forward(f"{{out}} = {c.x[0]}[{skip}{{start}}:{{stop}}]", start=start, stop=stop)
+
+
+def _pad(c: Ctx) -> Lowered:
+    # F.pad lists (before, after) from the last axis backwards.
+    axis = Pad.axis(c.ins[0], c.node.args)
+    pads = (0, 0) * (len(c.ins[0]) - 1 - axis) + (int_arg(c.node.args, "before"),
+                                                   int_arg(c.node.args, "after"))
+    text, holes = _sizes("pad", pads)
+    return _forward(f"{{out}} = F.pad({c.x[0]}, {text})", **holes)
 
 
 def _zeropad(c: Ctx) -> Lowered:
@@ -495,6 +505,14 @@ def _mul_const(c: Ctx) -> Lowered:
     return _forward(f"{{out}} = {c.x[0]} * {{k}}", k=float_arg(c.node.args, "k"))
 
 
+def _sizes(name: str, values: tuple[int, ...]) -> tuple[str, dict[str, HoleValue]]:
+    """A tuple of sizes as one hole per size, `({name}0, {name}1)`: a tuple hole of two
+    equal sizes would print as one number (a square kernel's `3`), which a shape is not."""
+    holes: dict[str, HoleValue] = {f"{name}{i}": v for i, v in enumerate(values)}
+    items = ", ".join(f"{{{k}}}" for k in holes)
+    return f"({items}{',' if len(values) == 1 else ''})", holes
+
+
 def _dims(c: Ctx, arg: str) -> tuple[int, ...]:
     """The per-sample axes of argument `arg` as PyTorch dims (the batch is dim 0)."""
     value = c.node.args[arg]
@@ -522,7 +540,8 @@ def _reshape(c: Ctx) -> Lowered:
     shape = c.node.shape
     if len(shape) == 1:
         return _forward(f"{{out}} = {c.x[0]}.flatten(1)")
-    return _forward(f"{{out}} = {c.x[0]}.flatten(1).unflatten(1, {{shape}})", shape=shape)
+    sizes, holes = _sizes("size", shape)
+    return _forward(f"{{out}} = {c.x[0]}.flatten(1).unflatten(1, {sizes})", **holes)
 
 
 def _permute(c: Ctx) -> Lowered:
@@ -589,6 +608,8 @@ LOWERINGS: dict[str, Lowering] = {
     # A view of the parameter: never overwritten in place.
     "param": Lowering(_param, overwritable=False),
     "conv1d": Lowering(_conv1d),
+    "matmul": Lowering(lambda c: _forward(f"{{out}} = {c.x[0]} @ {c.x[1]}")),
+    "pad": Lowering(_pad),
 }
 
 # The names the helpers define at the top of a generated file: no generated class may take one.

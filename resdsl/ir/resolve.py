@@ -200,7 +200,7 @@ def level_key(path: str) -> str:
 
 
 _JOIN_HELP = ("`add(a, b)` sums, `cat(a, b)` concatenates channels, `mul(x, f)` scales, "
-              "`sub(a, b)` subtracts")
+              "`sub(a, b)` subtracts, `matmul(a, b)` multiplies matrices")
 _MULTI_BRANCH = ("weight", "skip", "concat")
 _UNGUARDED = ("group", "scale", "branch")
 

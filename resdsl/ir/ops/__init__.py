@@ -37,6 +37,7 @@ from resdsl.ir.ops.conv import Conv, Conv1d, Linear
 from resdsl.ir.ops.norm import GroupNorm, LayerNorm
 from resdsl.ir.ops.reduce import resolve_axes
 from resdsl.ir.ops.registry import OPS, PER_CHANNEL, USER_OPS
+from resdsl.ir.ops.tensor import Pad, Slice
 
 __all__ = [
     "MAX_DIM",
@@ -54,8 +55,10 @@ __all__ = [
     "LayerNorm",
     "Linear",
     "Op",
+    "Pad",
     "Shape",
     "ShapeError",
+    "Slice",
     "State",
     "Tensor",
     "Value",

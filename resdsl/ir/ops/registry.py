@@ -27,6 +27,7 @@ from resdsl.ir.ops.join import (
     Dual,
     GroupSum,
     Highway,
+    MatMul,
     Mul,
     Rescale,
     Sub,
@@ -36,7 +37,16 @@ from resdsl.ir.ops.norm import BatchNorm, FrozenBatchNorm, GroupNorm, LayerNorm
 from resdsl.ir.ops.pool import AvgPool, GlobalAvgPool, MaxPool
 from resdsl.ir.ops.reduce import Amax, Mean, Softmax, Sum
 from resdsl.ir.ops.resample import Upsample
-from resdsl.ir.ops.tensor import Flatten, Input, Param, Permute, Reshape, Slice, ZeroPad
+from resdsl.ir.ops.tensor import (
+    Flatten,
+    Input,
+    Pad,
+    Param,
+    Permute,
+    Reshape,
+    Slice,
+    ZeroPad,
+)
 
 OPS: dict[str, Op] = {
     op.name: op
@@ -89,6 +99,8 @@ OPS: dict[str, Op] = {
         GroupNorm(),
         Param(),
         Conv1d(),
+        MatMul(),
+        Pad(),
     )
 }
 

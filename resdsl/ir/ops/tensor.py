@@ -40,25 +40,77 @@ class Flatten(Op):
 
 
 class Slice(Op):
-    """Channels `start` up to (not including) `end`: `x[start:end]` on the channel axis."""
+    """Indices `start` up to (not including) `end` of one axis: `x[start:end]` on the
+    channel axis (`axis = 0`, the default), or on any other per-sample axis."""
 
     name = "slice"
-    args = (ArgSpec("start", ArgType.NONNEG_INT), ArgSpec("end", ArgType.NONNEG_INT, None))
+    args = (ArgSpec("start", ArgType.NONNEG_INT), ArgSpec("end", ArgType.NONNEG_INT, None),
+            ArgSpec("axis", ArgType.INT, 0))
 
-    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
-        c = ins[0][0]
+    @staticmethod
+    def bounds(shape: Shape, a: Args) -> tuple[int, int, int]:
+        """(axis made non-negative, start, stop), checked against `shape`."""
+        axis = a.get("axis", 0)
+        assert isinstance(axis, int)
+        rank = len(shape)
+        if not -rank <= axis < rank:
+            raise ShapeError(
+                "E0321",
+                f"`slice` has no axis {axis}: its input {fmt_shape(shape)} has {rank} "
+                f"ax{'is' if rank == 1 else 'es'}",
+                f"input is {fmt_shape(shape)}",
+                "axes count per sample: 0 is the channels, −1 the last",
+            )
+        axis %= rank
+        size = shape[axis]
         start, end = a["start"], a["end"]
         assert isinstance(start, int)
-        stop = c if end is None else end
+        stop = size if end is None else end
         assert isinstance(stop, int)
-        if not start < stop <= c:
+        if not start < stop <= size:
+            what = f"{size} channels" if axis == 0 else f"axis {axis} of size {size}"
             raise ShapeError(
                 "E0310",
-                f"channel slice [{start}:{stop}] is out of range for {c} channels",
-                f"input has {c} channels",
-                f"the slice needs 0 <= start < end <= {c}",
+                f"{'channel ' if axis == 0 else ''}slice [{start}:{stop}] is out of range for "
+                f"{what}",
+                f"input has {what}",
+                f"the slice needs 0 <= start < end <= {size}",
             )
-        return (stop - start, *ins[0][1:])
+        return axis, start, stop
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        axis, start, stop = self.bounds(ins[0], a)
+        return (*ins[0][:axis], stop - start, *ins[0][axis + 1:])
+
+
+class Pad(Op):
+    """`before` and `after` zeros at the two ends of one axis (`F.pad`): with `reshape` and
+    `slice`, the relative-to-absolute indexing of relative position logits."""
+
+    name = "pad"
+    args = (ArgSpec("before", ArgType.NONNEG_INT), ArgSpec("after", ArgType.NONNEG_INT),
+            ArgSpec("axis", ArgType.INT, 0))
+
+    @staticmethod
+    def axis(shape: Shape, a: Args) -> int:
+        axis = a["axis"]
+        assert isinstance(axis, int)
+        rank = len(shape)
+        if not -rank <= axis < rank:
+            raise ShapeError(
+                "E0321",
+                f"`pad` has no axis {axis}: its input {fmt_shape(shape)} has {rank} "
+                f"ax{'is' if rank == 1 else 'es'}",
+                f"input is {fmt_shape(shape)}",
+                "axes count per sample: 0 is the channels, −1 the last",
+            )
+        return axis % rank
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        axis = self.axis(ins[0], a)
+        before, after = a["before"], a["after"]
+        assert isinstance(before, int) and isinstance(after, int)
+        return (*ins[0][:axis], ins[0][axis] + before + after, *ins[0][axis + 1:])
 
 
 class ZeroPad(Op):
