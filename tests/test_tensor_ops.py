@@ -1,11 +1,16 @@
 """The general tensor ops of issue 17 (item 1), from which attention blocks are written: the
-built-in functions `log2`, `exp` and friends, the elementwise joins that broadcast (`add`,
-`sub`) and `neg`, `mul_const`, in every backend.
+built-in functions `log2`, `exp` and friends; `neg`, `mul_const`; the joins `sub`, `matmul`
+and the broadcasting `add`; `softmax`; `mean`, `sum`, `amax`; `reshape`, `permute`, `pad`
+and `slice` on any axis; `layer_norm`, `group_norm`; `linear` on an axis; `conv1d`; `param`.
 
 Each op's output is checked against an independent computation in PyTorch (`torch.softmax`,
-`torch.nn.LayerNorm`, ..., or plain tensor arithmetic on the same weights), in the in-memory
-module, in the standalone source (`--to python`) executed on its own, and in ONNX Runtime at
-opsets 13, 17 and 21.
+`nn.LayerNorm`, timm's `LayerNorm2d`, `nn.GroupNorm`, `nn.Conv1d`, plain tensor arithmetic
+on the same weights), in the in-memory module, in the standalone source (`--to python`)
+executed on its own, and in ONNX Runtime at opsets 13, 17 and 21. The set is shown to be
+enough by writing timm 1.0.31's modules with it and comparing keys, shapes and outputs:
+EcaModule, CbamModule, SelectiveKernelAttn (3 paths), SplitAttn (radix 4 × cardinality 2,
+and 2 × 1), RadixSoftmax, GlobalContext, BottleneckAttn (BoTNet's multi-head self-attention
+with relative position logits) and ConvNeXtBlock.
 """
 
 from __future__ import annotations
@@ -572,3 +577,121 @@ def test_square_shapes_are_not_pairs(tmp_path: Path) -> None:
         add(x, z)
     }"""
     agrees(tmp_path, spec, lambda x, w: x + (x.view(-1, 4, 4) + w["t"]).view(-1, 4, 4, 1))
+
+
+# ------------------------------------------------------------------ the other attention
+# modules of issue 17, written with the ops (the set is enough for each)
+
+GC = """
+# Global context (Cao et al. 2019), timm's GlobalContext with both fusions: attention
+# pooling (a 1×1 conv, softmax over the positions, the map times the weights), then a scale
+# and an add of bottleneck MLPs with LayerNorm2d.
+block gc(c, rd) {
+    h = in.h
+    w = in.w
+    x = in
+    conv_attn: conv(1, 1, bias = true); reshape([1, h * w]); softmax(-1)
+    reshape([1, h * w, 1]); a = in
+    x; reshape([1, c, h * w]); matmul(in, a); reshape([c, 1, 1]); ctx = in
+    mlp_add: { fc1: conv(rd, 1, bias = true); norm: layer_norm(eps = 1e-6); relu
+               fc2: conv(c, 1, bias = true) }
+    fused = in
+    ctx
+    mlp_scale: { fc1: conv(rd, 1, bias = true); norm: layer_norm(eps = 1e-6); relu
+                 fc2: conv(c, 1, bias = true) }
+    sigmoid; s = in
+    x; mul(in, s); add(in, fused)
+}
+network n { input [16, 5, 4]; gc(16, 2) }
+"""
+
+CBAM = """
+# CBAM (Woo et al. 2018), timm's CbamModule: channel attention (one MLP over the average and
+# the maximum of the positions, side by side as a 1×2 map), then spatial attention (a 7×7
+# conv over the channels' mean and max).
+block cbam(c, rd) {
+    channel: {
+        x = in
+        mean([1, 2]); pad(0, 1, axis = 2); a = in            # c × 1 × 2: (avg, 0)
+        x; amax([1, 2]); pad(1, 0, axis = 2)                 # (0, max)
+        add(a, in)
+        fc1: conv(rd, 1); relu; fc2: conv(c, 1)              # the MLP at both positions
+        sum(2); sigmoid; g = in
+        x; mul(in, g)
+    }
+    spatial: {
+        y = in
+        mean(0); m = in
+        y; amax(0); cat(m, in)
+        conv: { conv: conv(1, 7); bn: bn }
+        sigmoid; s = in
+        y; mul(in, s)
+    }
+}
+network n { input [32, 9, 8]; cbam(32, 2) }
+"""
+
+
+def test_global_context_equals_timms(tmp_path: Path) -> None:
+    from timm.layers.global_context import GlobalContext
+
+    ref = GlobalContext(16, fuse_add=True, fuse_scale=True, rd_channels=2).eval()
+
+    def reference(x: Any, w: Tensors) -> Any:
+        ref.load_state_dict(w)
+        return ref(x)
+
+    net = agrees(tmp_path, GC, reference)
+    assert list(net.state_shapes().items()) == [
+        (k, tuple(v.shape)) for k, v in ref.state_dict().items()]
+
+
+def test_cbam_equals_timms(tmp_path: Path) -> None:
+    from timm.layers.cbam import CbamModule
+
+    ref = CbamModule(32).eval()
+
+    def reference(x: Any, w: Tensors) -> Any:
+        ref.load_state_dict(w)
+        return ref(x)
+
+    net = agrees(tmp_path, CBAM, reference)
+    assert list(net.state_shapes().items()) == [
+        (k, tuple(v.shape)) for k, v in ref.state_dict().items()]
+
+
+SPLAT = """
+# ResNeSt's split attention (Zhang et al. 2020), timm's SplitAttn, any radix and cardinality:
+# radix splits of a grouped conv, their sum pooled, a grouped MLP, a softmax over the radix
+# per cardinal group, and the splits' sum weighted by it.
+block splat(out, radix, card, attn, k = 3) {
+    conv: conv(out * radix, k, groups = card * radix); bn0: bn; relu
+    h = in.h
+    w = in.w
+    reshape([radix, out, h, w]); xs = in
+    sum(0, keepdim = false); mean([1, 2])
+    fc1: conv(attn, 1, groups = card, bias = true); bn1: bn; relu
+    fc2: conv(out * radix, 1, groups = card, bias = true)
+    reshape([card, radix, -1]); permute([1, 0, 2]); softmax(0)
+    reshape([radix, out, 1, 1]); a = in
+    xs; mul(in, a); sum(0, keepdim = false)
+}
+network n(radix = 4, card = 2) { input [16, 6, 5]; splat(16, radix, card, 8) }
+"""
+
+
+@pytest.mark.parametrize(("radix", "card"), [(4, 2), (2, 1)])
+def test_split_attention_equals_timms(tmp_path: Path, radix: int, card: int) -> None:
+    from timm.layers.split_attn import SplitAttn
+
+    ref = SplitAttn(16, 16, radix=radix, groups=card, rd_channels=8 // radix,
+                    norm_layer=torch.nn.BatchNorm2d).eval()  # 8 attention channels
+
+    def reference(x: Any, w: Tensors) -> Any:
+        ref.load_state_dict(w)
+        return ref(x)
+
+    spec = SPLAT.replace("radix = 4, card = 2", f"radix = {radix}, card = {card}")
+    net = agrees(tmp_path, spec, reference)
+    assert list(net.state_shapes().items()) == [
+        (k, tuple(v.shape)) for k, v in ref.state_dict().items()]
