@@ -695,3 +695,17 @@ def test_split_attention_equals_timms(tmp_path: Path, radix: int, card: int) -> 
     net = agrees(tmp_path, spec, reference)
     assert list(net.state_shapes().items()) == [
         (k, tuple(v.shape)) for k, v in ref.state_dict().items()]
+
+
+def test_a_param_carries_no_path_from_the_input(tmp_path: Path) -> None:
+    """`param` reads the flowing tensor for its batch size only: no input-to-output path
+    runs through it (one path here, not two), and its tensor counts once."""
+    net = load(tmp_path, """network n {
+        input [4, 3, 5]
+        conv(4, 1)
+        y = in
+        t: param([4, 3, 5])
+        add(y, in)
+    }""")
+    assert sum(net.paths().counts) == 1
+    assert net.counts().params == 16 + 60
