@@ -709,3 +709,19 @@ def test_a_param_carries_no_path_from_the_input(tmp_path: Path) -> None:
     }""")
     assert sum(net.paths().counts) == 1
     assert net.counts().params == 16 + 60
+
+
+@pytest.mark.parametrize("spec", [CONVNEXT_BLOCK, BOT_ATTN, SPLAT],
+                         ids=["convnext", "botnet", "splat"])
+def test_the_generated_modules_trace_with_fx(tmp_path: Path, spec: str) -> None:
+    """torchvision's feature extractors trace with torch.fx: every shape in the generated
+    code is static (a free parameter's too), so tracing works and gives the same output."""
+    import torch.fx
+
+    net = load(tmp_path, spec)
+    state = randomised(net, seed=2)
+    model = build_module(net.graph, state).eval()
+    traced = torch.fx.symbolic_trace(model)
+    x = torch.randn(3, *net.input_shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(traced(x), model(x))

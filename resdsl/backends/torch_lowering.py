@@ -201,10 +201,11 @@ def _conv1d(c: Ctx) -> Lowered:
 
 def _param(c: Ctx) -> Lowered:
     # The same tensor for every sample: expanded over the input's batch (a view).
+    # The sizes are written out, not read from the parameter, so that torch.fx traces it.
     sizes, holes = _sizes("size", c.node.shape)
     init = Code(f"nn.Parameter(torch.empty{sizes})", holes)
     return Lowered(init, Code(f"{{out}} = {c.attr}.expand({c.x[0]}.shape[0], "
-                              f"*{c.attr}.shape)"))
+                              f"*{sizes})", holes))
 
 
 # ------------------------------------------------------------------ stateless ops
