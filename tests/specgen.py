@@ -536,7 +536,8 @@ class Gen:
             # mean or max of the channels (CBAM), or of all positions, broadcast back.
             # Each of the three in turn, so that a few specs hold them all.
             op = ("mean", "amax", "sum")[self.tensor_names % 3]
-            axes: Value = d.choice([0, (1, 2), (0, -1)])
+            every_axes: list[Value] = [0, (1, 2), (0, -1)]
+            axes = every_axes[d.randrange(len(every_axes))]
             return f"{a} = in; {_call(op, axes)}; {b} = in; {a}; add(in, {b})"
         if kind == "reduce_drop":
             # A stack of paths summed (selective kernel): C×H×W as 1×C×H×W, summed over 0.

@@ -325,7 +325,7 @@ def test_convnext_block_equals_timms(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("eps", [1e-5, 1e-6])
 def test_layer_norm_channels_first_equals_timms_layernorm2d(tmp_path: Path, eps: float) -> None:
-    from timm.layers import LayerNorm2d
+    from timm.layers.norm import LayerNorm2d
 
     ref = LayerNorm2d(6, eps=eps)
     spec = f"network n {{ input [6, 5, 4]; ln: layer_norm(eps = {eps}) }}"
