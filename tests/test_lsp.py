@@ -152,7 +152,7 @@ async def test_hover_shows_shape_params_and_module_path(client: LanguageClient) 
     assert "A 2-D convolution" in text  # the op's entry in docs/language.md
     text = await _hover(client, uri, 7, 25)  # basic(64) inside layer1: two instances
     assert "`layer1.0`" in text and "`layer1.1`" in text
-    assert "block basic(planes, stride = 1)" in text
+    assert "block basic(planes, stride = 1, frozen = false)" in text
     text = await _hover(client, uri, 2, 20)  # classes = 1000
     assert "-D classes=VALUE" in text
 
