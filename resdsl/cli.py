@@ -256,7 +256,7 @@ def _info_text(spec: str, result: Result, depth: int) -> str:
     lines += [
         "",
         f"{t.params:,} parameters, {t.macs / 1e9:.3f} GMACs "
-        f"({t.macs:,} multiply-accumulates of conv and linear layers)",
+        f"({t.macs:,} multiply-accumulates of conv, linear and matmul ops)",
     ]
     if result.feature_info is not None:
         rows_f = [("index", "module", "channels", "reduction", "shape")] + [
