@@ -209,8 +209,14 @@ def _lark_tokens(text: str) -> tuple[list[Token], list[Token]]:
     before a body, NAME as a parameter), and the comments."""
     _comments.clear()
     tree = _PARSER.parse(text, start="start")
-    tokens = sorted(tree.scan_values(lambda v: isinstance(v, Token)), key=lambda t: t.start_pos)
+    tokens = sorted(tree.scan_values(lambda v: isinstance(v, Token)), key=_line_column)
     return tokens, list(_comments)
+
+
+def _line_column(token: Token) -> tuple[int, int]:
+    """The token's 1-based line and column (Lark sets them: positions are on)."""
+    assert token.line is not None and token.column is not None
+    return token.line, token.column
 
 
 def _name_scope(tokens: list[Token], i: int, lists: list[str]) -> str | None:
@@ -264,7 +270,8 @@ def _expected_scopes(tokens: list[Token]) -> list[str | tuple[str, ...] | None]:
             expected[i] = f"punctuation.section.{'parameters' if params else 'arguments'}.begin"
         elif token.type == "RPAR":
             kind = lists.pop() if lists else "args"
-            expected[i] = f"punctuation.section.{'parameters' if kind == 'params' else 'arguments'}.end"
+            expected[i] = ("punctuation.section.parameters.end" if kind == "params"
+                           else "punctuation.section.arguments.end")
         elif token.type in ("LBRACE", "NAME_LBRACE"):
             # `{` glued to a name, a dot or an interpolation interpolates; else it opens a body.
             interp = token.type == "NAME_LBRACE" or (
@@ -291,15 +298,14 @@ def _mismatches(path: Path, tm: dict[str, Any]) -> list[str]:
     checks += [(c, _SCOPES["COMMENT"]) for c in comments]
     found = []
     for token, want in checks:
-        line = tm["lines"][token.line - 1]
-        col = token.column - 1
-        (scopes,) = [s for start, end, s in line if start <= col < end]
+        row, column = _line_column(token)
+        (scopes,) = [s for start, end, s in tm["lines"][row - 1] if start <= column - 1 < end]
         if want is None:
             ok = not scopes[-1].startswith(_NOT_A_PLAIN_NAME)
         else:
             ok = any(s.startswith(want) for s in scopes)
         if not ok:
-            found.append(f"{path.relative_to(ROOT)}:{token.line}:{token.column}: "
+            found.append(f"{path.relative_to(ROOT)}:{row}:{column}: "
                          f"{token.type} {token.value!r}: want {want or 'a plain name'}, "
                          f"got {' '.join(scopes[1:])}")
     return found
