@@ -59,15 +59,16 @@ async function start() {
   const server = serverCommand({ ...current, interpreter,
     workspaceFolder: folder ? folder.uri.fsPath : '' });
   output.appendLine(`Starting ${server.command} ${server.args.join(' ')} (from ${server.source})`);
+  const cwd = folder ? folder.uri.fsPath : undefined;
   if (server.python) {
-    const problem = await checkServer(server.python, server.source);
+    const problem = await checkServer(server.python, server.source, { cwd });
     if (problem) {
       await showError(problem);
       return;
     }
   }
   const executable = { command: server.command, args: server.args, transport: TransportKind.stdio,
-    options: { cwd: folder ? folder.uri.fsPath : undefined } };
+    options: { cwd } };
   client = new LanguageClient('resdsl', 'resdsl', { run: executable, debug: executable }, {
     documentSelector: [{ scheme: 'file', language: 'resdsl' },
                        { scheme: 'untitled', language: 'resdsl' }],

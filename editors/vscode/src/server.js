@@ -63,13 +63,15 @@ function diagnose(python, source, error, stderr) {
     `Run \`${INSTALL}\` in that environment, or set resdsl.pythonPath.`;
 }
 
-// Resolves to null when `python` can import the server, else to the message to show. A
+// Resolves to null when `python` can import the server, else to the message to show. `cwd`
+// is the server's working folder, which `python -m` puts on the module path as `-c` does (a
+// resdsl checkout opened as the workspace runs without being installed). A
 // `resdsl.server.path` executable is not checked here: it reports a missing pygls itself
 // (exit status 2, with the same pip command) when it starts.
-function checkServer(python, source, { env = process.env, timeoutMs = 30000 } = {}) {
+function checkServer(python, source, { cwd = undefined, env = process.env, timeoutMs = 30000 } = {}) {
   return new Promise((resolve) => {
     execFile(python[0], [...python.slice(1), '-c', 'import resdsl.lsp.server'],
-      { env, timeout: timeoutMs, windowsHide: true },
+      { cwd, env, timeout: timeoutMs, windowsHide: true },
       (error, _stdout, stderr) => resolve(error ? diagnose(python, source, error, stderr) : null));
   });
 }

@@ -56,6 +56,22 @@ test('an interpreter without pygls gets the pip command', { skip: process.platfo
   }
 });
 
+test('the check looks in the working folder, as python -m does', { skip: !PYTHON && 'RESDSL_TEST_PYTHON is not set' }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'resdsl-vscode-'));
+  try {
+    // A folder with a `resdsl` package that is not the real one: found only from that folder.
+    fs.mkdirSync(path.join(dir, 'resdsl', 'lsp'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'resdsl', '__init__.py'), '');
+    fs.writeFileSync(path.join(dir, 'resdsl', 'lsp', '__init__.py'), '');
+    fs.writeFileSync(path.join(dir, 'resdsl', 'lsp', 'server.py'), 'import no_such_module_here\n');
+    const env = { ...process.env, PYTHONPATH: '' };
+    const here = await checkServer([PYTHON], 'x', { cwd: dir, env });
+    assert.match(here, /needs no_such_module_here/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('the command starts the real server, which answers initialize', { skip: !PYTHON && 'RESDSL_TEST_PYTHON is not set' }, async () => {
   const server = serverCommand({ pythonPath: PYTHON });
   assert.strictEqual(await checkServer(server.python, server.source), null);
