@@ -5,7 +5,8 @@ built-in function has its pattern in the TextMate grammar, and no pattern names 
 language does not have. With Node 20+ and the extension's npm packages: the annotated test
 files pass vscode-tmgrammar-test; over every shipped spec, each token the TextMate grammar
 gives agrees with the one Lark's lexer gives (keywords, ops, names, numbers, strings,
-comments); the client's node tests pass against the real server; and the `.vsix` builds.
+comments); the client's node tests pass (against the real server, and under a stand-in for
+VS Code's API); and the `.vsix` builds.
 
 The npm packages come from editors/vscode/node_modules when a developer has run `npm ci`
 there; otherwise `npm ci` installs them into a copy of the extension in a temporary folder
@@ -325,14 +326,16 @@ def test_tokens_agree_with_lark_over_every_spec(extension: Path) -> None:
 
 
 def test_client_finds_and_starts_the_server(extension: Path) -> None:
-    """node --test over the client's command line and its messages, starting the real server
-    with this Python (and this checkout first on its path)."""
+    """node --test over the client: its command line and messages (test/server.test.js,
+    which starts the real server with this Python, this checkout first on its path) and its
+    activation under a stand-in `vscode` module (test/extension.test.js)."""
     pytest.importorskip("pygls")
     env = {**os.environ, "RESDSL_TEST_PYTHON": sys.executable,
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    done = _run(["node", "--test", "test/server.test.js"], extension, env=env)
+    done = _run(["node", "--test", "test/server.test.js", "test/extension.test.js"], extension,
+                env=env)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert re.search(r"^# pass 6$", done.stdout, re.M), done.stdout[-2000:]
+    assert re.search(r"^# pass 10$", done.stdout, re.M), done.stdout[-2000:]
 
 
 def test_vsix_builds(extension: Path, tmp_path: Path) -> None:
