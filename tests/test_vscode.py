@@ -29,12 +29,14 @@ from typing import Any
 
 import pytest
 from lark import Lark, Token
+from lark.exceptions import LarkError
 from lark.lexer import PatternStr
 
 from resdsl._resources import grammar_path
 from resdsl.ir.evaluate import FUNCTIONS
 from resdsl.ir.ops import USER_OPS
 from resdsl.ir.primitives import PRIMITIVES
+from tests import specgen
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTENSION = ROOT / "editors" / "vscode"
@@ -306,15 +308,31 @@ def _mismatches(path: Path, tm: dict[str, Any]) -> list[str]:
         else:
             ok = any(s.startswith(want) for s in scopes)
         if not ok:
-            found.append(f"{path.relative_to(ROOT)}:{row}:{column}: "
+            shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+            found.append(f"{shown}:{row}:{column}: "
                          f"{token.type} {token.value!r}: want {want or 'a plain name'}, "
                          f"got {' '.join(scopes[1:])}")
     return found
 
 
-def test_tokens_agree_with_lark_over_every_spec(extension: Path) -> None:
-    files = SPEC_FILES + ANNOTATED
-    assert len(SPEC_FILES) > 40
+def _parses(path: Path) -> bool:
+    try:
+        _lark_tokens(path.read_text(encoding="utf-8"))
+    except (LarkError, UnicodeDecodeError):  # the golden files of bad input
+        return False
+    return True
+
+
+def test_tokens_agree_with_lark_over_every_spec(extension: Path, tmp_path: Path) -> None:
+    # The shipped specs; then odd corners: the golden error files that parse, and random
+    # valid specs from the differential tests' generator (every op, with its keywords).
+    odd = [f for f in sorted((ROOT / "tests").rglob("*.res")) if _parses(f)]
+    assert len(SPEC_FILES) > 40 and len(odd) > 100
+    generated = []
+    for seed in range(20):
+        generated.append(tmp_path / f"generated{seed}.res")
+        generated[-1].write_text(specgen.generate(seed), encoding="utf-8")
+    files = SPEC_FILES + ANNOTATED + odd + generated
     done = _run(["node", str(extension / "test" / "tokens.js"), *map(str, files)], extension)
     assert done.returncode == 0, done.stderr[-2000:]
     dumps = [json.loads(line) for line in done.stdout.splitlines()]
