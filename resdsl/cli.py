@@ -128,6 +128,10 @@ def _parser() -> argparse.ArgumentParser:
     from resdsl.lsp.command import add_parser as add_lsp
 
     add_lsp(sub)
+
+    from resdsl.fmt_cmd import add_parser as add_fmt
+
+    add_fmt(sub)
     return p
 
 
@@ -215,6 +219,11 @@ def _check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return status
 
 
+def _count(n: int, noun: str) -> str:
+    """`1 output`, `2 outputs`."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _macs(n: int) -> str:
     for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if n >= scale:
@@ -231,7 +240,8 @@ def _info_text(spec: str, result: Result, depth: int) -> str:
     for r in rows:
         table.append(("  " * (r.depth - 1) + r.path, r.kind, fmt_shape(r.shape),
                       f"{r.params:,}", _macs(r.macs)))
-    final = f"{len(g.outputs)} outputs" if g.outputs else fmt_shape(g.node(g.output or 0).shape)
+    final = (_count(len(g.outputs), "output") if g.outputs
+             else fmt_shape(g.node(g.output or 0).shape))
     table.append(("total", "", final, f"{t.params:,}",
                   _macs(t.macs)))
     widths = [max(len(row[i]) for row in table) for i in range(5)]
@@ -253,7 +263,7 @@ def _info_text(spec: str, result: Result, depth: int) -> str:
             (str(p.index), p.module, str(p.num_chs), str(p.reduction), fmt_shape(p.shape))
             for p in result.feature_info]
         w = [max(len(row[i]) for row in rows_f) for i in range(5)]
-        lines += ["", f"{len(rows_f) - 1} feature outputs (timm's feature_info):"]
+        lines += ["", f"{_count(len(rows_f) - 1, 'feature output')} (timm's feature_info):"]
         lines += [f"{a:>{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}  {d:>{w[3]}}  {e}".rstrip()
                   for a, b, c, d, e in rows_f]
     if g.outputs:
@@ -261,8 +271,9 @@ def _info_text(spec: str, result: Result, depth: int) -> str:
             (str(o.name), fmt_shape(o.shape), f"{o.params:,}", _macs(o.macs))
             for o in output_rows(g)]
         w = [max(len(row[i]) for row in outputs) for i in range(4)]
-        lines += ["", f"{len(outputs) - 1} outputs, each with the parameters and MACs it is "
-                  "computed from:"]
+        each = "each " if len(outputs) > 2 else ""
+        lines += ["", f"{_count(len(outputs) - 1, 'output')}, {each}with the parameters and MACs "
+                  "it is computed from:"]
         lines += [f"{a:<{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}  {d:>{w[3]}}".rstrip()
                   for a, b, c, d in outputs]
     return "\n".join(lines) + "\n"
@@ -479,6 +490,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             from resdsl.paths_cmd import paths
 
             return paths(args, _options(args), out, err)
+        if args.command == "fmt":
+            from resdsl.fmt_cmd import fmt
+
+            return fmt(args, out, err)
         return _info(args, out, err)
     except UsageError as exc:
         if isinstance(exc, ArgumentError) and exc.code:  # a mistake with a code: E0741

@@ -187,9 +187,10 @@ def data_files(model: Path) -> list[Path]:
 
 
 def write_atomic(path: str, write: Callable[[BinaryIO], None],
-                 inputs: Iterable[str] = ()) -> None:
+                 inputs: Iterable[str] = (), mode: int | None = None) -> None:
     """Call `write` on a file that becomes `path` when it returns (see the module's
-    docstring for what `path` may be)."""
+    docstring for what `path` may be). `mode`: the new file's permission bits (`resdsl fmt`
+    keeps a spec's own), rather than the usual ones."""
     out = check_output(path, inputs)
     if out.through:
         with output_errors(out), open_through(out) as f:
@@ -202,7 +203,7 @@ def write_atomic(path: str, write: Callable[[BinaryIO], None],
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
-            publish(staged, out.target)
+            publish(staged, out.target, mode)
 
 
 def write_chunks(f: BinaryIO, data: bytes | bytearray | memoryview) -> None:
@@ -229,12 +230,14 @@ def open_through(out: Output) -> BinaryIO:
     return os.fdopen(fd, "wb")
 
 
-def publish(staged: Path, target: Path) -> None:
+def publish(staged: Path, target: Path, mode: int | None = None) -> None:
     """Rename the complete `staged` file to `target`, with the usual permissions (a staged
-    file is private, 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staged, 0o666 & ~umask)
+    file is private, 0600), or with `mode`."""
+    if mode is None:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(staged, mode)
     os.replace(staged, target)
 
 

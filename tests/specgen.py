@@ -38,6 +38,13 @@ The dense-prediction ops of issue 16 (upsample by a factor and to a named tensor
 nearest and bilinear; conv_transpose; frozen_bn) draw from a third, `Gen.dense`, between the
 top-level statements, and each such statement ends with the shape it started from: the first
 generator's statements and draws stay as they were.
+
+The general tensor ops of issue 17 (the broadcasting joins `add` and `sub`, `neg`,
+`mul_const`, `softmax`, the reductions `mean`, `sum` and `amax`, `reshape` and `permute`,
+`layer_norm` on both layouts, `group_norm`, `linear` on an axis, `param`, `conv1d`, the
+`matmul` join, `pad` and `slice` on any axis) draw
+from a fourth, `Gen.tensor`, in the same way: each statement ends with the shape it started
+from.
 """
 
 from __future__ import annotations
@@ -99,6 +106,9 @@ class Gen:
     # The dense-prediction ops' draws, and the number of tensors they named (`u1 = in`).
     dense: random.Random = field(default_factory=lambda: random.Random(1))
     dense_names: int = 0
+    # The general tensor ops' draws (issue 17), and the tensors they named (`v1 = in`).
+    tensor: random.Random = field(default_factory=lambda: random.Random(2))
+    tensor_names: int = 0
     counter: int = 0
     blocks: list[str] = field(default_factory=list)
     has_block: bool = False
@@ -459,6 +469,97 @@ class Gen:
         return _call("frozen_bn", eps=d.choice([1e-5, 1e-3])) if d.random() < 0.3 else \
             "frozen_bn"
 
+    def tensor_name(self) -> str:
+        self.tensor_names += 1
+        return f"v{self.tensor_names}"
+
+    def tensor_statement(self, shape: Shape) -> str:
+        """A statement of the general tensor ops of issue 17, from the fourth generator, that
+        ends with `shape` again: elementwise joins that broadcast (`sub`, `add` of a pooled
+        tensor), `neg` and `mul_const`."""
+        d = self.tensor
+        c = shape[0]
+        kind = d.choice(["sub", "sub_pooled", "add_pooled", "neg", "mul_const", "softmax",
+                         "reduce", "reduce", "reduce", "reduce_drop", "reduce_drop", "split",
+                         "radix", "layer_norm", "channels_last", "group_norm", "param",
+                         "param", "conv1d", "conv1d", "attention", "attention",
+                         "pad_slice"])
+        a, b = self.tensor_name(), self.tensor_name()
+        eps: dict[str, Value] = {} if d.random() < 0.5 else {"eps": 1e-6}
+        if kind == "attention":
+            # Attention of the channels over the positions: softmax(q · qᵀ) · q, residual.
+            hw = shape[1] * shape[2]
+            q, s = self.tensor_name(), self.tensor_name()
+            return (f"{a} = in; {_call('reshape', (c, hw))}; {q} = in; permute([1, 0]); "
+                    f"matmul({q}, in); {_call('mul_const', 0.1)}; softmax(-1); {s} = in; "
+                    f"matmul({s}, {q}); {_call('reshape', shape)}; {b} = in; add({a}, {b})")
+        if kind == "pad_slice":
+            axis = d.choice([0, 1, 2, -1])
+            before, after = d.randint(0, 2), d.randint(1, 2)
+            size = shape[axis]
+            return (f"{_call('pad', before, after, axis=axis)}; "
+                    f"{_call('slice', after, after + size, axis=axis)}")
+        if kind == "conv1d":
+            # Across the pooled channels (ECA), or along every position of each channel.
+            k = d.choice([1, 3, 5])
+            if d.random() < 0.5:
+                return (f"{a} = in; global_avgpool; {_call('reshape', (1, c))}; "
+                        f"{self.name()}{_call('conv1d', 1, k)}; sigmoid; "
+                        f"{_call('reshape', (c, 1, 1))}; {b} = in; mul({a}, {b})")
+            groups = d.choice([g for g in (1, 2) if c % g == 0])
+            return (f"{_call('reshape', (c, shape[1] * shape[2]))}; "
+                    f"{self.name()}{_call('conv1d', c, k, groups=groups, bias=d.random() < 0.5)}; "
+                    f"{_call('reshape', shape)}")
+        if kind == "layer_norm":
+            return self.name() + _call("layer_norm", **eps)
+        if kind == "channels_last":
+            # ConvNeXt's block: LayerNorm and an MLP of per-position linears, channels last.
+            hidden = d.randint(1, 12)
+            return (f"permute([1, 2, 0]); {self.name()}{_call('layer_norm', axis=-1, **eps)}; "
+                    f"{self.name()}{_call('linear', hidden, axis=-1)}; gelu; "
+                    f"{self.name()}{_call('linear', c, axis=-1, bias=d.random() < 0.7)}; "
+                    "permute([2, 0, 1])")
+        if kind == "group_norm":
+            groups = d.choice([g for g in (1, 2, 3, 4) if c % g == 0])
+            return self.name() + _call("group_norm", groups, **eps)
+        if kind == "param":
+            # A layer scale of shape [C] (ConvNeXt's gamma), or a table the map's size.
+            self.counter += 1
+            p = f"p{self.tag}{self.counter}"
+            if d.random() < 0.5:
+                return (f"{a} = in; {p}: {_call('param', (c,), value=0.5, std=0.1)}; "
+                        f"{_call('reshape', (c, 1, 1))}; {b} = in; mul({a}, {b})")
+            return f"{a} = in; {p}: {_call('param', shape, std=1.0)}; {b} = in; add({a}, {b})"
+        if kind == "softmax":
+            return _call("softmax", d.choice([0, 1, 2, -1]))
+        if kind == "reduce":
+            # mean or max of the channels (CBAM), or of all positions, broadcast back.
+            # Each of the three in turn, so that a few specs hold them all.
+            op = ("mean", "amax", "sum")[self.tensor_names % 3]
+            every_axes: list[Value] = [0, (1, 2), (0, -1)]
+            axes = every_axes[d.randrange(len(every_axes))]
+            return f"{a} = in; {_call(op, axes)}; {b} = in; {a}; add(in, {b})"
+        if kind == "reduce_drop":
+            # A stack of paths summed (selective kernel): C×H×W as 1×C×H×W, summed over 0.
+            op = ("mean", "amax", "sum")[self.tensor_names % 3]
+            return f"{_call('reshape', (1, *shape))}; {_call(op, 0, keepdim=False)}"
+        if kind == "split" and c % 2 == 0:
+            # Channels in two groups, regrouped (a channel shuffle), back to C×H×W.
+            return (f"{_call('reshape', (2, c // 2, shape[1], shape[2]))}; "
+                    f"{_call('permute', (1, 0, 2, 3))}; {_call('reshape', shape)}")
+        if kind in ("split", "radix"):
+            # Softmax over positions per channel (global context's attention logits).
+            return (f"{a} = in; {_call('reshape', (c, -1))}; softmax(-1); "
+                    f"{_call('reshape', shape)}; {b} = in; mul({a}, {b})")
+        if kind == "sub":
+            return f"{a} = in; {_call('conv', c, 1)}; {b} = in; sub({a}, {b})"
+        if kind in ("sub_pooled", "add_pooled"):
+            join = "sub" if kind == "sub_pooled" else "add"
+            return f"{a} = in; global_avgpool; {b} = in; {join}({a}, {b})"
+        if kind == "neg":
+            return "neg"
+        return _call("mul_const", d.choice([-1.5, 0.5, 2.0]))
+
     # -- flat tensors
 
     def flat_statement(self, c: int) -> tuple[str, int]:
@@ -744,7 +845,8 @@ def generate(seed: int) -> str:
 def generate_with(seed: int) -> tuple[str, Counter[str]]:
     """The text of one random valid spec and the wiring constructs it holds, by kind."""
     rng = random.Random(seed)
-    g = Gen(rng, random.Random(seed + 2**32), random.Random(seed + 2**35))
+    g = Gen(rng, random.Random(seed + 2**32), random.Random(seed + 2**35),
+            tensor=random.Random(seed + 2**37))
     # The wiring (named tensors, joins, dotted levels, guards, branches, `def`) comes from
     # its own generator, between the main generator's statements, and gives the shape it
     # was given back: the main draws, and so each seed's statements of before it existed,
@@ -782,6 +884,8 @@ def generate_with(seed: int) -> tuple[str, Counter[str]]:
                 statements += lines
             if g.dense.random() < 0.15:
                 statements.append(g.dense_statement(shape))
+            if g.tensor.random() < 0.4:
+                statements.append(g.tensor_statement(shape))
         if rng.random() < 0.7:
             pool = rng.choice(["global_avgpool", "avgpool(1)"])
             statements.append(g.name() + pool)

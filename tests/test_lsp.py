@@ -272,6 +272,29 @@ async def test_inlay_hints(client: LanguageClient) -> None:
 
 
 @ON_SERVER
+async def test_formatting_is_resdsl_fmt(client: LanguageClient) -> None:
+    """textDocument/formatting gives `resdsl fmt`'s text as one edit; a formatted buffer gets
+    no edit, and one that does not parse gets none either."""
+    from resdsl.syntax.format import format_source
+
+    messy = "network n {\n  input [3, 8, 8]\n  c1 : conv( 4,3 ) ;relu   # act\n}\n"
+    uri, _ = await _open(client, messy)
+    options = types.FormattingOptions(tab_size=2, insert_spaces=True)
+    edits = await client.text_document_formatting_async(
+        types.DocumentFormattingParams(text_document=_doc(uri), options=options))
+    assert edits is not None and len(edits) == 1
+    assert edits[0].new_text == format_source(messy) != messy
+    assert edits[0].range.start == _at(0, 0)
+    tidy, _ = await _open(client, format_source(messy))
+    none = await client.text_document_formatting_async(
+        types.DocumentFormattingParams(text_document=_doc(tidy), options=options))
+    assert none is not None and len(none) == 0
+    broken, _ = await _open(client, "network n { input [3, 8, 8]; conv(4, 3 }\n")
+    assert await client.text_document_formatting_async(
+        types.DocumentFormattingParams(text_document=_doc(broken), options=options)) is None
+
+
+@ON_SERVER
 async def test_code_action_fixes_a_typo(client: LanguageClient) -> None:
     uri, diags = await _open(client, RESNET.replace("stride = 2)", "strides = 2)"))
     assert [d.code for d in diags] == ["E0203"]

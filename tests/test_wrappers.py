@@ -383,6 +383,26 @@ def test_a_root_that_is_not_a_chain_says_how_far_the_getter_is_right(tmp_path: P
     assert not torch.allclose(after, outs["head"])  # the skip is missing
 
 
+def test_a_level_read_from_outside_is_named_as_the_reason(tmp_path: Path) -> None:
+    """A backbone whose inner tensor feeds an aux head (`backbone.c3`) is a holder without a
+    forward of its own: the root runs its layers, and the docstring says so, naming the
+    layer, not "an unnamed conv"."""
+    spec = tmp_path / "held.res"
+    spec.write_text("""
+network held {
+    input [3, 16, 16]
+    backbone: { conv1: conv(4, 3); relu; c3 = in; conv2: conv(4, 3) }
+    output out
+    backbone.c3
+    aux: conv(4, 1)
+    output aux
+}
+""", encoding="utf-8")
+    doc = " ".join(resdsl.load(str(spec)).to_python().split())
+    assert ("not this forward from its first step: `backbone.conv1` (conv) runs inside "
+            "`backbone`, a holder of modules without a forward of its own") in doc
+
+
 # ---------------------------------------------------------------------- parity run
 
 

@@ -128,7 +128,9 @@ def _leaky_relu(n: Node, ins: Sequence[Shape]) -> str:
 
 def _slice(n: Node, ins: Sequence[Shape]) -> str:
     end = n.args["end"]
-    return f"channels [{int_arg(n.args, 'start')}:{'' if end is None else end}]"
+    axis = n.args.get("axis", 0)
+    where = "channels" if axis == 0 else f"axis {axis}"
+    return f"{where} [{int_arg(n.args, 'start')}:{'' if end is None else end}]"
 
 
 def _zeropad(n: Node, ins: Sequence[Shape]) -> str:
@@ -157,6 +159,34 @@ def _upsample(n: Node, ins: Sequence[Shape]) -> str:
     return f"upsample {how}{mode}" + (", align corners" if a["align_corners"] else "")
 
 
+def _conv1d(n: Node, ins: Sequence[Shape]) -> str:
+    a = n.args
+    text = f"conv1d k{int_arg(a, 'kernel')}, {n.shape[0]}"
+    if int_arg(a, "stride") != 1:
+        text += f", s{int_arg(a, 'stride')}"
+    return text
+
+
+def _linear(n: Node, ins: Sequence[Shape]) -> str:
+    axis = n.args["axis"]
+    if axis is None:
+        return f"linear, {n.shape[0]}"
+    assert isinstance(axis, int)
+    return f"linear, {n.shape[axis]}, axis {axis}"
+
+
+def _listed(value: object) -> str:
+    items = value if isinstance(value, tuple) else (value,)
+    return "[" + ", ".join(str(v) for v in items) + "]"
+
+
+def _reduce_text(what: str, n: Node) -> str:
+    axes = n.args["axes"]
+    listed = ", ".join(str(a) for a in axes) if isinstance(axes, tuple) else str(axes)
+    return f"{what} over axis {listed}" if not isinstance(axes, tuple) or len(axes) == 1 \
+        else f"{what} over axes {listed}"
+
+
 def _alpha(n: Node, ins: Sequence[Shape]) -> str:
     init = n.init.get("", 0.0)
     which = "per channel" if n.args["per_channel"] else "scalar"
@@ -182,7 +212,7 @@ _MISC = "#eeeeee"
 LOOKS: dict[str, Look] = {
     "conv": Look("layer", conv_text, _CONV),
     "bn": Look("layer", _fixed("BN"), _NORM, heavy=False),
-    "linear": Look("layer", lambda n, ins: f"linear, {n.shape[0]}", _FC),
+    "linear": Look("layer", _linear, _FC),
     "maxpool": Look("layer", _pool("maxpool"), _POOL),
     "avgpool": Look("layer", _pool("avgpool"), _POOL),
     "global_avgpool": Look("layer", _fixed("global avgpool"), _POOL),
@@ -221,6 +251,30 @@ LOOKS: dict[str, Look] = {
     "frozen_bn": Look("layer", _fixed("FrozenBN"), _NORM, heavy=False),
     "upsample": Look("layer", _upsample, _POOL,
                      inputs=lambda i, p: "size" if i == 1 else "main"),
+    "neg": Look("layer", _fixed("neg"), _MISC, heavy=False),
+    "mul_const": Look("layer", lambda n, ins: f"× {float_arg(n.args, 'k'):g}", _MISC,
+                      heavy=False),
+    "sub": Look("merge", _fixed("subtract"), symbol="−"),
+    "softmax": Look("layer", lambda n, ins: f"softmax, axis {n.args['axis']}", _ACT,
+                    heavy=False),
+    "mean": Look("layer", lambda n, ins: _reduce_text("mean", n), _POOL),
+    "sum": Look("layer", lambda n, ins: _reduce_text("sum", n), _POOL),
+    "amax": Look("layer", lambda n, ins: _reduce_text("max", n), _POOL),
+    "reshape": Look("layer", lambda n, ins: f"reshape to {'×'.join(map(str, n.shape))}", _MISC,
+                    heavy=False),
+    "permute": Look("layer", lambda n, ins: f"permute {_listed(n.args['order'])}", _MISC,
+                    heavy=False),
+    "layer_norm": Look("layer", lambda n, ins: f"LN, axis {n.args['axis']}", _NORM,
+                       heavy=False),
+    "group_norm": Look("layer", lambda n, ins: f"GN, {n.args['groups']} groups", _NORM,
+                       heavy=False),
+    # A free parameter reads the flowing tensor for its batch size only.
+    "param": Look("layer", lambda n, ins: f"param {'×'.join(map(str, n.shape))}", _FC,
+                  inputs=lambda i, p: "size"),
+    "conv1d": Look("layer", _conv1d, _CONV),
+    "matmul": Look("merge", _fixed("matrix product"), symbol="@"),
+    "pad": Look("layer", lambda n, ins: f"pad {n.args['before']}, {n.args['after']}, axis "
+                f"{n.args['axis']}", _MISC, heavy=False),
 }
 
 # A gate's σ: the sigmoid that a `gate` makes for T(x) is drawn as a merge-like σ node.

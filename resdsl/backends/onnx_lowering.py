@@ -23,7 +23,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from resdsl.ir.graph import Node
-from resdsl.ir.ops import Conv, Shape, float_arg, int_arg, pair_arg
+from resdsl.ir.ops import (
+    Conv,
+    Conv1d,
+    LayerNorm,
+    Linear,
+    Pad,
+    Shape,
+    Slice,
+    float_arg,
+    int_arg,
+    pair_arg,
+    resolve_axes,
+)
 
 AttrValue = int | float | str | Sequence[int] | Sequence[float]
 
@@ -145,10 +157,32 @@ def _bn(c: Ctx) -> None:
 
 
 def _linear(c: Ctx) -> None:
-    inputs = [c.x[0], c.param("weight")]
+    if c.node.args["axis"] is None:  # a flat input: one Gemm
+        inputs = [c.x[0], c.param("weight")]
+        if c.node.args["bias"]:
+            inputs.append(c.param("bias"))
+        c.emit("Gemm", inputs, transB=1)
+        return
+    # On one axis at every position: that axis moved last, x · Wᵀ (+ b), and moved back.
+    rank = len(c.ins[0]) + 1
+    axis = Linear.axis(c.ins[0], c.node.args) + 1
+    perm = [d for d in range(rank) if d != axis] + [axis]
+    x = c.x[0] if axis == rank - 1 else c.helper("Transpose", [c.x[0]], 1, perm=perm)[0]
+    (wt,) = c.helper("Transpose", [c.param("weight")], 1, perm=[1, 0])
+    steps: list[tuple[str, list[str]]] = [("MatMul", [x, wt])]
     if c.node.args["bias"]:
-        inputs.append(c.param("bias"))
-    c.emit("Gemm", inputs, transB=1)
+        steps.append(("Add", ["", c.param("bias")]))
+    if axis != rank - 1:
+        back = sorted(range(rank), key=lambda d: perm[d])
+        steps.append(("Transpose", [""]))
+    y = ""
+    for i, (op_type, inputs) in enumerate(steps):
+        inputs = [y if v == "" else v for v in inputs]
+        attrs: dict[str, AttrValue] = {"perm": back} if op_type == "Transpose" else {}
+        if i == len(steps) - 1:
+            c.emit(op_type, inputs, **attrs)
+        else:
+            (y,) = c.helper(op_type, inputs, 1, **attrs)
 
 
 # ------------------------------------------------------------------ stateless ops
@@ -242,12 +276,17 @@ def _flatten(c: Ctx) -> None:
 
 
 def _slice(c: Ctx) -> None:
-    start = int_arg(c.node.args, "start")
-    end = c.node.args["end"]
-    stop = c.ins[0][0] if end is None else end
-    assert isinstance(stop, int)
+    axis, start, stop = Slice.bounds(c.ins[0], c.node.args)
     c.emit("Slice", [c.x[0], c.const("starts", _i64([start])), c.const("ends", _i64([stop])),
-                     c.const("axes", _i64([1]))])
+                     c.const("axes", _i64([axis + 1]))])
+
+
+def _pad(c: Ctx) -> None:
+    rank = len(c.ins[0]) + 1
+    axis = Pad.axis(c.ins[0], c.node.args) + 1
+    begin, end = [0] * rank, [0] * rank
+    begin[axis], end[axis] = int_arg(c.node.args, "before"), int_arg(c.node.args, "after")
+    c.emit("Pad", [c.x[0], c.const("pads", _i64(begin + end))])
 
 
 def _zeropad(c: Ctx) -> None:
@@ -444,6 +483,114 @@ def _upsample(c: Ctx) -> None:
     c.declared[c.out] = c.node.shape
 
 
+# ------------------------------------------------------------------ general tensor ops
+
+
+def _mul_const(c: Ctx) -> None:
+    k = np.array(float_arg(c.node.args, "k"), np.float32)
+    c.emit("Mul", [c.x[0], c.const("k", k)])
+
+
+def _axes(c: Ctx, arg: str) -> list[int]:
+    """The per-sample axes of argument `arg` as ONNX axes (the batch is axis 0)."""
+    value = c.node.args[arg]
+    axes = value if isinstance(value, tuple) else (value,)
+    return [a + 1 for a in resolve_axes(c.node.op, c.ins[0],
+                                        [a for a in axes if isinstance(a, int)])]
+
+
+def reduce(c: Ctx, op_type: str, x: str, axes: Sequence[int], keepdims: bool,
+           final: bool = True) -> str:
+    """`op_type` (ReduceMean, ReduceMax, ReduceSum) over `axes`: the axes an input from
+    opset 18 (ReduceSum from 13), an attribute before. The op's own node when `final`,
+    else a helper; returns its output."""
+    as_input = op_type == "ReduceSum" or c.opset >= 18
+    inputs = [x, c.const(f"axes{len(c.tensors)}", _i64(axes))] if as_input else [x]
+    attrs: dict[str, AttrValue] = {"keepdims": int(keepdims)}
+    if not as_input:
+        attrs["axes"] = list(axes)
+    if final:
+        c.emit(op_type, inputs, **attrs)
+        return c.out
+    (y,) = c.helper(op_type, inputs, 1, **attrs)
+    return y
+
+
+def _reduce(op_type: str) -> Emitter:
+    def emit(c: Ctx) -> None:
+        reduce(c, op_type, c.x[0], _axes(c, "axes"), bool(c.node.args["keepdim"]))
+
+    return emit
+
+
+def _reshape(c: Ctx) -> None:
+    c.emit("Reshape", [c.x[0], c.const("shape", _i64([0, *c.node.shape]))])
+
+
+def _permute(c: Ctx) -> None:
+    order = c.node.args["order"]
+    axes = order if isinstance(order, tuple) else (order,)
+    c.emit("Transpose", [c.x[0]], perm=[0, *(a + 1 for a in axes if isinstance(a, int))])
+
+
+def _normalised(c: Ctx, x: str, axes: Sequence[int]) -> str:
+    """(x − mean) / √(var + eps) over `axes` (ONNX axes), the biased variance, as PyTorch's
+    layer and group norms compute: in plain nodes, for every opset from 13."""
+    mean = reduce(c, "ReduceMean", x, axes, True, final=False)
+    (d,) = c.helper("Sub", [x, mean])
+    (sq,) = c.helper("Mul", [d, d])
+    var = reduce(c, "ReduceMean", sq, axes, True, final=False)
+    eps = np.array(float_arg(c.node.args, "eps"), np.float32)
+    (ve,) = c.helper("Add", [var, c.const("eps", eps)])
+    (sd,) = c.helper("Sqrt", [ve])
+    (y,) = c.helper("Div", [d, sd])
+    return y
+
+
+def _affine(c: Ctx, y: str, axis: int) -> None:
+    """y · weight + bias, the [n] parameters of per-sample axis `axis` broadcast over the
+    axes after it."""
+    shape = c.const("affine_shape", _i64([c.ins[0][axis], *[1] * (len(c.ins[0]) - 1 - axis)]))
+    (w,) = c.helper("Reshape", [c.param("weight"), shape])
+    (b,) = c.helper("Reshape", [c.param("bias"), shape])
+    (m,) = c.helper("Mul", [y, w])
+    c.emit("Add", [m, b])
+
+
+def _layer_norm(c: Ctx) -> None:
+    axis = LayerNorm.axis(c.ins[0], c.node.args)
+    _affine(c, _normalised(c, c.x[0], [axis + 1]), axis)
+
+
+def _group_norm(c: Ctx) -> None:
+    """The channels as [groups, C / groups · positions], normalised over the second, back."""
+    groups = int_arg(c.node.args, "groups")
+    (r,) = c.helper("Reshape", [c.x[0], c.const("grouped", _i64([0, groups, -1]))])
+    y = _normalised(c, r, [2])
+    (back,) = c.helper("Reshape", [y, c.const("shape", _i64([0, *c.ins[0]]))])
+    _affine(c, back, 0)
+
+
+def _conv1d(c: Ctx) -> None:
+    a = c.node.args
+    pad = Conv1d.padding(a)
+    inputs = [c.x[0], c.param("weight")]
+    if a["bias"]:
+        inputs.append(c.param("bias"))
+    c.emit("Conv", inputs, kernel_shape=[int_arg(a, "kernel")], strides=[int_arg(a, "stride")],
+           pads=[pad, pad], dilations=[int_arg(a, "dilation")], group=int_arg(a, "groups"))
+
+
+def _param(c: Ctx) -> None:
+    """The parameter expanded over the batch of the input (its only use of the input)."""
+    (sx,) = c.helper("Shape", [c.x[0]])
+    (batch,) = c.helper("Slice", [sx, c.const("i0", _i64([0])), c.const("i1", _i64([1]))])
+    (shape,) = c.helper("Concat", [batch, c.const("shape", _i64(list(c.node.shape)))],
+                        axis=0)
+    c.emit("Expand", [c.param(""), shape])
+    c.declared[c.out] = c.node.shape
+
+
 def is_alias(node: Node, ins: Sequence[Shape]) -> bool:
     """Whether the op computes nothing at inference, so that its output is its input's
     value and it emits no node: identity, dropout and drop_path (eval), a flatten of a flat
@@ -492,4 +639,19 @@ EMITTERS: dict[str, Emitter] = {
     "conv_transpose": _conv_transpose,
     "frozen_bn": _frozen_bn,
     "upsample": _upsample,
+    "neg": _unary("Neg"),
+    "mul_const": _mul_const,
+    "sub": lambda c: c.emit("Sub", [c.x[0], c.x[1]]),
+    "softmax": lambda c: c.emit("Softmax", [c.x[0]], axis=_axes(c, "axis")[0]),
+    "mean": _reduce("ReduceMean"),
+    "sum": _reduce("ReduceSum"),
+    "amax": _reduce("ReduceMax"),
+    "reshape": _reshape,
+    "permute": _permute,
+    "layer_norm": _layer_norm,
+    "group_norm": _group_norm,
+    "param": _param,
+    "conv1d": _conv1d,
+    "matmul": lambda c: c.emit("MatMul", [c.x[0], c.x[1]]),
+    "pad": _pad,
 }

@@ -20,7 +20,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from resdsl.ir.graph import Node
-from resdsl.ir.ops import Conv, Shape, Value, float_arg, int_arg, pair_arg
+from resdsl.ir.ops import (
+    Conv,
+    Conv1d,
+    LayerNorm,
+    Linear,
+    Pad,
+    Shape,
+    Slice,
+    Value,
+    float_arg,
+    int_arg,
+    pair_arg,
+    resolve_axes,
+)
 
 HoleValue = int | float | tuple[int, ...]
 
@@ -134,11 +147,65 @@ def _bn(c: Ctx) -> Lowered:
     return Lowered(init, Code(f"{{out}} = {c.attr}({c.x[0]})"))
 
 
+def _on_axis(c: Ctx, axis: int) -> Code:
+    """The forward of a module that acts on the last axis (nn.Linear, nn.LayerNorm), applied
+    to per-sample axis `axis`: moved last and back where it is not last (as timm's
+    LayerNorm2d permutes a feature map to channels-last and back)."""
+    if axis == len(c.ins[0]) - 1:
+        return Code(f"{{out}} = {c.attr}({c.x[0]})")
+    return Code(f"{{out}} = {c.attr}({c.x[0]}.movedim({{dim}}, -1)).movedim(-1, {{dim}})",
+                {"dim": axis + 1})
+
+
 def _linear(c: Ctx) -> Lowered:
     bias = bool(c.node.args["bias"])
+    axis = Linear.axis(c.ins[0], c.node.args)
     init = Code(f"nn.Linear({{in_features}}, {{out_features}}, bias={bias})",
-                {"in_features": c.ins[0][0], "out_features": c.node.shape[0]})
+                {"in_features": c.ins[0][axis], "out_features": c.node.shape[axis]})
+    return Lowered(init, _on_axis(c, axis))
+
+
+def _layer_norm(c: Ctx) -> Lowered:
+    axis = LayerNorm.axis(c.ins[0], c.node.args)
+    eps = float_arg(c.node.args, "eps")
+    extra = ", eps={eps}" if eps != 1e-5 else ""
+    init = Code(f"nn.LayerNorm({{normalized_shape}}{extra})",
+                {"normalized_shape": c.ins[0][axis], "eps": eps})
+    return Lowered(init, _on_axis(c, axis))
+
+
+def _group_norm(c: Ctx) -> Lowered:
+    eps = float_arg(c.node.args, "eps")
+    extra = ", eps={eps}" if eps != 1e-5 else ""
+    init = Code(f"nn.GroupNorm({{num_groups}}, {{num_channels}}{extra})",
+                {"num_groups": int_arg(c.node.args, "groups"), "num_channels": c.ins[0][0],
+                 "eps": eps})
     return Lowered(init, Code(f"{{out}} = {c.attr}({c.x[0]})"))
+
+
+def _conv1d(c: Ctx) -> Lowered:
+    a = c.node.args
+    groups, dilation = int_arg(a, "groups"), int_arg(a, "dilation")
+    extra = ", dilation={dilation}" if dilation != 1 else ""
+    extra += ", groups={groups}" if groups != 1 else ""
+    holes: dict[str, HoleValue] = {
+        "in_channels": c.ins[0][0], "out_channels": c.node.shape[0],
+        "kernel_size": int_arg(a, "kernel"), "stride": int_arg(a, "stride"),
+        "padding": Conv1d.padding(a), "dilation": dilation, "groups": groups,
+    }
+    init = Code("nn.Conv1d({in_channels}, {out_channels}, kernel_size={kernel_size}, "
+                "stride={stride}, padding={padding}" + extra + f", bias={bool(a['bias'])})",
+                holes)
+    return Lowered(init, Code(f"{{out}} = {c.attr}({c.x[0]})"))
+
+
+def _param(c: Ctx) -> Lowered:
+    # The same tensor for every sample: expanded over the input's batch (a view).
+    # The sizes are written out, not read from the parameter, so that torch.fx traces it.
+    sizes, holes = _sizes("size", c.node.shape)
+    init = Code(f"nn.Parameter(torch.empty{sizes})", holes)
+    return Lowered(init, Code(f"{{out}} = {c.attr}.expand({c.x[0]}.shape[0], "
+                              f"*{sizes})", holes))
 
 
 # ------------------------------------------------------------------ stateless ops
@@ -247,11 +314,18 @@ def _dropout_module(c: Ctx) -> Code:
 
 
 def _slice(c: Ctx) -> Lowered:
-    start = int_arg(c.node.args, "start")
-    end = c.node.args["end"]
-    stop = c.ins[0][0] if end is None else end
-    assert isinstance(stop, int)
-    return _forward(f"{{out}} = {c.x[0]}[:, {{start}}:{{stop}}]", start=start, stop=stop)
+    axis, start, stop = Slice.bounds(c.ins[0], c.node.args)
+    skip = ":, " * (axis + 1)  # the batch and the axes before
+    return _forward(f"{{out}} = {c.x[0]}[{skip}{{start}}:{{stop}}]", start=start, stop=stop)
+
+
+def _pad(c: Ctx) -> Lowered:
+    # F.pad lists (before, after) from the last axis backwards.
+    axis = Pad.axis(c.ins[0], c.node.args)
+    pads = (0, 0) * (len(c.ins[0]) - 1 - axis) + (int_arg(c.node.args, "before"),
+                                                   int_arg(c.node.args, "after"))
+    text, holes = _sizes("pad", pads)
+    return _forward(f"{{out}} = F.pad({c.x[0]}, {text})", **holes)
 
 
 def _zeropad(c: Ctx) -> Lowered:
@@ -423,6 +497,61 @@ def _upsample_module(c: Ctx) -> Code | None:
                 {"scale": int_arg(c.node.args, "scale")})
 
 
+# ------------------------------------------------------------------ general tensor ops
+
+
+def _mul_const(c: Ctx) -> Lowered:
+    if c.inplace:
+        return _forward("{out} *= {k}", k=float_arg(c.node.args, "k"))
+    return _forward(f"{{out}} = {c.x[0]} * {{k}}", k=float_arg(c.node.args, "k"))
+
+
+def _sizes(name: str, values: tuple[int, ...]) -> tuple[str, dict[str, HoleValue]]:
+    """A tuple of sizes as one hole per size, `({name}0, {name}1)`: a tuple hole of two
+    equal sizes would print as one number (a square kernel's `3`), which a shape is not."""
+    holes: dict[str, HoleValue] = {f"{name}{i}": v for i, v in enumerate(values)}
+    items = ", ".join(f"{{{k}}}" for k in holes)
+    return f"({items}{',' if len(values) == 1 else ''})", holes
+
+
+def _dims(c: Ctx, arg: str) -> tuple[int, ...]:
+    """The per-sample axes of argument `arg` as PyTorch dims (the batch is dim 0)."""
+    value = c.node.args[arg]
+    axes = value if isinstance(value, tuple) else (value,)
+    return tuple(a + 1 for a in resolve_axes(c.node.op, c.ins[0],
+                                             [a for a in axes if isinstance(a, int)]))
+
+
+def _reduce(method: str) -> Callable[[Ctx], Lowered]:
+    def emit(c: Ctx) -> Lowered:
+        dims = _dims(c, "axes")
+        keep = ", keepdim=True" if c.node.args["keepdim"] else ""
+        return _forward(f"{{out}} = {c.x[0]}.{method}({{dims}}{keep})",
+                        dims=dims[0] if len(dims) == 1 else dims)
+
+    return emit
+
+
+def _softmax(c: Ctx) -> Lowered:
+    return _forward(f"{{out}} = torch.softmax({c.x[0]}, {{dim}})", dim=_dims(c, "axis")[0])
+
+
+def _reshape(c: Ctx) -> Lowered:
+    # The per-sample shape is static; the batch is read from the tensor (flatten, unflatten).
+    shape = c.node.shape
+    if len(shape) == 1:
+        return _forward(f"{{out}} = {c.x[0]}.flatten(1)")
+    sizes, holes = _sizes("size", shape)
+    return _forward(f"{{out}} = {c.x[0]}.flatten(1).unflatten(1, {sizes})", **holes)
+
+
+def _permute(c: Ctx) -> Lowered:
+    order = c.node.args["order"]
+    axes = order if isinstance(order, tuple) else (order,)
+    dims = (0, *(a + 1 for a in axes if isinstance(a, int)))
+    return _forward(f"{{out}} = {c.x[0]}.permute({{dims}})", dims=dims)
+
+
 LOWERINGS: dict[str, Lowering] = {
     "conv": Lowering(_conv),
     "bn": Lowering(_bn),
@@ -464,6 +593,24 @@ LOWERINGS: dict[str, Lowering] = {
     "conv_transpose": Lowering(_conv_transpose),
     "frozen_bn": Lowering(_frozen_bn, helpers=(FROZEN_BN,)),
     "upsample": Lowering(_upsample, module=_upsample_module),
+    "neg": Lowering(lambda c: _forward(f"{{out}} = -{c.x[0]}")),
+    "mul_const": Lowering(_mul_const, inplace=True),
+    "sub": Lowering(lambda c: _forward(f"{{out}} = {c.x[0]} - {c.x[1]}")),
+    "softmax": Lowering(_softmax, module=lambda c: Code("nn.Softmax({dim})",
+                                                        {"dim": _dims(c, "axis")[0]})),
+    "mean": Lowering(_reduce("mean")),
+    "sum": Lowering(_reduce("sum")),
+    "amax": Lowering(_reduce("amax")),
+    # Views of their input: never overwritten in place.
+    "reshape": Lowering(_reshape, overwritable=False),
+    "permute": Lowering(_permute, overwritable=False),
+    "layer_norm": Lowering(_layer_norm),
+    "group_norm": Lowering(_group_norm),
+    # A view of the parameter: never overwritten in place.
+    "param": Lowering(_param, overwritable=False),
+    "conv1d": Lowering(_conv1d),
+    "matmul": Lowering(lambda c: _forward(f"{{out}} = {c.x[0]} @ {c.x[1]}")),
+    "pad": Lowering(_pad),
 }
 
 # The names the helpers define at the top of a generated file: no generated class may take one.

@@ -268,7 +268,7 @@ class _Generator:
             rel = self._rel(region.path, path or node.path)
             if kind != "node":
                 what = f"`{rel}`"
-            elif _is_attribute(rel):
+            elif _is_attribute(rel) or (path and "." in rel):
                 what = f"`{rel}` ({node.op})"
             else:
                 what = f"an unnamed `{node.op}`"
@@ -280,6 +280,13 @@ class _Generator:
                 if self.modules[path] != "leaf" and path not in self.regions:
                     return modules, f"{what} is a parameter"
                 if called >= len(kids) or kids[called] != path:
+                    holder = rel.split(".", 1)[0]
+                    if "." in rel and holder in kids:
+                        # A level whose tensors are read outside it (`backbone.c3`) is a
+                        # plain holder of modules: the root runs its layers one by one.
+                        return modules, (f"{what} runs inside `{holder}`, a holder of modules "
+                                         f"without a forward of its own (its tensors are read "
+                                         f"from outside it)")
                     return modules, f"{what} is not the next child registered"
                 modules.append((path, node))
                 called += 1

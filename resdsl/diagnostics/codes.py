@@ -51,6 +51,11 @@ CODES: dict[str, str] = {
     "E0313": "weighted branches have different shapes",
     "E0314": "a gate's transform cannot be derived from its body",
     "E0315": "arguments that do not go together",
+    "E0320": "the tensors of an elementwise join do not broadcast",
+    "E0321": "an axis is out of range or named twice",
+    "E0322": "a reshape does not keep the number of values",
+    "E0323": "a permutation is not an order of the axes",
+    "E0324": "the tensors of a matrix product do not fit",
     # E04xx: values and types
     "E0401": "a value has the wrong type",
     "E0402": "wrong number of arguments",

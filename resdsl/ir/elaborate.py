@@ -45,7 +45,7 @@ from resdsl.ir.ops import (
     fmt_shape,
     fmt_value,
 )
-from resdsl.ir.primitives import JOINS, PRIMITIVES
+from resdsl.ir.primitives import BINARY_JOINS, JOINS, PRIMITIVES
 from resdsl.ir.resolve import Blocks, is_tensor_binding, level_tensors, plain_label
 from resdsl.syntax import ast
 
@@ -552,14 +552,16 @@ class Elaborator:
                     )
                 inputs.append((item, arg.span))
         op = JOINS[call.target]
-        if op == "mul" and len(inputs) != 2:
-            raise fail("E0402", f"`mul` takes two tensors, not {len(inputs)}", call.span,
-                       "here", help="`mul(x, f)` scales x by f, broadcast over H and W")
+        if call.target in BINARY_JOINS and len(inputs) != 2:
+            raise fail("E0402", f"`{call.target}` takes two tensors, not {len(inputs)}",
+                       call.span, "here", help=BINARY_JOINS[call.target])
         try:
             OPS[op].infer([t.shape for t, _ in inputs], {})
         except ShapeError as exc:
             if op == "mul":
                 raise _mul_error(call, inputs) from None
+            if op in ("sub", "matmul"):
+                raise _binary_error(call, inputs, exc) from None
             raise fail(
                 exc.code,
                 f"`{call.target}` joins tensors of "
@@ -567,7 +569,8 @@ class Elaborator:
                 call.target_span,
                 ", ".join(fmt_shape(t.shape) for t, _ in inputs),
                 secondary=tuple(Label(s, f"gives {fmt_shape(t.shape)}") for t, s in inputs),
-                help="every tensor of a sum has the same shape" if op == "add"
+                help="every tensor of a sum has the first one's shape, or 1 in a size to "
+                "broadcast it (`add(x, ctx)` with ctx C×1×1)" if op == "add"
                 else "concatenated tensors have the same height and width",
             ) from None
         name = self.name(stmt.label, env, x) if stmt.label is not None else None
@@ -838,6 +841,22 @@ def _mul_error(call: ast.Call, inputs: list[tuple[Tensor, Span]]) -> SpecError:
         secondary=(Label(x_span, f"first, the tensor scaled: {fmt_shape(x.shape)}"),
                    Label(f_span, f"second, the factor: {fmt_shape(f.shape)}")),
         help=help,
+    )
+
+
+def _binary_error(call: ast.Call, inputs: list[tuple[Tensor, Span]],
+                  exc: ShapeError) -> SpecError:
+    """`sub(a, b)` or `matmul(a, b)` whose tensors do not go together: the op's own message
+    and fix, with both operands and what each gives."""
+    (a, a_span), (b, b_span) = inputs
+    return fail(
+        exc.code,
+        exc.message,
+        call.target_span,
+        exc.label,
+        secondary=(Label(a_span, f"first: {fmt_shape(a.shape)}"),
+                   Label(b_span, f"second: {fmt_shape(b.shape)}")),
+        help=exc.help,
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from resdsl.diagnostics import Span, SpecError, fail
-from resdsl.ir.ops import Shape, Tensor, Value, a_type, fmt_value, type_name
+from resdsl.ir.ops import Shape, Tensor, Value, a_type, fmt_shape, fmt_value, type_name
 from resdsl.syntax import ast
 
 MAX_INT = 2**63 - 1
@@ -26,12 +26,38 @@ MAX_LENGTH = 10_000
 # value walked to measure, compare or scan a list. User functions that call each other
 # several times multiply their work; this bounds it (docs/language.md §Limits).
 MAX_OPERATIONS = 400_000
-FUNCTIONS = ("abs", "int", "len", "max", "min", "round")
+FUNCTIONS = ("abs", "ceil", "exp", "floor", "int", "len", "log", "log2", "max", "min", "round",
+             "sqrt")
 # User functions calling user functions; each level is one Python call.
 MAX_FUNCTION_DEPTH = 100
 IN_ATTRIBUTES = ("c", "h", "w")
 
 Env = Mapping[str, Value]
+
+
+# The functions of one number from `math`; `ceil` and `floor` give integers (ECA's kernel
+# size is `int(abs((log2(c) + 1) / 2))`, made odd).
+_MATH: dict[str, Callable[[float], float | int]] = {
+    "ceil": math.ceil, "exp": math.exp, "floor": math.floor, "log": math.log,
+    "log2": math.log2, "sqrt": math.sqrt,
+}
+
+
+def _math(name: str, v: int | float, node: ast.Expr) -> Value:
+    """`log`, `log2`, `sqrt` of a number outside their domain are E0408; `exp` of a large
+    one is E0404, as any number that overflows."""
+    if name in ("log", "log2") and v <= 0:
+        raise fail("E0408", f"`{name}` takes a positive number, not {fmt_value(v)}", node.span,
+                   "not positive")
+    if name == "sqrt" and v < 0:
+        raise fail("E0408", f"`sqrt` takes a number of at least 0, not {fmt_value(v)}",
+                   node.span, "negative")
+    try:
+        result = _MATH[name](v)
+    except OverflowError:
+        raise fail("E0404", f"`{name}({fmt_value(v)})` is too large (not finite)", node.span,
+                   "overflows") from None
+    return _check(result, node)
 
 
 def _number(v: Value) -> bool:
@@ -283,6 +309,18 @@ class Evaluator:
                 node.span,
                 "after `flatten` only `in.c` exists",
             )
+        if axis > 0 and len(shape) != 3:
+            # A height and width are a feature map's; the sizes of another rank (heads ×
+            # positions × dim after `reshape`) have no names.
+            raise fail(
+                "E0308",
+                f"`in.{node.name}` does not exist: the input here is {fmt_shape(shape)}, not "
+                "a feature map C×H×W",
+                node.span,
+                f"a tensor of {len(shape)} axes",
+                help="`.c` is the first size of any tensor; `.h` and `.w` are a feature "
+                "map's: keep the sizes in bindings before the `reshape`",
+            )
         return shape[axis]
 
     def _index(self, node: ast.Expr, env: Env, shape: Shape | None) -> Value:
@@ -384,6 +422,8 @@ class Evaluator:
         assert isinstance(v, (int, float))
         if name == "abs":
             return _check(abs(v), node)
+        if name in _MATH:
+            return _math(name, v, node)
         # `round` rounds half to even, as Python's (and so torchvision's `int(round(x))`).
         return _check(round(v) if name == "round" else int(v), node)
 

@@ -61,6 +61,15 @@ PRIMITIVES: dict[str, Primitive] = {
     )
 }
 
-# The joins of named tensors (`add(a, b)`, `cat(a, b)`, `mul(x, f)`): the spec's name and the
-# graph op it makes; they take tensors, or lists of tensors, as arguments.
-JOINS: dict[str, str] = {"add": "add", "cat": "concat", "mul": "mul"}
+# The joins of named tensors (`add(a, b)`, `cat(a, b)`, `mul(x, f)`, `sub(a, b)`,
+# `matmul(a, b)`): the spec's name and the graph op it makes; they take tensors, or lists of
+# tensors, as arguments.
+JOINS: dict[str, str] = {"add": "add", "cat": "concat", "mul": "mul", "sub": "sub",
+                         "matmul": "matmul"}
+# The joins of exactly two tensors, and what the two are, for the message of a wrong count.
+BINARY_JOINS: dict[str, str] = {
+    "mul": "`mul(x, f)` scales x by f, broadcast over H and W",
+    "sub": "`sub(a, b)` is a − b, b broadcast over a",
+    "matmul": "`matmul(a, b)` multiplies the matrices of the last two axes, a's rows by b's "
+    "columns",
+}

@@ -199,7 +199,8 @@ def level_key(path: str) -> str:
     return "." + path
 
 
-_JOIN_HELP = "`add(a, b)` sums, `cat(a, b)` concatenates channels, `mul(x, f)` scales"
+_JOIN_HELP = ("`add(a, b)` sums, `cat(a, b)` concatenates channels, `mul(x, f)` scales, "
+              "`sub(a, b)` subtracts, `matmul(a, b)` multiplies matrices")
 _MULTI_BRANCH = ("weight", "skip", "concat")
 _UNGUARDED = ("group", "scale", "branch")
 
@@ -737,8 +738,8 @@ class _DefinitionChecker:
                     if e.name in USER_OPS or e.name in self.blocks.by_name
                     else did_you_mean(e.name, [*FUNCTIONS, *self.blocks.functions])
                     or (
-                        "use `a // b` for floor division, or `int(x)`"
-                        if e.name in ("floor", "trunc")
+                        "use `int(x)` (toward zero), `floor(x)` or `a // b`"
+                        if e.name == "trunc"
                         else "functions are " + ", ".join(f"`{f}`" for f in FUNCTIONS)
                         + "; define one with `def " + e.name + "(...) { return ... }`"
                     )

@@ -395,6 +395,27 @@ def on_code_action(ls: ResdslServer,
     return out or None
 
 
+@SERVER.feature(types.TEXT_DOCUMENT_FORMATTING)
+def on_formatting(ls: ResdslServer,
+                  params: types.DocumentFormattingParams) -> list[types.TextEdit] | None:
+    """`resdsl fmt` of the buffer, as one edit of the whole text; nothing while the buffer
+    does not parse (its diagnostics say why) or when it is formatted already. The editor's
+    tab size and spacing options are not read: the layout is the language's one."""
+    from resdsl.diagnostics import InternalError, SpecError
+    from resdsl.syntax.format import format_source
+
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    try:
+        text = format_source(doc.source, doc.path)
+    except (SpecError, InternalError):
+        return None
+    if text == doc.source:
+        return []
+    lines = doc.lines
+    end = types.Position(len(lines), 0)
+    return [types.TextEdit(types.Range(types.Position(0, 0), end), text)]
+
+
 def _client_position(ls: ResdslServer, lines: Sequence[str], line: int,
                      column: int) -> types.Position:
     text = lines[line - 1].rstrip("\r\n") if line - 1 < len(lines) else ""

@@ -87,7 +87,7 @@ def _tensor(seed: int, key: str, node: Node, st: State, states: Sequence[State])
             return np.ones(shape, dtype=np.float32)
         if name in ("bias", "running_mean"):
             return np.zeros(shape, dtype=np.float32)
-    if op == "conv_transpose" and name in ("weight", "bias"):
+    if op in ("conv_transpose", "conv1d") and name in ("weight", "bias"):
         weight = next(s for s in states if s.name == "weight")
         return _uniform(seed, key, shape, 1.0 / math.sqrt(math.prod(weight.shape[1:])))
     if op == "frozen_bn":
@@ -95,6 +95,17 @@ def _tensor(seed: int, key: str, node: Node, st: State, states: Sequence[State])
             return np.ones(shape, dtype=np.float32)
         if name in ("bias", "running_mean"):
             return np.zeros(shape, dtype=np.float32)
+    if op in ("layer_norm", "group_norm"):
+        if name == "weight":
+            return np.ones(shape, dtype=np.float32)
+        return np.zeros(shape, dtype=np.float32)
+    if op == "param":
+        # value + std · N(0, 1).
+        std, value = node.args["std"], node.args["value"]
+        assert isinstance(std, float) and isinstance(value, float)
+        table = _normal(seed, key, shape, std)
+        table += np.float32(value)
+        return table
     if op in ("alpha", "weighted_sum") and name == "":
         return np.zeros(shape, dtype=np.float32)  # Node.init sets α's own constant below
     # An op added to ir/ops/ with state but no rule here must not get silent zeros.

@@ -2,9 +2,10 @@
 (parameters and buffers) and its multiply-accumulate count.
 
 The package holds one module per family (`conv`, `norm`, `pool`, `resample`, `elementwise`,
-`tensor`, `join`), each importing only `base` (`Op`, arguments, state, shapes, the shared helpers);
-`registry` gathers them into `OPS`. Backends look ops up there by name; an op added to a family,
-to the registry and to each backend's lowering table is available to the language at once.
+`tensor`, `join`, `reduce`), each importing only `base` (`Op`, arguments, state, shapes, the
+shared helpers); `registry` gathers them into `OPS`. Backends look ops up there by name; an op
+added to a family, to the registry and to each backend's lowering table is available to the
+language at once.
 This module re-exports what the rest of resdsl imports.
 """
 
@@ -32,8 +33,11 @@ from resdsl.ir.ops.base import (
     pair_arg,
     type_name,
 )
-from resdsl.ir.ops.conv import Conv
+from resdsl.ir.ops.conv import Conv, Conv1d, Linear
+from resdsl.ir.ops.norm import GroupNorm, LayerNorm
+from resdsl.ir.ops.reduce import resolve_axes
 from resdsl.ir.ops.registry import OPS, PER_CHANNEL, USER_OPS
+from resdsl.ir.ops.tensor import Pad, Slice
 
 __all__ = [
     "MAX_DIM",
@@ -46,9 +50,15 @@ __all__ = [
     "ArgType",
     "Args",
     "Conv",
+    "Conv1d",
+    "GroupNorm",
+    "LayerNorm",
+    "Linear",
     "Op",
+    "Pad",
     "Shape",
     "ShapeError",
+    "Slice",
     "State",
     "Tensor",
     "Value",
@@ -59,5 +69,6 @@ __all__ = [
     "fmt_value",
     "int_arg",
     "pair_arg",
+    "resolve_axes",
     "type_name",
 ]

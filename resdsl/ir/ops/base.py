@@ -251,6 +251,13 @@ def pair_arg(a: Args, name: str) -> tuple[int, int]:
     return h, w
 
 
+def broadcasts(shape: Shape, over: Shape) -> bool:
+    """Whether `shape` broadcasts over `over`: the same rank, and each size `over`'s or 1.
+    The joins that broadcast (`add`, `sub`, `mul`) keep their first tensor's shape and
+    broadcast the others over it, so the result's shape is always one operand's."""
+    return len(shape) == len(over) and all(s in (1, o) for s, o in zip(shape, over, strict=True))
+
+
 def feature_map(op: str, shape: Shape) -> tuple[int, int, int]:
     if len(shape) != 3:
         raise ShapeError(

@@ -152,11 +152,35 @@ class ConvTranspose(Op):
 
 
 class Linear(Op):
+    """`nn.Linear` on a flat input C; with `axis`, on that axis of any tensor, at every
+    position of the others (a per-position linear layer: ConvNeXt's MLP on a channels-last
+    tensor, `axis = -1`). The weight is 2-D, [out, in], either way."""
+
     name = "linear"
-    args = (ArgSpec("out", ArgType.POS_INT), ArgSpec("bias", ArgType.BOOL, True))
+    args = (ArgSpec("out", ArgType.POS_INT), ArgSpec("bias", ArgType.BOOL, True),
+            ArgSpec("axis", ArgType.INT, None))
+
+    @staticmethod
+    def axis(shape: Shape, a: Args) -> int:
+        """The axis it maps, made non-negative (0 for a flat input)."""
+        axis = a["axis"]
+        if axis is None:
+            return 0
+        assert isinstance(axis, int)
+        rank = len(shape)
+        if not -rank <= axis < rank:
+            raise ShapeError(
+                "E0321",
+                f"`linear` has no axis {axis}: its input {fmt_shape(shape)} has {rank} "
+                f"ax{'is' if rank == 1 else 'es'}",
+                f"input is {fmt_shape(shape)}",
+                "axis −1 maps the last axis at every position (a channels-last tensor's "
+                "channels), 0 the channels of a feature map",
+            )
+        return axis % rank
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
-        if len(ins[0]) != 1:
+        if len(ins[0]) != 1 and a["axis"] is None:
             raise ShapeError(
                 "E0308",
                 f"`linear` needs a flat input, but its input is {fmt_shape(ins[0])}",
@@ -165,13 +189,63 @@ class Linear(Op):
             )
         out = a["out"]
         assert isinstance(out, int)
-        return (out,)
+        axis = self.axis(ins[0], a)
+        return (*ins[0][:axis], out, *ins[0][axis + 1:])
 
     def state(self, ins: Sequence[Shape], a: Args, out: Shape) -> tuple[State, ...]:
-        weight = State("weight", (out[0], ins[0][0]))
-        return (weight, State("bias", out)) if a["bias"] else (weight,)
+        axis = self.axis(ins[0], a)
+        weight = State("weight", (out[axis], ins[0][axis]))
+        return (weight, State("bias", (out[axis],))) if a["bias"] else (weight,)
 
     def macs(self, ins: Sequence[Shape], a: Args, out: Shape) -> int:
-        return ins[0][0] * out[0]
+        # in · out at every position of the other axes.
+        return math.prod(ins[0]) * out[self.axis(ins[0], a)]
 
 
+
+
+class Conv1d(Op):
+    """`nn.Conv1d` on a tensor C×L: a 1-D convolution along L, with `conv`'s arguments and
+    defaults (no bias; padding `dilation · (kernel // 2)`, "same" for odd kernels). ECA's
+    convolution across the pooled channels is `conv1d(1, k)` on the channels viewed as
+    1×C (`reshape([1, c])`)."""
+
+    name = "conv1d"
+    args = (
+        ArgSpec("out", ArgType.POS_INT),
+        ArgSpec("kernel", ArgType.POS_INT),
+        ArgSpec("stride", ArgType.POS_INT, 1),
+        ArgSpec("padding", ArgType.NONNEG_INT, None),
+        ArgSpec("dilation", ArgType.POS_INT, 1),
+        ArgSpec("groups", ArgType.POS_INT, 1),
+        ArgSpec("bias", ArgType.BOOL, False),
+    )
+
+    @staticmethod
+    def padding(a: Args) -> int:
+        if a["padding"] is not None:
+            return int_arg(a, "padding")
+        return int_arg(a, "dilation") * (int_arg(a, "kernel") // 2)
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        if len(ins[0]) != 2:
+            raise ShapeError(
+                "E0308",
+                f"`conv1d` needs a tensor C×L, but its input is {fmt_shape(ins[0])}",
+                f"input is {fmt_shape(ins[0])}",
+                "view the values as C×L first: `reshape([1, c])` for the C channels of a "
+                "pooled map (ECA), `reshape([c, h * w])` for every position",
+            )
+        c, length = ins[0]
+        out, groups = int_arg(a, "out"), int_arg(a, "groups")
+        _check_groups(c, out, groups)
+        return (out, window("conv1d", length, int_arg(a, "kernel"), int_arg(a, "stride"),
+                            self.padding(a), int_arg(a, "dilation"), False, "length"))
+
+    def state(self, ins: Sequence[Shape], a: Args, out: Shape) -> tuple[State, ...]:
+        weight = State("weight", (out[0], ins[0][0] // int_arg(a, "groups"),
+                                  int_arg(a, "kernel")))
+        return (weight, State("bias", (out[0],))) if a["bias"] else (weight,)
+
+    def macs(self, ins: Sequence[Shape], a: Args, out: Shape) -> int:
+        return math.prod(out) * (ins[0][0] // int_arg(a, "groups")) * int_arg(a, "kernel")

@@ -52,6 +52,19 @@ class Tanh(_Elementwise):
     name = "tanh"
 
 
+class Neg(_Elementwise):
+    """−x: torch.neg."""
+
+    name = "neg"
+
+
+class MulConst(_Elementwise):
+    """k · x for a constant k (BoTNet's 1/√d on the attention logits): no parameter."""
+
+    name = "mul_const"
+    args = (ArgSpec("k", ArgType.FLOAT),)
+
+
 class Identity(_Elementwise):
     name = "identity"
 

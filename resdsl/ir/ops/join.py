@@ -4,22 +4,57 @@ weighted and gated sums, the dual merge, a group's sum) and the residual branch'
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
-from resdsl.ir.ops.base import Args, ArgSpec, ArgType, Op, Shape, ShapeError, State, fmt_shape
+from resdsl.ir.ops.base import (
+    Args,
+    ArgSpec,
+    ArgType,
+    Op,
+    Shape,
+    ShapeError,
+    State,
+    broadcasts,
+    fmt_shape,
+)
 
 
 class Add(Op):
-    """`skip` and `weight`: the sum of same-shaped inputs."""
+    """`skip` and `weight` (inputs of one shape, which the primitives check), and `add(a, b,
+    ...)` of named tensors: the first tensor's shape, every other one broadcast over it (a
+    global context `add(x, ctx)` with ctx C×1×1)."""
 
     name = "add"
     user = False
     arity = None
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
-        if any(s != ins[0] for s in ins):
-            raise ShapeError("E0301", "add of different shapes")
+        if not all(broadcasts(s, ins[0]) for s in ins):
+            raise ShapeError("E0301", "add of shapes that do not broadcast")
         return ins[0]
+
+
+class Sub(Op):
+    """`sub(a, b)`: a − b, `b` broadcast over `a` (the result has `a`'s shape)."""
+
+    name = "sub"
+    user = False
+    arity = 2
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        x, y = ins
+        if not broadcasts(y, x):
+            raise ShapeError(
+                "E0320",
+                f"`sub`'s second tensor {fmt_shape(y)} does not broadcast over its first "
+                f"{fmt_shape(x)}",
+                f"{fmt_shape(x)} − {fmt_shape(y)}",
+                "the second tensor has the first one's rank and, in each size, the first "
+                "one's or 1: swap the two and negate the result (`neg`) when the first is "
+                "the smaller",
+            )
+        return x
 
 
 class Mul(Op):
@@ -31,7 +66,7 @@ class Mul(Op):
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
         x, f = ins
-        if len(x) != len(f) or any(fd not in (1, xd) for xd, fd in zip(x, f, strict=True)):
+        if not broadcasts(f, x):
             raise ShapeError(
                 "E0309",
                 f"scale's factor {fmt_shape(f)} does not broadcast over its input "
@@ -136,3 +171,49 @@ class GroupSum(Op):
         return (ins[0][0] // g, *ins[0][1:])
 
 
+
+
+class MatMul(Op):
+    """`matmul(a, b)`: `a @ b`, the product of the last two axes' matrices (a's rows by b's
+    columns) for every index of the axes before them: attention's `q · kᵀ` and `attn · v`,
+    with heads as the leading axis. Both have one rank, at least 2; a leading size of 1 in
+    either broadcasts. MACs: every multiply-accumulate, `a[-1]` for each output value."""
+
+    name = "matmul"
+    user = False
+    arity = 2
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        x, y = ins
+        shapes = f"{fmt_shape(x)} · {fmt_shape(y)}"
+        if len(x) != len(y) or len(x) < 2:
+            raise ShapeError(
+                "E0324",
+                f"`matmul` multiplies tensors of one rank, at least 2, not {fmt_shape(x)} and "
+                f"{fmt_shape(y)}",
+                shapes,
+                "`reshape` both to [..., rows, columns] first (`reshape([heads, d, -1])`)",
+            )
+        if x[-1] != y[-2]:
+            raise ShapeError(
+                "E0324",
+                f"`matmul`'s inner sizes differ: {fmt_shape(x)} has {x[-1]} columns, "
+                f"{fmt_shape(y)} has {y[-2]} rows",
+                shapes,
+                "the first tensor's last size is the second's next to last: transpose one "
+                "(`permute`, swapping its last two axes)",
+            )
+        lead: list[int] = []
+        for i, (p, q) in enumerate(zip(x[:-2], y[:-2], strict=True)):
+            if p != q and 1 not in (p, q):
+                raise ShapeError(
+                    "E0324",
+                    f"`matmul`'s leading sizes differ on axis {i}: {p} and {q}",
+                    shapes,
+                    "the axes before the last two are equal, or 1 in one tensor",
+                )
+            lead.append(max(p, q))
+        return (*lead, x[-2], y[-1])
+
+    def macs(self, ins: Sequence[Shape], a: Args, out: Shape) -> int:
+        return math.prod(out) * ins[0][-1]

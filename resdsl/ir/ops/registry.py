@@ -4,7 +4,7 @@ elaborator look ops up in. An op added to a family module is listed here once.""
 from __future__ import annotations
 
 from resdsl.ir.ops.base import Op
-from resdsl.ir.ops.conv import Conv, ConvTranspose, Linear
+from resdsl.ir.ops.conv import Conv, Conv1d, ConvTranspose, Linear
 from resdsl.ir.ops.elementwise import (
     Dropout,
     DropPath,
@@ -12,6 +12,8 @@ from resdsl.ir.ops.elementwise import (
     Hardswish,
     Identity,
     LeakyRelu,
+    MulConst,
+    Neg,
     Relu,
     Relu6,
     Sigmoid,
@@ -25,14 +27,26 @@ from resdsl.ir.ops.join import (
     Dual,
     GroupSum,
     Highway,
+    MatMul,
     Mul,
     Rescale,
+    Sub,
     WeightedSum,
 )
-from resdsl.ir.ops.norm import BatchNorm, FrozenBatchNorm
+from resdsl.ir.ops.norm import BatchNorm, FrozenBatchNorm, GroupNorm, LayerNorm
 from resdsl.ir.ops.pool import AvgPool, GlobalAvgPool, MaxPool
+from resdsl.ir.ops.reduce import Amax, Mean, Softmax, Sum
 from resdsl.ir.ops.resample import Upsample
-from resdsl.ir.ops.tensor import Flatten, Input, Slice, ZeroPad
+from resdsl.ir.ops.tensor import (
+    Flatten,
+    Input,
+    Pad,
+    Param,
+    Permute,
+    Reshape,
+    Slice,
+    ZeroPad,
+)
 
 OPS: dict[str, Op] = {
     op.name: op
@@ -71,6 +85,22 @@ OPS: dict[str, Op] = {
         ConvTranspose(),
         FrozenBatchNorm(),
         Upsample(),
+        # General tensor ops (issue 17): attention written in the language.
+        Neg(),
+        MulConst(),
+        Sub(),
+        Softmax(),
+        Mean(),
+        Sum(),
+        Amax(),
+        Reshape(),
+        Permute(),
+        LayerNorm(),
+        GroupNorm(),
+        Param(),
+        Conv1d(),
+        MatMul(),
+        Pad(),
     )
 }
 
@@ -81,5 +111,5 @@ USER_OPS: dict[str, Op] = {name: op for name, op in OPS.items() if op.user}
 # branches would be dropped together, where g separate branches draw g masks.
 PER_CHANNEL = frozenset({
     "bn", "relu", "relu6", "hardswish", "leaky_relu", "sigmoid", "silu", "gelu", "tanh",
-    "identity", "dropout", "rescale", "maxpool", "avgpool", "frozen_bn",
+    "identity", "dropout", "rescale", "maxpool", "avgpool", "frozen_bn", "neg", "mul_const",
 })
