@@ -1,12 +1,12 @@
 """The VS Code extension in editors/vscode/ (docs/editors.md).
 
-Always: every keyword of grammars/resdsl.lark, every op a spec may call, every primitive and
-built-in function has its pattern in the TextMate grammar, and no pattern names a word the
-language does not have. With Node 20+ and the extension's npm packages: the annotated test
-files pass vscode-tmgrammar-test; over every shipped spec, each token the TextMate grammar
-gives agrees with the one Lark's lexer gives (keywords, ops, names, numbers, strings,
-comments); the client's node tests pass (against the real server, and under a stand-in for
-VS Code's API); and the `.vsix` builds.
+Always: every keyword of grammars/resdsl.lark, every op a spec may call, every primitive,
+join of named tensors and built-in function has its pattern in the TextMate grammar, and no
+pattern names a word the language does not have. With Node 20+ and the extension's npm
+packages: the annotated test files pass vscode-tmgrammar-test; over every shipped spec, each
+token the TextMate grammar gives agrees with the one Lark's lexer gives (keywords, ops,
+names, numbers, strings, comments); the client's node tests pass (against the real server,
+and under a stand-in for VS Code's API); and the `.vsix` builds.
 
 The npm packages come from editors/vscode/node_modules when a developer has run `npm ci`
 there; otherwise `npm ci` installs them into a copy of the extension in a temporary folder
@@ -35,7 +35,7 @@ from lark.lexer import PatternStr
 from resdsl._resources import grammar_path
 from resdsl.ir.evaluate import FUNCTIONS
 from resdsl.ir.ops import USER_OPS
-from resdsl.ir.primitives import PRIMITIVES
+from resdsl.ir.primitives import JOINS, PRIMITIVES
 from tests import specgen
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,12 +91,13 @@ def test_grammar_names_every_keyword_of_the_language() -> None:
     assert covered - keywords == set(), "words the TextMate grammar takes for keywords"
 
 
-def test_grammar_names_exactly_the_ops_primitives_and_functions() -> None:
+def test_grammar_names_exactly_the_ops_primitives_joins_and_functions() -> None:
     # Exact sets: an op added to the registry (or removed) changes the highlighting too. The
     # registry's internal ops (`add`, `highway`, ...) are not callable, so not highlighted.
     assert _words("op") == set(USER_OPS)
     assert _words("primitive") == set(PRIMITIVES)
     assert _words("builtin") == set(FUNCTIONS)
+    assert _words("join") == set(JOINS)
 
 
 def test_grammar_declares_its_language() -> None:
@@ -237,7 +238,9 @@ def _name_scope(tokens: list[Token], i: int, lists: list[str]) -> str | None:
     if name in USER_OPS:
         return "support.function.op"
     if after is not None and after.type == "LPAR":
-        return "support.function.builtin" if name in FUNCTIONS else "entity.name.function.call"
+        return ("support.function.builtin" if name in FUNCTIONS
+                else "support.function.join" if name in JOINS
+                else "entity.name.function.call")
     if prev is not None and prev.type == "DOT":
         return "variable.other.member"
     return None
