@@ -39,7 +39,7 @@ from fractions import Fraction
 
 from resdsl.diagnostics import Span, SpecError, error
 from resdsl.ir.graph import Frame, Graph, Node
-from resdsl.ir.ops import Shape, fmt_shape, int_arg, pair_arg
+from resdsl.ir.ops import OPS, Shape, fmt_shape
 
 Stride = tuple[Fraction, Fraction]
 
@@ -82,42 +82,24 @@ def _stride(node: Node, graph: Graph, known: list[Stride | None]) -> Stride | No
         return None
     if node.op == "input":
         return (_ONE, _ONE)
-    if node.op == "global_avgpool" or _covers_input(node, graph):
+    op = OPS[node.op]
+    if op.ends_feature_maps(tuple(graph.node(i).shape for i in node.inputs), node.args):
         return None
-    if node.op == "upsample" and node.args.get("to") is not None:
-        return known[node.inputs[int_arg(node.args, "to")]]
+    sized = sorted(op.size_inputs(node.args))
+    if sized:  # its size is that input's (`upsample(to = t)`): so is its stride
+        return known[node.inputs[sized[0]]]
     given = [s for s in (known[i] for i in node.inputs) if s is not None]
     if not given:
         return None
     sh, sw = given[0]
-    if node.op in ("conv", "maxpool", "avgpool"):
-        key = "stride" if node.args.get("stride") is not None else "kernel"
-        fh, fw = pair_arg(node.args, key)
-        return (sh * fh, sw * fw)
-    if node.op == "zeropad":
-        f = int_arg(node.args, "stride")
-        return (sh * f, sw * f)
-    if node.op == "conv_transpose":
-        fh, fw = pair_arg(node.args, "stride")
-        return (sh / fh, sw / fw)
-    if node.op == "upsample":
-        scale = int_arg(node.args, "scale")
-        return (sh / scale, sw / scale)
+    factor = op.stride(node.args)
+    if factor is not None:
+        return (sh * factor[0], sw * factor[1])
     first = graph.node(node.inputs[0]).shape
     if len(first) == 3 and first[1:] != node.shape[1:]:
         # An op without a rule here that resizes: the size ratio is its stride.
         return (sh * Fraction(first[1], node.shape[1]), sw * Fraction(first[2], node.shape[2]))
     return (sh, sw)
-
-
-def _covers_input(node: Node, graph: Graph) -> bool:
-    """A pool whose one window covers its whole input (`avgpool(8)` on 8×8) is a global
-    pool written as a window: what follows is the head, not a feature map."""
-    if node.op not in ("maxpool", "avgpool") or node.shape[1:] != (1, 1):
-        return False
-    _, h, w = graph.node(node.inputs[0]).shape
-    kh, kw = pair_arg(node.args, "kernel")
-    return kh >= h and kw >= w
 
 
 def reduction(stride: Stride | None) -> int | None:

@@ -16,6 +16,7 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import ClassVar
 
 Shape = tuple[int, ...]
@@ -338,6 +339,19 @@ class Op:
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
         return ins[0]
+
+    def stride(self, a: Args) -> tuple[Fraction, Fraction] | None:
+        """How the op scales a feature map's stride from the input (height, width): 2 for a
+        stride-2 conv, ½ for a ×2 upsampling. None: the op has no rule of its own, and the
+        ratio of its input's size to its output's stands for it (1 when it keeps the size).
+        Backbone features (`ir/features.py`) read it: timm's `feature_info` reductions."""
+        return None
+
+    def ends_feature_maps(self, ins: Sequence[Shape], a: Args) -> bool:
+        """Whether the op is a global pool, the end of the feature maps (what follows is the
+        head, with no stride): `global_avgpool`, or a pool whose one window covers its whole
+        input (`avgpool(8)` on 8×8)."""
+        return False
 
     def state(self, ins: Sequence[Shape], a: Args, out: Shape) -> tuple[State, ...]:
         return ()

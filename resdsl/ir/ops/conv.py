@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 
 from resdsl.ir.ops.base import (
     ArgError,
@@ -63,6 +64,10 @@ class Conv(Op):
     def macs(self, ins: Sequence[Shape], a: Args, out: Shape) -> int:
         kh, kw = pair_arg(a, "kernel")
         return math.prod(out) * (ins[0][0] // int_arg(a, "groups")) * kh * kw
+
+    def stride(self, a: Args) -> tuple[Fraction, Fraction] | None:
+        sh, sw = pair_arg(a, "stride")
+        return (Fraction(sh), Fraction(sw))
 
 
 def _check_groups(c: int, out: int, groups: int) -> None:
@@ -149,6 +154,10 @@ class ConvTranspose(Op):
         kh, kw = pair_arg(a, "kernel")
         c, h, w = ins[0]
         return c * (out[0] // int_arg(a, "groups")) * kh * kw * h * w
+
+    def stride(self, a: Args) -> tuple[Fraction, Fraction] | None:
+        sh, sw = pair_arg(a, "stride")
+        return (Fraction(1, sh), Fraction(1, sw))
 
 
 class Linear(Op):

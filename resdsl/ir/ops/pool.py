@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import ClassVar
 
 from resdsl.ir.ops.base import (
@@ -44,6 +45,14 @@ class _Pool(Op):
             window(self.name, w, kw, sw, pw, 1, ceil, "width"),
         )
 
+    def stride(self, a: Args) -> tuple[Fraction, Fraction] | None:
+        sh, sw = pair_arg(a, "stride" if a["stride"] is not None else "kernel")
+        return (Fraction(sh), Fraction(sw))
+
+    def ends_feature_maps(self, ins: Sequence[Shape], a: Args) -> bool:
+        kh, kw = pair_arg(a, "kernel")
+        return len(ins[0]) == 3 and kh >= ins[0][1] and kw >= ins[0][2]
+
 
 class MaxPool(_Pool):
     name = "maxpool"
@@ -59,6 +68,9 @@ class AvgPool(_Pool):
 
 class GlobalAvgPool(Op):
     name = "global_avgpool"
+
+    def ends_feature_maps(self, ins: Sequence[Shape], a: Args) -> bool:
+        return True
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
         c, _, _ = feature_map("global_avgpool", ins[0])

@@ -4,6 +4,7 @@ integer factor or to the spatial size of another tensor."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 
 from resdsl.ir.ops.base import (
     ArgError,
@@ -84,3 +85,10 @@ class Upsample(Op):
                 "`to` names a feature map C×H×W: one named before `flatten`",
             )
         return (c, ref[1], ref[2])
+
+    def stride(self, a: Args) -> tuple[Fraction, Fraction] | None:
+        # With `to`, the size is `to`'s: features take its stride (a size input's).
+        if a["to"] is not None:
+            return None
+        s = int_arg(a, "scale")
+        return (Fraction(1, s), Fraction(1, s))

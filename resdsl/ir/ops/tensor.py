@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from fractions import Fraction
 
 from resdsl.ir.ops.base import (
     ArgError,
@@ -22,6 +23,7 @@ from resdsl.ir.ops.base import (
     float_arg,
     fmt_shape,
     fmt_value,
+    int_arg,
 )
 
 
@@ -149,6 +151,10 @@ def int_list(op: str, arg: str, value: Value, example: str) -> tuple[int, ...]:
                        f"{a_type(value)} ({fmt_value(value)})", f"for example `{example}`",
                        arg=arg, label=f"this is {a_type(value)}")
     return tuple(v for v in items if isinstance(v, int))
+
+    def stride(self, a: Args) -> tuple[Fraction, Fraction] | None:
+        s = int_arg(a, "stride")
+        return (Fraction(s), Fraction(s))
 
 
 class Reshape(Op):
