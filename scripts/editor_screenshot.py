@@ -125,7 +125,7 @@ local steps = {
     vim.lsp.buf.hover()
     return true
   end,
-  function() return floats() end,
+  floats,
 }
 -- The file's buffer is loaded after init.lua runs: attach the server to it at VimEnter.
 vim.api.nvim_create_autocmd("VimEnter", { callback = function()
