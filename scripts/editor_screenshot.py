@@ -17,10 +17,12 @@ changed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import os
 import select
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -196,7 +198,10 @@ def run_neovim(nvim: str, folder: Path, timeout: float) -> pyte.Screen:
             if settle is None and done.exists():
                 settle = now
     finally:
-        proc.kill()
+        # Neovim leads its own process group (start_new_session): end it and its children;
+        # the server also exits when its standard input closes.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         os.close(master)
 
