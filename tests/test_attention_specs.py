@@ -40,8 +40,9 @@ SMALL = (3, 64, 64)
 def cbam_resnet50(**kwargs: Any) -> Any:
     from timm.models.resnet import Bottleneck, ResNet
 
-    return ResNet(block=Bottleneck, layers=[3, 4, 6, 3], block_args=dict(attn_layer="cbam"),
-                  **kwargs)
+    make: Any = ResNet  # timm annotates `block` as an instance, though it takes the class
+    return make(block=Bottleneck, layers=(3, 4, 6, 3), block_args=dict(attn_layer="cbam"),
+                **kwargs)
 
 
 def registered(name: str) -> Callable[..., Any]:
