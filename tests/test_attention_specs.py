@@ -70,6 +70,7 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+    reference.cache_clear()  # the references live as long as this module's tests
 
 
 def load(name: str, **params: Any) -> resdsl.Network:
