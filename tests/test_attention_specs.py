@@ -8,7 +8,9 @@ attention-free ones:
    (tests/test_parity.py), plus its 1-D convs' (ECA's conv1d counts out · in/groups · k, which
    the Conv2d/Linear hooks do not see): at the spec's own input;
 4. in eval mode, with timm's weights copied in (BN statistics and affine parameters randomised
-   first), the PyTorch module and the ONNX model in ONNX Runtime give timm's outputs, at 64×64.
+   first), the PyTorch module and the ONNX model in ONNX Runtime give timm's outputs, at 64×64;
+5. the same for `-D` variants that are other timm models (ecaresnet50d, ecaresnetlight,
+   resnest50d), their MACs at 64×64.
 
 timm registers no CBAM model: the reference is timm's ResNet with Bottleneck blocks and
 `block_args=dict(attn_layer="cbam")`, built here. Each reference is built once per module.
@@ -64,6 +66,19 @@ MAKE: dict[str, Callable[..., Any]] = {
 }
 
 
+# Variants by `-D`, each another timm model: ECA on ResNet-50-D and on timm's light ResNet
+# (the 7x7 stem), and ResNeSt-50-D (radix 2, one group of 64, the pool after the split
+# attention: the same keys as with it before, so only the outputs and MACs tell them apart).
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ecaresnet50d": ("resnet50d", {"attn": "eca"}),
+    "ecaresnetlight": ("resnet50d", {"layers": [1, 1, 11, 3], "stem_type": "", "attn": "eca"}),
+    "resnest50d": ("resnest50d_4s2x40d", {"radix": 2, "cardinality": 1, "base_width": 64,
+                                          "avd_first": False}),
+}
+MAKE.update({name: registered(name) for name in VARIANTS})
+ALL = sorted([*PUBLISHED, *VARIANTS])
+
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread() -> Iterator[None]:
     threads = torch.get_num_threads()
@@ -74,7 +89,8 @@ def one_thread() -> Iterator[None]:
 
 
 def load(name: str, **params: Any) -> resdsl.Network:
-    return resdsl.load(str(SPECS / f"{name}.res"), **params)
+    spec, variant = VARIANTS.get(name, (name, {}))
+    return resdsl.load(str(SPECS / f"{spec}.res"), **variant, **params)
 
 
 @functools.cache
@@ -90,12 +106,12 @@ def test_parameters_are_timms_figure(name: str) -> None:
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("name", sorted(PUBLISHED))
+@pytest.mark.parametrize("name", ALL)
 def test_state_dict_is_timms(name: str) -> None:
-    ref = reference(name)
+    net, ref = load(name), reference(name)
     theirs = [(k, tuple(v.shape)) for k, v in ref.state_dict().items()]
-    assert list(load(name).state_shapes().items()) == theirs  # keys in order, with shapes
-    assert sum(p.numel() for p in ref.parameters()) == PUBLISHED[name]
+    assert list(net.state_shapes().items()) == theirs  # keys in order, with shapes
+    assert net.counts().params == sum(p.numel() for p in ref.parameters())
 
 
 def conv1d_macs(model: Any, shape: tuple[int, ...]) -> int:
@@ -116,9 +132,11 @@ def conv1d_macs(model: Any, shape: tuple[int, ...]) -> int:
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("name", sorted(PUBLISHED))
+@pytest.mark.parametrize("name", ALL)
 def test_macs_are_timms(name: str) -> None:
-    net, ref = load(name), reference(name)
+    """The shipped specs at their own input (the README's figure), the variants at 64×64."""
+    net = load(name) if name in PUBLISHED else load(name, input_shape=SMALL)
+    ref = reference(name)
     want = reference_macs(ref, net.input_shape) + conv1d_macs(ref, net.input_shape)
     assert net.counts().macs == want
 
@@ -142,7 +160,7 @@ class Pair:
     expected: np.ndarray
 
 
-@pytest.fixture(scope="module", params=sorted(PUBLISHED))
+@pytest.fixture(scope="module", params=ALL)
 def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
     name = request.param
     torch.manual_seed(0)
