@@ -36,6 +36,8 @@ SMALL = (3, 64, 64)
 # The shipped specs and the parameter counts of timm 1.0.31's models, instantiated.
 PUBLISHED: dict[str, int] = {
     "convnext_tiny": 28_589_128,
+    "gcresnext26ts": 10_476_600,
+    "sebotnet33ts_256": 13_701_984,
 }
 
 
@@ -57,19 +59,31 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def no_extra_macs(shape: tuple[int, ...]) -> int:
-    return 0
+def global_context_matmuls(m: Any, x: Any) -> int:
+    """timm's GlobalContext pools its context as a matmul, (C × HW) · (HW × 1)."""
+    _, c, h, w = x.shape
+    return int(c * h * w)
+
+
+def bottleneck_attn_matmuls(m: Any, x: Any) -> int:
+    """timm's BottleneckAttn, per head over the n = H·W positions: q · k (n × d_qk · n), the
+    attention times v (n × n · d_v), and rel_logits_1d's q · table along each axis (n ×
+    d_qk · (2W − 1), n × d_qk · (2H − 1))."""
+    _, _, h, w = x.shape
+    n, dqk, dv = h * w, m.dim_head_qk, m.dim_head_v
+    return int(m.num_heads * (n * n * (dqk + dv) + n * dqk * (2 * w - 1 + 2 * h - 1)))
 
 
 @dataclass(frozen=True)
 class Case:
     """A spec, timm's model name, timm's constructor arguments for the small input, and the
-    multiply-accumulates of the matmuls that no forward hook sees, for an input shape."""
+    modules whose matmuls no conv or linear hook sees, with their multiply-accumulates for
+    the module's input."""
 
     spec: str
     model: str
     small: dict[str, Any] = field(default_factory=dict)
-    matmul_macs: Callable[[tuple[int, ...]], int] = no_extra_macs
+    matmuls: dict[str, Callable[[Any, Any], int]] = field(default_factory=dict)
 
     def load(self, **extra: Any) -> resdsl.Network:
         return resdsl.load(str(SPECS / f"{self.spec}.res"), **extra)
@@ -80,6 +94,12 @@ class Case:
 
 CASES: dict[str, Case] = {
     "convnext_tiny": Case("convnext_tiny", "convnext_tiny"),
+    "gcresnext26ts": Case("gcresnext26ts", "gcresnext26ts",
+                          matmuls={"GlobalContext": global_context_matmuls}),
+    # timm's model is made for one input size (its relative position tables); img_size=64
+    # makes it for the small input, as `input_shape` does the spec.
+    "sebotnet33ts_256": Case("sebotnet33ts_256", "sebotnet33ts_256", {"img_size": SMALL[1]},
+                             matmuls={"BottleneckAttn": bottleneck_attn_matmuls}),
 }
 
 
@@ -92,11 +112,17 @@ def test_state_dict_is_timms(name: str) -> None:
     assert net.counts().params == sum(p.numel() for p in ref.parameters())
 
 
-def reference_macs(model: Any, shape: tuple[int, ...]) -> int:
+def reference_macs(model: Any, shape: tuple[int, ...],
+                   matmuls: dict[str, Callable[[Any, Any], int]]) -> int:
     """Conv and linear multiply-accumulates of one forward pass of `model`, as
     tests/test_parity.py counts them, but a linear layer at every position it is applied to
-    (its output's elements times its input features)."""
+    (its output's elements times its input features); plus the matmuls inside the modules
+    of `matmuls` (by class name), which no hook sees: resdsl counts a matmul's MACs."""
     total = 0
+
+    def matmul_hook(m: Any, inputs: Any, out: Any) -> None:
+        nonlocal total
+        total += matmuls[type(m).__name__](m, inputs[0])
 
     def conv_hook(m: Any, inputs: Any, out: Any) -> None:
         nonlocal total
@@ -113,6 +139,8 @@ def reference_macs(model: Any, shape: tuple[int, ...]) -> int:
             handles.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, torch.nn.Linear):
             handles.append(m.register_forward_hook(linear_hook))
+        elif type(m).__name__ in matmuls:
+            handles.append(m.register_forward_hook(matmul_hook))
     with torch.no_grad():
         model.eval()(torch.zeros(1, *shape))
     for h in handles:
@@ -126,8 +154,7 @@ def test_macs_are_timms(name: str) -> None:
     """At the spec's own input: the README's figure."""
     case = CASES[name]
     net = case.load()
-    want = reference_macs(case.reference(), net.input_shape) + case.matmul_macs(net.input_shape)
-    assert net.counts().macs == want
+    assert net.counts().macs == reference_macs(case.reference(), net.input_shape, case.matmuls)
 
 
 # ---------------------------------------------------------------------- outputs
