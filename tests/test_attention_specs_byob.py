@@ -19,6 +19,9 @@ Each reference is built once per module (the fixtures are module-scoped).
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +31,7 @@ import numpy as np
 import pytest
 
 import resdsl
-from tests.conftest import SPECS
+from tests.conftest import ROOT, SPECS
 
 CLASSES = 10
 SMALL = (3, 64, 64)
@@ -44,6 +47,31 @@ PUBLISHED: dict[str, int] = {
 @pytest.mark.parametrize("name", sorted(PUBLISHED))
 def test_parameters_are_timms_figure(name: str) -> None:
     assert resdsl.load(str(SPECS / f"{name}.res")).counts().params == PUBLISHED[name]
+
+
+def test_check_and_draw_never_import_torch() -> None:
+    code = (
+        "import sys, resdsl; from resdsl.cli import main; "
+        f"rc = main(['check', *[f'specs/{{n}}.res' for n in {sorted(PUBLISHED)!r}]]); "
+        "resdsl.load('specs/sebotnet33ts_256.res').draw(format='dot'); "
+        "print(rc, [m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx', 'onnxruntime')])"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert run.stdout.strip().endswith("0 []"), run.stdout + run.stderr
+
+
+def test_the_drawing_of_sebotnet33ts_256_shows_its_attention() -> None:
+    """At blocks depth (`resdsl draw`'s default) each of the four self-attention blocks is a
+    frame drawing BoTNet's dataflow: its four matrix products (q·k, the two relative logits,
+    the attention times v), the softmax and the two relative position tables; each of the six
+    bottlenecks shows its squeeze-and-excitation as a `scale`."""
+    dot = resdsl.load(str(SPECS / "sebotnet33ts_256.res")).draw(format="dot").dot
+    assert dot.count("<B>byob_self_attn</B>") == 4
+    assert dot.count('tooltip="matrix product"') == 4 * 4
+    assert dot.count("softmax, axis -1") == 4
+    assert len(re.findall(r"param \d+×128", dot)) == 2 * 2  # stage 3: 2·16 − 1 and 2·8 − 1
+    assert dot.count('tooltip="scale"') == 6
 
 
 torch = pytest.importorskip("torch")
