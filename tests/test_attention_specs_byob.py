@@ -189,9 +189,9 @@ def test_macs_are_timms(name: str) -> None:
 
 
 def randomised(model: Any, seed: int) -> Any:
-    """The model in eval mode with random norm statistics and affine parameters, layer scales
-    and global context's zero-initialised output conv, so that no branch is an identity or
-    vanishes."""
+    """The model in eval mode with random norm statistics and affine parameters, layer scales,
+    global context's zero-initialised output conv and BoTNet's relative position tables (at
+    std 1), so that no branch is an identity or vanishes."""
     gen = torch.Generator().manual_seed(seed)
 
     def rand(t: Any, low: float, high: float) -> None:
@@ -212,6 +212,9 @@ def randomised(model: Any, seed: int) -> Any:
             gamma = getattr(m, "gamma", None)
             if isinstance(gamma, torch.nn.Parameter):  # ConvNeXt's layer scale
                 rand(gamma, 0.5, 1.5)
+            if name.endswith("pos_embed"):  # BoTNet's tables start at std d^-½: the relative
+                for table in (m.height_rel, m.width_rel):  # logits would barely show
+                    table.copy_(torch.randn(table.shape, generator=gen))
     return model.eval()
 
 
