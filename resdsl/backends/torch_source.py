@@ -247,6 +247,13 @@ class _Generator:
             Ctx(node, self._ins(node), ("x",) * len(node.inputs), "self",
                 self._inplace(region, node)))
 
+    def _plain_call(self, node: Node) -> bool:
+        """Whether a stateful leaf's forward is a call of its module alone (`out = m(x)`): a
+        linear or layer norm on an axis other than the last moves that axis last and back
+        around the call (ConvNeXt's LayerNorm2d), which an nn.Sequential child cannot."""
+        ctx = Ctx(node, self._ins(node), ("x",) * len(node.inputs), "m", False)
+        return LOWERINGS[node.op].emit(ctx).forward.text == "{out} = m(x)"
+
     def _chain(self, region: _Region) -> tuple[list[tuple[str, Node]], str | None]:
         """The region's leading chain: its items that are (or become) child modules, in
         order (`(path, node)` for a child module, `("node", node)` for a stateless op that
@@ -279,6 +286,8 @@ class _Generator:
             if path:
                 if self.modules[path] != "leaf" and path not in self.regions:
                     return modules, f"{what} is a parameter"
+                if self.modules[path] == "leaf" and not self._plain_call(node):
+                    return modules, f"{what} moves an axis around its module's call"
                 if called >= len(kids) or kids[called] != path:
                     holder = rel.split(".", 1)[0]
                     if "." in rel and holder in kids:
