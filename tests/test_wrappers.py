@@ -239,7 +239,10 @@ def check_all(net: resdsl.Network, folder: Path) -> None:
     source = net.to_python()
     x = torch.randn(1, *net.input_shape, generator=torch.Generator().manual_seed(1))
     for kind, model in both(net, folder).items():
-        assert check_getter(model, x, source) > 0, kind
+        # None ran only where the root's docstring says not to use the getter and no
+        # generated class is a chain (resnet50_fpn, unet_resnet34: the root's first step is
+        # inside `body` or `encoder`, and every block has a join).
+        assert check_getter(model, x, source) > 0 or not getter_reach(model), kind
         assert check_fx(model, x, FX_DEPTH.get(net.name)) > 0, kind
 
 
