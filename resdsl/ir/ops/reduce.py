@@ -90,6 +90,11 @@ class _Reduce(Op):
             )
         return out
 
+    def ends_feature_maps(self, ins: Sequence[Shape], a: Args) -> bool:
+        # Over the height and width of a C×H×W map it is a global pool (`mean([1, 2])`:
+        # timm's SelectAdaptivePool, CBAM's channel attention): no stride after it.
+        return len(ins[0]) == 3 and {1, 2} <= set(self.axes(ins[0], a))
+
 
 class Mean(_Reduce):
     """The mean over `axes`: `x.mean(axes, keepdim)` (CBAM's channel pooling, `mean(0)`)."""
