@@ -26,7 +26,8 @@ Bar (DESIGN.md §8): median(ours) / median(reference) ≤ 1.03 for every row.
 `--dense` runs the dense-prediction networks of issue #16 (torchvision's `fcn_resnet50` and
 `resnet_fpn_backbone("resnet50")`, whose forward returns an OrderedDict: the difference
 printed is the largest over every output) at their bar's cases, batch 1 at 224×224 and batch 4
-at 320×320 (`--cases`).
+at 320×320 (`--cases`). `--attention` runs issue #17's networks written with the tensor ops
+(timm's resnest50d_4s2x40d, skresnext50_32x4d and convnext_tiny) at batch 1 and 16.
 
 Run: `.venv/bin/python bench/torch_latency.py [--compile] [--quick] [--repeats N]`
 (about 5 minutes on 2 cores with the defaults; `--dense` about as long).
@@ -85,12 +86,20 @@ NETWORKS: dict[str, Network] = {
                             lambda: torchvision.models.detection.backbone_utils
                             .resnet_fpn_backbone(backbone_name="resnet50", weights=None,
                                                  trainable_layers=5)),
+    # The attention networks of issue #17, written with the tensor ops (`--attention`).
+    "resnest50d_4s2x40d": Network("specs/resnest50d_4s2x40d.res", "timm resnest50d_4s2x40d",
+                                  lambda: timm.create_model("resnest50d_4s2x40d")),
+    "skresnext50_32x4d": Network("specs/skresnext50_32x4d.res", "timm skresnext50_32x4d",
+                                 lambda: timm.create_model("skresnext50_32x4d")),
+    "convnext_tiny": Network("specs/convnext_tiny.res", "timm convnext_tiny",
+                             lambda: timm.create_model("convnext_tiny")),
     # Not in the default set: a small network for a quick look and for the tests.
     "resnet18": Network("specs/resnet18.res", "torchvision resnet18",
                         lambda: torchvision.models.resnet18()),
 }
 DEFAULT_NETWORKS = ("resnet50", "densenet121", "dpn92")
 DENSE_NETWORKS = ("fcn_resnet50", "resnet50_fpn")
+ATTENTION_NETWORKS = ("resnest50d_4s2x40d", "skresnext50_32x4d", "convnext_tiny")
 DENSE_CASES = "1x224,4x320"
 
 
@@ -184,6 +193,9 @@ def main() -> None:
     parser.add_argument("--cases", default=None,
                         help="BATCHxSIZE pairs, overriding --batches and --size "
                         f"(e.g. {DENSE_CASES})")
+    parser.add_argument("--attention", action="store_true",
+                        help=f"issue 17's bar: --networks {','.join(ATTENTION_NETWORKS)} "
+                        "(batch 1 and 16 at 224)")
     parser.add_argument("--dense", action="store_true",
                         help=f"the dense-prediction bar: --networks {','.join(DENSE_NETWORKS)} "
                         f"--cases {DENSE_CASES}")
@@ -199,6 +211,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.dense:
         args.networks, args.cases = ",".join(DENSE_NETWORKS), args.cases or DENSE_CASES
+    if args.attention:
+        args.networks = ",".join(ATTENTION_NETWORKS)
     names = [n for n in args.networks.split(",") if n]
     unknown = [n for n in names if n not in NETWORKS]
     if unknown:
