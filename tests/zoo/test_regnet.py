@@ -114,6 +114,20 @@ def test_keys_params_macs_are_the_references(name: str) -> None:
     assert net.counts().macs == macs
 
 
+@pytest.mark.parametrize("name", ["regnety_032", "regnetv_064", "regnetz_005",
+                                  "regnet_y_3_2gf"])
+def test_every_residual_block_is_one_residual_join(name: str) -> None:
+    """One residual join per block (torchvision's `proj` comes first in its keys, so its sum
+    is written as skip's two branches); the Z variant has none where the shape changes, that
+    is at the first block of each of its four stages."""
+    from timm.models.regnet import model_cfgs
+
+    entry = ROWS[name]
+    cfg = model_cfgs[name if entry.source == "timm" else "regnety_032"]
+    expected = cfg.depth - (4 if cfg.downsample is None else 0)
+    assert load(entry).paths().joins == {"skip": expected}
+
+
 # ---------------------------------------------------------------------- outputs
 
 
