@@ -28,7 +28,7 @@ import pytest
 
 import resdsl
 from resdsl.zoo.entry import ZooEntry
-from resdsl.zoo.families import timm_res2net, timm_resnest
+from resdsl.zoo.families import timm_res2net, timm_resnest, timm_sknet
 
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
@@ -41,6 +41,7 @@ SMALL = (3, 64, 64)
 FAMILIES: dict[str, tuple[ZooEntry, ...]] = {
     "res2net": timm_res2net.ENTRIES,
     "resnest": timm_resnest.ENTRIES,
+    "sknet": timm_sknet.ENTRIES,
 }
 ROWS: dict[str, ZooEntry] = {e.name: e for rows in FAMILIES.values() for e in rows}
 
@@ -54,6 +55,8 @@ SAMPLE = [
     "res2next50",  # grouped 3x3 convs in the hierarchy
     "resnest14d",  # split attention radix 2, the pool after it
     "resnest50d_1s4x24d",  # radix 1 (a sigmoid), 4 groups, the pool before it
+    "skresnet18",  # SelectiveKernelBasic, the input split between the paths
+    "skresnet50d",  # SelectiveKernelBottleneck, deep stem, pooled shortcut
 ]
 
 
