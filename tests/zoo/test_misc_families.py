@@ -28,7 +28,7 @@ import pytest
 
 import resdsl
 from resdsl.zoo.entry import ZooEntry
-from resdsl.zoo.families import timm_res2net, timm_resnest, timm_sknet
+from resdsl.zoo.families import timm_dpn, timm_res2net, timm_resnest, timm_sknet
 
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
@@ -42,6 +42,7 @@ FAMILIES: dict[str, tuple[ZooEntry, ...]] = {
     "res2net": timm_res2net.ENTRIES,
     "resnest": timm_resnest.ENTRIES,
     "sknet": timm_sknet.ENTRIES,
+    "dpn": timm_dpn.ENTRIES,
 }
 ROWS: dict[str, ZooEntry] = {e.name: e for rows in FAMILIES.values() for e in rows}
 
@@ -57,6 +58,8 @@ SAMPLE = [
     "resnest50d_1s4x24d",  # radix 1 (a sigmoid), 4 groups, the pool before it
     "skresnet18",  # SelectiveKernelBasic, the input split between the paths
     "skresnet50d",  # SelectiveKernelBottleneck, deep stem, pooled shortcut
+    "dpn48b",  # the small DPN with b's split 1x1 and SiLU in the stem and the final BN
+    "dpn68",  # the small DPN's plain unit (dpn92's is tests/test_torch_parity.py's)
 ]
 
 
