@@ -2,8 +2,8 @@
 the reference of every number here (resdsl/zoo/families/timm_{res2net,resnest,sknet,dpn,
 densenet}.py):
 
-1. the rows name exactly `timm.list_models(module=M)`, less the names listed as not written
-   (each with its reason);
+1. the rows name exactly `timm.list_models(module=M)`: every name of the five modules is
+   written;
 2. every row's spec, with the row's parameters, has timm's state_dict keys in timm's order with
    their shapes, timm's parameter count, and timm's multiply-accumulates at 64×64 (conv and
    linear, counted by forward hooks as tests/test_parity.py counts them). timm's model is
@@ -28,7 +28,13 @@ import pytest
 
 import resdsl
 from resdsl.zoo.entry import ZooEntry
-from resdsl.zoo.families import timm_dpn, timm_res2net, timm_resnest, timm_sknet
+from resdsl.zoo.families import (
+    timm_densenet,
+    timm_dpn,
+    timm_res2net,
+    timm_resnest,
+    timm_sknet,
+)
 
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
@@ -43,11 +49,9 @@ FAMILIES: dict[str, tuple[ZooEntry, ...]] = {
     "resnest": timm_resnest.ENTRIES,
     "sknet": timm_sknet.ENTRIES,
     "dpn": timm_dpn.ENTRIES,
+    "densenet": timm_densenet.ENTRIES,
 }
 ROWS: dict[str, ZooEntry] = {e.name: e for rows in FAMILIES.values() for e in rows}
-
-# timm names these families register that no row writes yet, and why.
-NOT_WRITTEN: dict[str, str] = {}
 
 # The sample whose outputs are compared: each distinct block, stem and shortcut kind.
 SAMPLE = [
@@ -60,6 +64,8 @@ SAMPLE = [
     "skresnet50d",  # SelectiveKernelBottleneck, deep stem, pooled shortcut
     "dpn48b",  # the small DPN with b's split 1x1 and SiLU in the stem and the final BN
     "dpn68",  # the small DPN's plain unit (dpn92's is tests/test_torch_parity.py's)
+    "densenet121",  # the 7x7 stem (timm's BatchNormAct2d where torchvision has BN, ReLU)
+    "densenetblur121d",  # the deep stem, the max pool at stride 1 and BlurPool2d
 ]
 
 
@@ -79,9 +85,7 @@ def test_rows_are_timms_names(family: str) -> None:
     assert all(e.spec_path().is_file() for e in rows)
     written = {e.name for e in rows}
     assert len(written) == len(rows)  # no name twice
-    registered = set(timm.list_models(module=family))
-    assert written | {n for n in NOT_WRITTEN if n in registered} == registered
-    assert not written & set(NOT_WRITTEN)
+    assert written == set(timm.list_models(module=family))
 
 
 def load(entry: ZooEntry, **extra: Any) -> resdsl.Network:
