@@ -275,6 +275,8 @@ LOOKS: dict[str, Look] = {
     "matmul": Look("merge", _fixed("matrix product"), symbol="@"),
     "pad": Look("layer", lambda n, ins: f"pad {n.args['before']}, {n.args['after']}, axis "
                 f"{n.args['axis']}", _MISC, heavy=False),
+    "rsqrt": Look("layer", lambda n, ins: f"1/√(x + {float_arg(n.args, 'eps'):g})", _MISC,
+                  heavy=False),
 }
 
 # A gate's σ: the sigmoid that a `gate` makes for T(x) is drawn as a merge-like σ node.

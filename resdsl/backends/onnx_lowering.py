@@ -491,6 +491,16 @@ def _mul_const(c: Ctx) -> None:
     c.emit("Mul", [c.x[0], c.const("k", k)])
 
 
+def _rsqrt(c: Ctx) -> None:
+    """1 / √(x + eps): Add (where eps is not 0), Sqrt and Reciprocal, at every opset."""
+    x = c.x[0]
+    eps = float_arg(c.node.args, "eps")
+    if eps != 0.0:
+        (x,) = c.helper("Add", [x, c.const("eps", np.array(eps, np.float32))])
+    (root,) = c.helper("Sqrt", [x])
+    c.emit("Reciprocal", [root])
+
+
 def _axes(c: Ctx, arg: str) -> list[int]:
     """The per-sample axes of argument `arg` as ONNX axes (the batch is axis 0)."""
     value = c.node.args[arg]
@@ -654,4 +664,5 @@ EMITTERS: dict[str, Emitter] = {
     "conv1d": _conv1d,
     "matmul": lambda c: c.emit("MatMul", [c.x[0], c.x[1]]),
     "pad": _pad,
+    "rsqrt": _rsqrt,
 }

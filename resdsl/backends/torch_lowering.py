@@ -506,6 +506,13 @@ def _mul_const(c: Ctx) -> Lowered:
     return _forward(f"{{out}} = {c.x[0]} * {{k}}", k=float_arg(c.node.args, "k"))
 
 
+def _rsqrt(c: Ctx) -> Lowered:
+    if float_arg(c.node.args, "eps") == 0.0:
+        return _forward(f"{{out}} = torch.rsqrt({c.x[0]})")
+    return _forward(f"{{out}} = torch.rsqrt({c.x[0]} + {{eps}})",
+                    eps=float_arg(c.node.args, "eps"))
+
+
 def _sizes(name: str, values: tuple[int, ...]) -> tuple[str, dict[str, HoleValue]]:
     """A tuple of sizes as one hole per size, `({name}0, {name}1)`: a tuple hole of two
     equal sizes would print as one number (a square kernel's `3`), which a shape is not."""
@@ -611,6 +618,7 @@ LOWERINGS: dict[str, Lowering] = {
     "conv1d": Lowering(_conv1d),
     "matmul": Lowering(lambda c: _forward(f"{{out}} = {c.x[0]} @ {c.x[1]}")),
     "pad": Lowering(_pad),
+    "rsqrt": Lowering(_rsqrt),
 }
 
 # The names the helpers define at the top of a generated file: no generated class may take one.

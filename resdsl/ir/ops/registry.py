@@ -16,6 +16,7 @@ from resdsl.ir.ops.elementwise import (
     Neg,
     Relu,
     Relu6,
+    Rsqrt,
     Sigmoid,
     Silu,
     Tanh,
@@ -101,6 +102,8 @@ OPS: dict[str, Op] = {
         Conv1d(),
         MatMul(),
         Pad(),
+        # Norms without statistics (issue 18): EvoNorm, Filter Response Normalization.
+        Rsqrt(),
     )
 }
 
@@ -112,4 +115,5 @@ USER_OPS: dict[str, Op] = {name: op for name, op in OPS.items() if op.user}
 PER_CHANNEL = frozenset({
     "bn", "relu", "relu6", "hardswish", "leaky_relu", "sigmoid", "silu", "gelu", "tanh",
     "identity", "dropout", "rescale", "maxpool", "avgpool", "frozen_bn", "neg", "mul_const",
+    "rsqrt",
 })
