@@ -22,6 +22,8 @@ _NAMES: dict[str, dict[str, Any]] = {
     "resnetv2_34d": {**_34, **_D},
     "resnetv2_50": {},
     "resnetv2_50d": _D,
+    "resnetv2_50d_evos": {**_D, "norm": "evos"},
+    "resnetv2_50d_frn": {**_D, "norm": "frn"},
     "resnetv2_50d_gn": {**_D, "norm": "gn"},
     "resnetv2_50t": {"stem_type": "tiered", "avg_down": True},
     "resnetv2_101": _101,
