@@ -275,6 +275,7 @@ LOOKS: dict[str, Look] = {
     "matmul": Look("merge", _fixed("matrix product"), symbol="@"),
     "pad": Look("layer", lambda n, ins: f"pad {n.args['before']}, {n.args['after']}, axis "
                 f"{n.args['axis']}", _MISC, heavy=False),
+    "std_conv": Look("layer", lambda n, ins: conv_text(n, ins) + ", WS", _CONV),
     "rsqrt": Look("layer", lambda n, ins: f"1/√(x + {float_arg(n.args, 'eps'):g})", _MISC,
                   heavy=False),
 }

@@ -581,6 +581,26 @@ def _group_norm(c: Ctx) -> None:
     _affine(c, back, 0)
 
 
+def _std_conv(c: Ctx) -> None:
+    """The standardisation as nodes over the raw weight's initializer (the checkpoint's
+    tensor, under its state_dict key): each filter flattened, normalised as a group norm's
+    groups are, and reshaped back; then the conv's Conv. Runtimes fold the constant part."""
+    a = c.node.args
+    weight = c.param("weight")
+    kh, kw = pair_arg(a, "kernel")
+    shape = c.const("weight_shape", _i64([c.node.shape[0], c.ins[0][0] // int_arg(a, "groups"),
+                                          kh, kw]))
+    (rows,) = c.helper("Reshape", [weight, c.const("filters", _i64([0, -1]))])
+    (std,) = c.helper("Reshape", [_normalised(c, rows, [1]), shape])
+    (ph, pw) = Conv.padding(a)
+    inputs = [c.x[0], std]
+    if a["bias"]:
+        inputs.append(c.param("bias"))
+    c.emit("Conv", inputs, kernel_shape=list(pair_arg(a, "kernel")),
+           strides=list(pair_arg(a, "stride")), pads=[ph, pw, ph, pw],
+           dilations=list(pair_arg(a, "dilation")), group=int_arg(a, "groups"))
+
+
 def _conv1d(c: Ctx) -> None:
     a = c.node.args
     pad = Conv1d.padding(a)
@@ -665,4 +685,5 @@ EMITTERS: dict[str, Emitter] = {
     "matmul": lambda c: c.emit("MatMul", [c.x[0], c.x[1]]),
     "pad": _pad,
     "rsqrt": _rsqrt,
+    "std_conv": _std_conv,
 }

@@ -4,7 +4,7 @@ elaborator look ops up in. An op added to a family module is listed here once.""
 from __future__ import annotations
 
 from resdsl.ir.ops.base import Op
-from resdsl.ir.ops.conv import Conv, Conv1d, ConvTranspose, Linear
+from resdsl.ir.ops.conv import Conv, Conv1d, ConvTranspose, Linear, StdConv
 from resdsl.ir.ops.elementwise import (
     Dropout,
     DropPath,
@@ -104,6 +104,8 @@ OPS: dict[str, Op] = {
         Pad(),
         # Norms without statistics (issue 18): EvoNorm, Filter Response Normalization.
         Rsqrt(),
+        # BiT's weight-standardised convs (issue 18).
+        StdConv(),
     )
 }
 
