@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import ClassVar
 
 from resdsl.ir.ops.base import (
     ArgError,
@@ -27,7 +28,7 @@ from resdsl.ir.ops.base import (
 
 class Conv(Op):
     name = "conv"
-    args = (
+    args: ClassVar[tuple[ArgSpec, ...]] = (
         ArgSpec("out", ArgType.POS_INT),
         ArgSpec("kernel", ArgType.PAIR),
         ArgSpec("stride", ArgType.PAIR, 1),
