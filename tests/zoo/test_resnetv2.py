@@ -34,7 +34,7 @@ CLASSES = 10
 SMALL = (3, 64, 64)
 # One model of each kind of unit, stem, norm and conv (see the module's docstring).
 SAMPLE = ("resnetv2_18d", "resnetv2_50", "resnetv2_50t", "resnetv2_50d_gn", "resnetv2_50d_evos",
-          "resnetv2_50d_frn")
+          "resnetv2_50d_frn", "resnetv2_50x1_bit")
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -12,6 +12,9 @@ _18 = {"layers": [2, 2, 2, 2], "basic": True}
 _34 = {"layers": [3, 4, 6, 3], "basic": True}
 _101 = {"layers": [3, 4, 23, 3]}
 _152 = {"layers": [3, 8, 36, 3]}
+# BiT (Kolesnikov et al. 2020): StdConv2d (eps 1e-8), GroupNormAct (32 groups), the "fixed"
+# stem (zero-padded max pool), and a width factor (_create_resnetv2_bit).
+_BIT = {"stem_type": "fixed", "norm": "gn", "ws": 1e-8}
 # ResNet-D: the deep stem and average-pooled projections (stem_type='deep', avg_down=True).
 _D = {"stem_type": "deep", "avg_down": True}
 
@@ -30,6 +33,12 @@ _NAMES: dict[str, dict[str, Any]] = {
     "resnetv2_101d": {**_101, **_D},
     "resnetv2_152": _152,
     "resnetv2_152d": {**_152, **_D},
+    "resnetv2_50x1_bit": {**_BIT, "width": 1},
+    "resnetv2_50x3_bit": {**_BIT, "width": 3},
+    "resnetv2_101x1_bit": {**_101, **_BIT, "width": 1},
+    "resnetv2_101x3_bit": {**_101, **_BIT, "width": 3},
+    "resnetv2_152x2_bit": {**_152, **_BIT, "width": 2},
+    "resnetv2_152x4_bit": {**_152, **_BIT, "width": 4},
 }
 
 ENTRIES: tuple[ZooEntry, ...] = timm_entries("resnetv2", "resnetv2_50.res", _NAMES)
