@@ -42,7 +42,7 @@ generator's statements and draws stay as they were.
 The general tensor ops of issue 17 (the broadcasting joins `add` and `sub`, `neg`,
 `mul_const`, `softmax`, the reductions `mean`, `sum` and `amax`, `reshape` and `permute`,
 `layer_norm` on both layouts, `group_norm`, `linear` on an axis, `param`, `conv1d`, the
-`matmul` join, `pad` and `slice` on any axis) draw
+`matmul` join, `pad` and `slice` on any axis) and `rsqrt` and `std_conv` (issue 18) draw
 from a fourth, `Gen.tensor`, in the same way: each statement ends with the shape it started
 from.
 """
@@ -483,7 +483,7 @@ class Gen:
                          "reduce", "reduce", "reduce", "reduce_drop", "reduce_drop", "split",
                          "radix", "layer_norm", "channels_last", "group_norm", "param",
                          "param", "conv1d", "conv1d", "attention", "attention",
-                         "pad_slice"])
+                         "pad_slice", "rsqrt", "std_conv"])
         a, b = self.tensor_name(), self.tensor_name()
         eps: dict[str, Value] = {} if d.random() < 0.5 else {"eps": 1e-6}
         if kind == "attention":
@@ -510,6 +510,16 @@ class Gen:
             return (f"{_call('reshape', (c, shape[1] * shape[2]))}; "
                     f"{self.name()}{_call('conv1d', c, k, groups=groups, bias=d.random() < 0.5)}; "
                     f"{_call('reshape', shape)}")
+        if kind == "std_conv":
+            # BiT's weight-standardised conv, grouped or not, with a bias or not.
+            groups = d.choice([g for g in (1, 2) if c % g == 0])
+            return self.name() + _call("std_conv", c, d.choice([1, 3]), groups=groups,
+                                       bias=d.random() < 0.5, eps=d.choice([1e-6, 1e-8]))
+        if kind == "rsqrt":
+            # Filter Response Normalization's division by the root mean square of the
+            # positions; eps keeps a zero map (after a relu) finite.
+            return (f"{a} = in; mul({a}, {a}); {_call('mean', (1, 2))}; "
+                    f"{_call('rsqrt', eps=d.choice([1e-5, 0.5]))}; {b} = in; mul({a}, {b})")
         if kind == "layer_norm":
             return self.name() + _call("layer_norm", **eps)
         if kind == "channels_last":

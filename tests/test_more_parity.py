@@ -41,23 +41,25 @@ def _by_path(graph: Graph) -> dict[str, Node]:
 
 
 @pytest.mark.parametrize(
-    ("spec", "unit", "norm", "branch", "shortcut"),
+    ("spec", "unit", "norm", "branch", "shortcut", "op"),
     [
         # timm PreActBottleneck.forward: x_preact = norm1(x); downsample(x_preact), conv1(x_preact)
-        ("resnetv2_50", "stages.1.blocks.0", "norm1", "conv1", "downsample.conv"),
+        # (the strided 1x1 conv written as a subsampling and a product with its weight, a
+        # `param` made before norm1 as timm registers it: blocks/resnetv2.res)
+        ("resnetv2_50", "stages.1.blocks.0", "norm1", "conv1", "downsample.proj.0", "avgpool"),
         # wide-residual-networks pytorch/resnet.py: o1 = relu(bn0(x)); conv0(o1), convdim(o1)
-        ("wrn28_10", "group1.block0", "bn0", "conv0", "convdim"),
+        ("wrn28_10", "group1.block0", "bn0", "conv0", "convdim", "conv"),
     ],
 )
 def test_projecting_unit_shares_its_preactivation(
-    spec: str, unit: str, norm: str, branch: str, shortcut: str
+    spec: str, unit: str, norm: str, branch: str, shortcut: str, op: str
 ) -> None:
     """Keys cannot show the wiring: a projecting unit's one BN-ReLU feeds both paths, and an
     identity unit adds its raw input."""
     graph = _graph(spec)
     nodes = _by_path(graph)
     first, proj = nodes[f"{unit}.{branch}"], nodes[f"{unit}.{shortcut}"]
-    assert proj.op == "conv" and proj.inputs == first.inputs
+    assert proj.op == op and proj.inputs == first.inputs
     (preact,) = first.inputs
     assert graph.node(preact).op == "relu"
     assert graph.node(graph.node(preact).inputs[0]).path == f"{unit}.{norm}"

@@ -275,6 +275,9 @@ LOOKS: dict[str, Look] = {
     "matmul": Look("merge", _fixed("matrix product"), symbol="@"),
     "pad": Look("layer", lambda n, ins: f"pad {n.args['before']}, {n.args['after']}, axis "
                 f"{n.args['axis']}", _MISC, heavy=False),
+    "std_conv": Look("layer", lambda n, ins: conv_text(n, ins) + ", WS", _CONV),
+    "rsqrt": Look("layer", lambda n, ins: f"1/√(x + {float_arg(n.args, 'eps'):g})", _MISC,
+                  heavy=False),
 }
 
 # A gate's σ: the sigmoid that a `gate` makes for T(x) is drawn as a merge-like σ node.

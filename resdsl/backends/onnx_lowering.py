@@ -491,6 +491,16 @@ def _mul_const(c: Ctx) -> None:
     c.emit("Mul", [c.x[0], c.const("k", k)])
 
 
+def _rsqrt(c: Ctx) -> None:
+    """1 / √(x + eps): Add (where eps is not 0), Sqrt and Reciprocal, at every opset."""
+    x = c.x[0]
+    eps = float_arg(c.node.args, "eps")
+    if eps != 0.0:
+        (x,) = c.helper("Add", [x, c.const("eps", np.array(eps, np.float32))])
+    (root,) = c.helper("Sqrt", [x])
+    c.emit("Reciprocal", [root])
+
+
 def _axes(c: Ctx, arg: str) -> list[int]:
     """The per-sample axes of argument `arg` as ONNX axes (the batch is axis 0)."""
     value = c.node.args[arg]
@@ -569,6 +579,26 @@ def _group_norm(c: Ctx) -> None:
     y = _normalised(c, r, [2])
     (back,) = c.helper("Reshape", [y, c.const("shape", _i64([0, *c.ins[0]]))])
     _affine(c, back, 0)
+
+
+def _std_conv(c: Ctx) -> None:
+    """The standardisation as nodes over the raw weight's initializer (the checkpoint's
+    tensor, under its state_dict key): each filter flattened, normalised as a group norm's
+    groups are, and reshaped back; then the conv's Conv. Runtimes fold the constant part."""
+    a = c.node.args
+    weight = c.param("weight")
+    kh, kw = pair_arg(a, "kernel")
+    shape = c.const("weight_shape", _i64([c.node.shape[0], c.ins[0][0] // int_arg(a, "groups"),
+                                          kh, kw]))
+    (rows,) = c.helper("Reshape", [weight, c.const("filters", _i64([0, -1]))])
+    (std,) = c.helper("Reshape", [_normalised(c, rows, [1]), shape])
+    (ph, pw) = Conv.padding(a)
+    inputs = [c.x[0], std]
+    if a["bias"]:
+        inputs.append(c.param("bias"))
+    c.emit("Conv", inputs, kernel_shape=list(pair_arg(a, "kernel")),
+           strides=list(pair_arg(a, "stride")), pads=[ph, pw, ph, pw],
+           dilations=list(pair_arg(a, "dilation")), group=int_arg(a, "groups"))
 
 
 def _conv1d(c: Ctx) -> None:
@@ -654,4 +684,6 @@ EMITTERS: dict[str, Emitter] = {
     "conv1d": _conv1d,
     "matmul": lambda c: c.emit("MatMul", [c.x[0], c.x[1]]),
     "pad": _pad,
+    "rsqrt": _rsqrt,
+    "std_conv": _std_conv,
 }

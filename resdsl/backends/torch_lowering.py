@@ -136,6 +136,36 @@ def _conv(c: Ctx) -> Lowered:
     return Lowered(init, Code(f"{{out}} = {c.attr}({c.x[0]})"))
 
 
+# timm's StdConv2d (timm/layers/std_conv.py), its forward line for line, so the generated
+# file needs no timm: the weight standardised per filter by a training-mode batch norm of
+# the filters, then the conv.
+STD_CONV = '''class StdConv2d(nn.Conv2d):
+    """timm's StdConv2d: a conv whose filters are standardised before every use (Weight
+    Standardization), (w - mean) / sqrt(var + eps) over each filter, the variance biased."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = False, eps: float = 1e-6) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride,
+                         padding=padding, dilation=dilation, groups=groups, bias=bias)
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = F.batch_norm(
+            self.weight.reshape(1, self.out_channels, -1), None, None, training=True,
+            momentum=0.0, eps=self.eps).reshape_as(self.weight)
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)'''
+
+
+def _std_conv(c: Ctx) -> Lowered:
+    conv = _conv(c)
+    assert conv.init is not None
+    text = "StdConv2d" + conv.init.text.removeprefix("nn.Conv2d").removesuffix(")")
+    eps = float_arg(c.node.args, "eps")
+    init = Code(text + ", eps={eps})", {**conv.init.holes, "eps": eps})
+    return Lowered(init, conv.forward)
+
+
 def _bn(c: Ctx) -> Lowered:
     kind = "BatchNorm2d" if len(c.ins[0]) == 3 else "BatchNorm1d"
     eps, momentum = float_arg(c.node.args, "eps"), float_arg(c.node.args, "momentum")
@@ -506,6 +536,13 @@ def _mul_const(c: Ctx) -> Lowered:
     return _forward(f"{{out}} = {c.x[0]} * {{k}}", k=float_arg(c.node.args, "k"))
 
 
+def _rsqrt(c: Ctx) -> Lowered:
+    if float_arg(c.node.args, "eps") == 0.0:
+        return _forward(f"{{out}} = torch.rsqrt({c.x[0]})")
+    return _forward(f"{{out}} = torch.rsqrt({c.x[0]} + {{eps}})",
+                    eps=float_arg(c.node.args, "eps"))
+
+
 def _sizes(name: str, values: tuple[int, ...]) -> tuple[str, dict[str, HoleValue]]:
     """A tuple of sizes as one hole per size, `({name}0, {name}1)`: a tuple hole of two
     equal sizes would print as one number (a square kernel's `3`), which a shape is not."""
@@ -611,6 +648,8 @@ LOWERINGS: dict[str, Lowering] = {
     "conv1d": Lowering(_conv1d),
     "matmul": Lowering(lambda c: _forward(f"{{out}} = {c.x[0]} @ {c.x[1]}")),
     "pad": Lowering(_pad),
+    "rsqrt": Lowering(_rsqrt),
+    "std_conv": Lowering(_std_conv, helpers=(STD_CONV,)),
 }
 
 # The names the helpers define at the top of a generated file: no generated class may take one.

@@ -71,10 +71,10 @@ def _uniform(seed: int, key: str, shape: tuple[int, ...], bound: float) -> np.nd
 def _tensor(seed: int, key: str, node: Node, st: State, states: Sequence[State]) -> np.ndarray:
     """The default initial value of one state entry of `node`."""
     op, name, shape = node.op, st.name, st.shape
-    if op == "conv" and name == "weight":
+    if op in ("conv", "std_conv") and name == "weight":
         out, _, kh, kw = shape
         return _normal(seed, key, shape, math.sqrt(2.0 / (out * kh * kw)))
-    if op == "conv" and name == "bias":
+    if op in ("conv", "std_conv") and name == "bias":
         weight = next(s for s in states if s.name == "weight")
         return _uniform(seed, key, shape, 1.0 / math.sqrt(math.prod(weight.shape[1:])))
     if op == "linear" and name in ("weight", "bias"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from fractions import Fraction
+from typing import ClassVar
 
 from resdsl.ir.ops.base import (
     ArgError,
@@ -17,6 +18,7 @@ from resdsl.ir.ops.base import (
     ShapeError,
     State,
     feature_map,
+    float_arg,
     fmt_shape,
     int_arg,
     pair_arg,
@@ -26,7 +28,7 @@ from resdsl.ir.ops.base import (
 
 class Conv(Op):
     name = "conv"
-    args = (
+    args: ClassVar[tuple[ArgSpec, ...]] = (
         ArgSpec("out", ArgType.POS_INT),
         ArgSpec("kernel", ArgType.PAIR),
         ArgSpec("stride", ArgType.PAIR, 1),
@@ -45,15 +47,15 @@ class Conv(Op):
         return (dh * (kh // 2), dw * (kw // 2))
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
-        c, h, w = feature_map("conv", ins[0])
+        c, h, w = feature_map(self.name, ins[0])
         out, groups = int_arg(a, "out"), int_arg(a, "groups")
         _check_groups(c, out, groups)
         (kh, kw), (sh, sw) = pair_arg(a, "kernel"), pair_arg(a, "stride")
         (dh, dw), (ph, pw) = pair_arg(a, "dilation"), self.padding(a)
         return (
             out,
-            window("conv", h, kh, sh, ph, dh, False, "height"),
-            window("conv", w, kw, sw, pw, dw, False, "width"),
+            window(self.name, h, kh, sh, ph, dh, False, "height"),
+            window(self.name, w, kw, sw, pw, dw, False, "width"),
         )
 
     def state(self, ins: Sequence[Shape], a: Args, out: Shape) -> tuple[State, ...]:
@@ -68,6 +70,29 @@ class Conv(Op):
     def stride(self, a: Args) -> tuple[Fraction, Fraction] | None:
         sh, sw = pair_arg(a, "stride")
         return (Fraction(sh), Fraction(sw))
+
+
+class StdConv(Conv):
+    """A conv with Weight Standardization (Qiao et al. 2019), timm's `StdConv2d` (the convs
+    of BiT): each filter, its `C/groups · kh · kw` weights, is standardised before every use,
+    `(w − mean) / √(var + eps)` with the variance biased. The weight stored is the raw one
+    (a checkpoint's), so the state, shape rule and MACs are `conv`'s."""
+
+    name = "std_conv"
+    args = (*Conv.args, ArgSpec("eps", ArgType.FLOAT, 1e-6))
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        out = super().infer(ins, a)
+        eps = float_arg(a, "eps")
+        if eps <= 0:
+            raise ShapeError(
+                "E0408",
+                f"std_conv's eps must be positive, not {eps:g}",
+                f"eps = {eps:g}",
+                "eps keeps the division by each filter's standard deviation away from zero; "
+                "timm's StdConv2d defaults to 1e-6, BiT's to 1e-8",
+            )
+        return out
 
 
 def _check_groups(c: int, out: int, groups: int) -> None:

@@ -65,6 +65,28 @@ class MulConst(_Elementwise):
     args = (ArgSpec("k", ArgType.FLOAT),)
 
 
+class Rsqrt(_Elementwise):
+    """1 / √(x + eps): torch.rsqrt(x + eps). With `mean` and `mul` it writes the norms that
+    divide by a root mean square or a standard deviation of their own axes and keep no
+    statistics: EvoNorm's group std, Filter Response Normalization's mean square."""
+
+    name = "rsqrt"
+    args = (ArgSpec("eps", ArgType.FLOAT, 0.0),)
+
+    def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
+        eps = a["eps"]
+        assert isinstance(eps, float)
+        if eps < 0:
+            raise ShapeError(
+                "E0408",
+                f"rsqrt's eps must not be negative, not {eps:g}",
+                f"eps = {eps:g}",
+                "eps is added before the root to keep it away from zero (a variance or a "
+                "mean square is never negative): e.g. `rsqrt(eps = 1e-5)`",
+            )
+        return ins[0]
+
+
 class Identity(_Elementwise):
     name = "identity"
 

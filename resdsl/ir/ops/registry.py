@@ -4,7 +4,7 @@ elaborator look ops up in. An op added to a family module is listed here once.""
 from __future__ import annotations
 
 from resdsl.ir.ops.base import Op
-from resdsl.ir.ops.conv import Conv, Conv1d, ConvTranspose, Linear
+from resdsl.ir.ops.conv import Conv, Conv1d, ConvTranspose, Linear, StdConv
 from resdsl.ir.ops.elementwise import (
     Dropout,
     DropPath,
@@ -16,6 +16,7 @@ from resdsl.ir.ops.elementwise import (
     Neg,
     Relu,
     Relu6,
+    Rsqrt,
     Sigmoid,
     Silu,
     Tanh,
@@ -101,6 +102,10 @@ OPS: dict[str, Op] = {
         Conv1d(),
         MatMul(),
         Pad(),
+        # Norms without statistics (issue 18): EvoNorm, Filter Response Normalization.
+        Rsqrt(),
+        # BiT's weight-standardised convs (issue 18).
+        StdConv(),
     )
 }
 
@@ -112,4 +117,5 @@ USER_OPS: dict[str, Op] = {name: op for name, op in OPS.items() if op.user}
 PER_CHANNEL = frozenset({
     "bn", "relu", "relu6", "hardswish", "leaky_relu", "sigmoid", "silu", "gelu", "tanh",
     "identity", "dropout", "rescale", "maxpool", "avgpool", "frozen_bn", "neg", "mul_const",
+    "rsqrt",
 })
