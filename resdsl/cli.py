@@ -132,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     from resdsl.fmt_cmd import add_parser as add_fmt
 
     add_fmt(sub)
+    from resdsl.zoo_cmd import add_parser as add_zoo
+
+    add_zoo(sub)
     return p
 
 
@@ -494,6 +497,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             from resdsl.fmt_cmd import fmt
 
             return fmt(args, out, err)
+        if args.command == "zoo":
+            from resdsl.zoo_cmd import zoo
+
+            return zoo(args, out, err)
         return _info(args, out, err)
     except UsageError as exc:
         if isinstance(exc, ArgumentError) and exc.code:  # a mistake with a code: E0741

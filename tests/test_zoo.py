@@ -3,13 +3,20 @@ the checker against the published models, and weights by name."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 import resdsl
 from resdsl import zoo
 from resdsl.arguments import ArgumentError
+from resdsl.zoo import markdown, table
+from resdsl.zoo.entry import ZooEntry
 from tests.conftest import ROOT, run_cli
 
 SPECIAL = ROOT / "tests" / "golden" / "errors" / "special"
@@ -71,3 +78,146 @@ def test_load_by_name_applies_the_row_then_the_caller() -> None:
 def test_an_unknown_parameter_on_a_zoo_name_is_refused() -> None:
     with pytest.raises(ArgumentError, match="no parameter `widht`"):
         resdsl.load("tv:resnet50", widht=3)
+
+
+# ---------------------------------------------------------------------- the command line
+
+
+def test_cli_takes_a_zoo_name_without_torch(tmp_path: Path) -> None:
+    """`info`, `check`, `draw`, `compile --to onnx` and `zoo` on zoo names import no torch."""
+    onnx_out, dot_out = tmp_path / "r.onnx", tmp_path / "r.dot"
+    code = (
+        "import sys; from resdsl.cli import main; "
+        "codes = [main(['info', 'tv:resnet50', '--depth', '1']), "
+        "main(['check', 'tv:resnext101_32x8d', 'torchvision:resnet18']), "
+        f"main(['draw', 'tv:resnet18', '-o', {str(dot_out)!r}]), "
+        f"main(['compile', 'tv:resnet18', '--to', 'onnx', '-D', 'classes=10', '-o', "
+        f"{str(onnx_out)!r}]), main(['zoo', 'resnext'])]; "
+        "print(codes, [m for m in sys.modules if m.split('.')[0] == 'torch'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True)
+    assert out.stdout.strip().splitlines()[-1] == "[0, 0, 0, 0, 0] []", out.stdout + out.stderr
+    assert "resnet50 (tv:resnet50), input 3×224×224" in out.stdout
+    assert "tv:resnext101_32x8d: ok (resnext50_32x4d: " in out.stdout
+    assert "88,791,336 parameters" in out.stdout  # torchvision's resnext101_32x8d
+    assert dot_out.read_text("utf-8").startswith("digraph")
+    assert onnx_out.stat().st_size > 40_000_000  # resnet18's 11.2M float32 weights
+
+
+def test_defines_on_a_zoo_name_override_the_row() -> None:
+    run = run_cli("info", "tv:resnext101_32x8d", "-D", "width=4", "-D", "classes=10",
+                  "--format", "json")
+    assert run.code == 0, run.err
+    doc = json.loads(run.out)
+    same = resdsl.load(ROOT / "specs" / "resnext50_32x4d.res", layers=[3, 4, 23, 3],
+                       classes=10)
+    assert (doc["params"], doc["macs"]) == (same.counts().params, same.counts().macs)
+    assert doc["spec"] == "tv:resnext101_32x8d"
+
+
+def test_zoo_lists_with_a_filter() -> None:
+    run = run_cli("zoo", "tv:resnext*")
+    assert run.code == 0, run.err
+    names = [line.split()[0] for line in run.out.splitlines()[1:] if line.startswith("tv:")]
+    assert names == ["tv:resnext50_32x4d", "tv:resnext101_32x8d", "tv:resnext101_64x4d"]
+    assert "-D 'layers=[3,4,23,3]' -D width=8" in run.out
+    assert "88,791,336" in run.out and "16.414" in run.out
+    listed = json.loads(run_cli("zoo", "WIDE", "--format", "json").out)
+    assert [r["name"] for r in listed] == ["tv:wide_resnet50_2", "tv:wide_resnet101_2"]
+    assert listed[1]["defines"] == {"layers": [3, 4, 23, 3], "groups": 1, "width": 128}
+    none = run_cli("zoo", "no-such-model")
+    assert none.code == 0 and none.out == "" and "no name matches" in none.err
+
+
+def test_zoo_counts_are_current() -> None:
+    """resdsl/zoo/counts.json (what `resdsl zoo` shows) holds every row, built now: rerun
+    scripts/zoo_docs.py after changing a row or a spec."""
+    stored = table.stored_counts()
+    assert list(stored) == [e.qualified for e in zoo.entries()], \
+        "resdsl/zoo/counts.json is stale: run scripts/zoo_docs.py"
+    assert stored == table.counts_table(), \
+        "resdsl/zoo/counts.json is stale: run scripts/zoo_docs.py"
+
+
+def test_zoo_docs_are_current() -> None:
+    """docs/zoo.md is scripts/zoo_docs.py's page for the table, its counts and status."""
+    page = markdown.render(table.stored_counts(), table.stored_status())
+    assert (ROOT / "docs" / "zoo.md").read_text("utf-8") == page, \
+        "docs/zoo.md is stale: run scripts/zoo_docs.py"
+    for entry in zoo.entries():
+        assert f"| `{entry.qualified}` |" in page
+
+
+def test_status_is_of_rows() -> None:
+    """resdsl/zoo/status.json (bench/zoo_coverage.py --write-status) names rows only."""
+    names = {e.qualified for e in zoo.entries()}
+    status = table.stored_status()
+    assert set(status) <= names
+    assert {s["status"] for s in status.values()} <= {"exact", "not exact"}
+
+
+# ---------------------------------------------------------------------- the checker
+
+
+def _sample() -> list[ZooEntry]:
+    """The first and the middle row of every family that has rows (so this runs before and
+    after each family's table is filled)."""
+    picked: list[ZooEntry] = []
+    for _, rows in zoo.families():
+        for row in (rows[:1] + rows[len(rows) // 2:len(rows) // 2 + 1]):
+            if row not in picked:
+                picked.append(row)
+    return picked
+
+
+SAMPLE = _sample()
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("entry", SAMPLE, ids=[e.qualified for e in SAMPLE])
+def test_sample_rows_are_exact(entry: ZooEntry) -> None:
+    """Keys in order with shapes, parameters and MACs against the reference on the meta
+    device; outputs with its weights copied in (norms randomised) up to 100M parameters."""
+    pytest.importorskip("torch")
+    from resdsl.zoo.reference import MAX_OUTPUT_PARAMS, check
+
+    result = check(entry)
+    assert result.status == "exact", f"{entry.qualified}: {result.reason}"
+    net = resdsl.load(entry.qualified)
+    assert (net.counts().params, net.counts().macs) == (result.params, result.macs)
+    assert result.outputs_checked == (result.params is not None
+                                      and result.params <= MAX_OUTPUT_PARAMS)
+
+
+@pytest.mark.parity
+def test_the_checker_finds_a_different_function(tmp_path: Path) -> None:
+    """A spec with torchvision resnet18's keys, parameters and MACs but an average pool for
+    its stem's max pool: only the outputs tell, and the checker says so."""
+    pytest.importorskip("torch")
+    from resdsl.zoo.reference import check
+
+    text = (ROOT / "specs" / "resnet18.res").read_text("utf-8")
+    spec = tmp_path / "resnet18_avg.res"
+    spec.write_text(text.replace("    stem\n", "    conv1: conv(64, 7, stride = 2); bn1: bn; "
+                                 "relu\n    maxpool: avgpool(3, stride = 2, padding = 1)\n"),
+                    "utf-8")
+    swapped = ZooEntry("resnet18", "torchvision", "torchvision", str(spec))
+    result = check(swapped)
+    assert result.status == "not exact"
+    assert result.reason.startswith("outputs at 3×32×32: max |difference|"), result.reason
+    wrong_keys = check(ZooEntry("resnet34", "torchvision", "torchvision", "resnet18.res"))
+    assert wrong_keys.status == "not exact"
+    # resnet34's layer1 has 3 blocks, resnet18's 2: its third is the first key missing.
+    assert wrong_keys.reason.startswith("state_dict keys: "), wrong_keys.reason
+    assert "missing (first `layer1.2.conv1.weight`)" in wrong_keys.reason
+
+
+def test_compare_uses_the_documented_tolerance() -> None:
+    from resdsl.zoo.reference import compare
+
+    expected = np.array([[10.0, -2.0, 0.5]], dtype=np.float32)
+    assert compare(expected + 5e-5, expected).ok  # 1e-5 · max(1, 10) + 1e-4 · |e|
+    assert not compare(expected + np.float32(3e-3), expected).ok
+    swapped = np.array([[-2.0, 10.0, 0.5]], dtype=np.float32)
+    assert not compare(swapped, expected).ok

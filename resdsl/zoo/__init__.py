@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import shlex
 from collections.abc import Mapping
 
 from resdsl.arguments import ArgumentError, parameter_text
@@ -89,6 +90,17 @@ def resolve(spec: str, defines: Mapping[str, str]) -> tuple[str, dict[str, str]]
 
 
 def defines_text(entry: ZooEntry) -> str:
-    """The row's parameters as the command line writes them: `-D depth=101 -D groups=32`."""
-    return " ".join(f"-D {name}={parameter_text(name, value)}"
-                    for name, value in entry.params.items())
+    """The row's parameters as the command line takes them, one shell word each:
+    `-D layers=[3,4,23,3] -D width=8` (a string value is quoted for the shell)."""
+    words = []
+    for name, value in entry.params.items():
+        text = _compact(value) if isinstance(value, (list, tuple)) else parameter_text(name, value)
+        words.append(f"-D {shlex.quote(f'{name}={text}')}")
+    return " ".join(words)
+
+
+def _compact(value: object) -> str:
+    """A list without spaces: `[3,4,23,3]`, `[[1,2],[3]]`."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_compact(v) for v in value) + "]"
+    return parameter_text("value", value)

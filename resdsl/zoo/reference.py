@@ -210,9 +210,11 @@ def _compare_state(net: Network, reference: Mapping[str, Any]) -> None:
 
 
 def _load(entry: ZooEntry, **kwargs: Any) -> Network:
+    """The row's network: its own spec and parameters (not a lookup of its name, so that a
+    row is checked before it is in the table)."""
     import resdsl
 
-    return resdsl.load(entry.qualified, **kwargs)
+    return resdsl.load(entry.spec_path(), **{**entry.params, **kwargs})
 
 
 def check(entry: ZooEntry, outputs: bool = True, seed: int = 1) -> CheckResult:
