@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -221,3 +223,75 @@ def test_compare_uses_the_documented_tolerance() -> None:
     assert not compare(expected + np.float32(3e-3), expected).ok
     swapped = np.array([[-2.0, 10.0, 0.5]], dtype=np.float32)
     assert not compare(swapped, expected).ok
+
+
+# ---------------------------------------------------------------------- weights by name
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path, Path]:
+    """torchvision's resnext50_32x4d (the reference of tv:resnext50_32x4d), its norms
+    randomised, saved as .pth and as .safetensors."""
+    torch = pytest.importorskip("torch")
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    from resdsl.zoo.reference import create, randomise
+
+    torch.manual_seed(0)
+    model = randomise(create(zoo.lookup("tv:resnext50_32x4d")), seed=2)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    folder = tmp_path_factory.mktemp("zoo_weights")
+    pth, st = folder / "resnext50_32x4d.pth", folder / "resnext50_32x4d.safetensors"
+    torch.save(state, pth)
+    safetensors_torch.save_file(state, str(st))
+    return state, pth, st
+
+
+def _same(ours: Mapping[str, Any], reference: Mapping[str, Any], keys: Iterable[str]) -> None:
+    for k in keys:
+        assert np.array_equal(np.asarray(ours[k]), reference[k].numpy()), k
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_a_reference_checkpoint_loads_strictly(
+        checkpoints: tuple[dict[str, Any], Path, Path], suffix: str) -> None:
+    state, pth, st = checkpoints
+    path = pth if suffix == ".pth" else st
+    ours, report = resdsl.load("tv:resnext50_32x4d").state(weights=path)
+    assert report is not None and (report.missing, report.unexpected) == ((), ())
+    assert list(ours) == list(state)
+    _same(ours, state, state)
+
+
+def test_a_wider_head_loads_the_rest_and_reports_the_head(
+        checkpoints: tuple[dict[str, Any], Path, Path]) -> None:
+    state, pth, _ = checkpoints
+    net = resdsl.load("tv:resnext50_32x4d", classes=10)
+    with pytest.raises(resdsl.SpecError) as refused:  # strict: the head's shape differs
+        net.state(weights=pth)
+    assert refused.value.diagnostics[0].code == "E0604"
+    ours, report = net.state(weights=pth, replace_head=True)
+    assert report is not None and report.reinitialised == ("fc.weight", "fc.bias")
+    kept = [k for k in state if not k.startswith("fc.")]
+    assert sorted(report.matched) == sorted(kept)
+    _same(ours, state, kept)
+    assert ours["fc.weight"].shape == (10, 2048)
+    run = run_cli("compile", "tv:resnext50_32x4d", "-D", "classes=10", "--to", "onnx",
+                  "--weights", str(pth), "--replace-head", "-o", str(pth.with_suffix(".onnx")))
+    assert run.code == 0, run.err
+    assert "re-initialised the head fc.weight, fc.bias" in run.out
+
+
+def test_an_extra_block_loads_the_rest_and_reports_it(
+        checkpoints: tuple[dict[str, Any], Path, Path]) -> None:
+    """`-D layers=[3,4,7,3]`: a seventh block in layer3, which the checkpoint lacks."""
+    state, _, st = checkpoints
+    net = resdsl.load("tv:resnext50_32x4d", layers=[3, 4, 7, 3])
+    with pytest.raises(resdsl.SpecError) as refused:
+        net.state(weights=st)
+    assert refused.value.diagnostics[0].code == "E0603"
+    ours, report = net.state(weights=st, strict=False)
+    assert report is not None and report.unexpected == ()
+    assert report.missing and all(k.startswith("layer3.6.") for k in report.missing)
+    assert sorted(report.matched) == sorted(state)
+    _same(ours, state, state)
+    assert "not in the file keep their initial values: layer3.6." in report.summary()
