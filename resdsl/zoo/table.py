@@ -133,6 +133,10 @@ def _current(figures: Mapping[str, Any] | None, entry: ZooEntry) -> bool:
 
 
 def _status(found: Mapping[str, Any] | None) -> str:
+    """`exact`, `exact (static)` when the outputs were not compared (over 100M parameters,
+    or `--no-outputs`), `not exact`, `not checked`."""
     if not found:
         return NOT_CHECKED
-    return str(found.get("status", NOT_CHECKED))
+    status = str(found.get("status", NOT_CHECKED))
+    return status + (" (static)" if status == "exact" and not found.get("outputs_checked")
+                     else "")
