@@ -156,6 +156,8 @@ def report(names: list[Name], results: dict[str, dict[str, Any]], outputs: bool)
                 misses.append(f"    {n.qualified}: not written (no row in the zoo's table)")
             elif status != "exact":
                 misses.append(f"    {n.qualified}: not exact: {found['reason']}")
+            for note in (found or {}).get("notes", []):
+                misses.append(f"    {n.qualified}: note: {note}")
         for k in totals:
             totals[k] += counts[k]
         total = sum(counts.values())

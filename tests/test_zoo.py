@@ -295,3 +295,24 @@ def test_an_extra_block_loads_the_rest_and_reports_it(
     assert sorted(report.matched) == sorted(state)
     _same(ours, state, state)
     assert "not in the file keep their initial values: layer3.6." in report.summary()
+
+
+@pytest.mark.parity
+def test_the_checker_on_timm_models() -> None:
+    """timm's side of the checker, on shipped specs that are timm models (whatever the
+    family tables hold): resnet26t with outputs; ecaresnet26t, whose ECA convs are 1-D
+    (their MACs count, as tests/test_attention_specs.py counts them), statically."""
+    pytest.importorskip("timm")
+    from resdsl.zoo.reference import check
+
+    tiered = check(ZooEntry("resnet26t", "timm", "resnet", "resnet26t.res"))
+    assert tiered.status == "exact", tiered.reason
+    assert tiered.outputs_checked and tiered.side == 32 and tiered.notes == []
+    eca = check(ZooEntry("ecaresnet26t", "timm", "resnet", "ecaresnet26t.res"), outputs=False)
+    assert eca.status == "exact", eca.reason
+    assert eca.macs == resdsl.load("specs/ecaresnet26t.res").counts().macs
+    # A block more in its last stage than timm's resnet26t: the checker says which.
+    deeper = check(ZooEntry("resnet26t", "timm", "resnet", "resnet26t.res",
+                            {"layers": [2, 2, 2, 3]}), outputs=False)
+    assert deeper.status == "not exact"
+    assert "unexpected (first `layer4.2.conv1.weight`)" in deeper.reason, deeper.reason

@@ -4,9 +4,10 @@
 
 1. the state_dict: every key, in order, with its shape;
 2. the parameter count;
-3. the MACs at the spec's input: conv and linear multiply-accumulates counted by forward
-   hooks on the reference (torchvision's convention, as tests/test_parity.py
-   `reference_macs`), against resdsl's static count;
+3. the MACs at the spec's input: conv (2-D and 1-D) and linear multiply-accumulates counted
+   by forward hooks on the reference (torchvision's convention, as tests/test_parity.py
+   `reference_macs` and tests/test_attention_specs.py `conv1d_macs`), against resdsl's
+   static count;
 4. with `outputs`, for a model of at most `MAX_OUTPUT_PARAMS` parameters: eval-mode outputs
    in PyTorch, the reference's weights copied into the spec's module after every norm's
    affine parameters and running statistics and every layer scale are randomised (the
@@ -107,7 +108,8 @@ def _nothing() -> Iterator[None]:
 def reference_macs(model: Any, shape: Shape) -> int:
     """Conv and linear multiply-accumulates of one forward pass of `model` on one input of
     `shape`, on the model's device (meta tensors have shapes, which is all a count needs):
-    tests/test_parity.py `reference_macs`'s hooks."""
+    tests/test_parity.py `reference_macs`'s hooks, and tests/test_attention_specs.py's for
+    the 1-D convs (ECA), which resdsl counts too."""
     import torch
 
     total = 0
@@ -117,6 +119,10 @@ def reference_macs(model: Any, shape: Shape) -> int:
         kh, kw = m.kernel_size
         total += out[0].numel() * (m.in_channels // m.groups) * kh * kw
 
+    def conv1d_hook(m: Any, inputs: Any, out: Any) -> None:
+        nonlocal total
+        total += out[0].numel() * (m.in_channels // m.groups) * m.kernel_size[0]
+
     def linear_hook(m: Any, inputs: Any, out: Any) -> None:
         nonlocal total
         total += m.in_features * m.out_features
@@ -125,6 +131,8 @@ def reference_macs(model: Any, shape: Shape) -> int:
     for m in model.modules():
         if isinstance(m, torch.nn.Conv2d):
             handles.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, torch.nn.Conv1d):  # ECA's (tests/test_attention_specs.py)
+            handles.append(m.register_forward_hook(conv1d_hook))
         elif isinstance(m, torch.nn.Linear):
             handles.append(m.register_forward_hook(linear_hook))
     device = _device(model)
@@ -136,6 +144,15 @@ def reference_macs(model: Any, shape: Shape) -> int:
         for h in handles:
             h.remove()
     return total
+
+
+def default_input(model: Any) -> Shape:
+    """The input a timm model is published at (its `pretrained_cfg`'s `input_size`, the one
+    its GMACs are given for); 3×224×224 for torchvision's classifiers (their weights'
+    transforms crop 224×224)."""
+    cfg = getattr(model, "pretrained_cfg", None)
+    size = cfg.get("input_size") if isinstance(cfg, dict) else None
+    return tuple(int(d) for d in size) if size else (3, 224, 224)
 
 
 def _device(model: Any) -> Any:
@@ -253,6 +270,10 @@ def _check(entry: ZooEntry, outputs: bool, seed: int, result: CheckResult) -> No
     except Exception as exc:
         raise _Mismatch(f"the reference cannot be built: {_failure(exc)}") from None
     result.params = sum(p.numel() for p in meta.parameters())
+    default = default_input(meta)
+    if default != tuple(net.input_shape):
+        result.notes.append(f"the spec's input is {fmt_shape(net.input_shape)}, the "
+                            f"reference's default {fmt_shape(default)}")
     _compare_state(net, meta.state_dict())
     ours = net.counts()
     if ours.params != result.params:
