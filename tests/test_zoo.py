@@ -142,6 +142,32 @@ def test_zoo_counts_are_current() -> None:
         "resdsl/zoo/counts.json is stale: run scripts/zoo_docs.py"
 
 
+def test_a_stale_row_is_counted_on_the_spot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`resdsl zoo` trusts counts.json only while a row's fingerprint (its spec, the files
+    the spec uses, its parameters) is the one stored."""
+    stored = table.stored_counts()
+    lied = {k: {**v, "params": 1} for k, v in stored.items()}
+    monkeypatch.setattr(table, "stored_counts", lambda: lied)
+    assert [r.params for r in table.listing("tv:resnet18")] == [1]
+    stale = {k: {**v, "params": 1, "fingerprint": "0"} for k, v in stored.items()}
+    monkeypatch.setattr(table, "stored_counts", lambda: stale)
+    assert [r.params for r in table.listing("tv:resnet18")] == [11_689_512]  # torchvision's
+
+
+def test_the_fingerprint_follows_the_files_a_spec_uses(tmp_path: Path) -> None:
+    (tmp_path / "lib.res").write_text("block unit(c) { conv(c, 3); relu }\n", "utf-8")
+    spec = tmp_path / "net.res"
+    spec.write_text('use "lib.res"\nuse "blocks/basic.res"\n'
+                    "network net { input [3, 8, 8]; unit(4) }\n", "utf-8")
+    row = ZooEntry("net", "timm", "resnet", str(spec))
+    before = table.fingerprint(row)
+    (tmp_path / "lib.res").write_text("block unit(c) { conv(c, 1); relu }\n", "utf-8")
+    table._spec_digest.cache_clear()
+    assert table.fingerprint(row) != before
+    assert table.fingerprint(ZooEntry("net", "timm", "resnet", str(spec), {"c": 2})) != \
+        table.fingerprint(row)
+
+
 def test_zoo_docs_are_current() -> None:
     """docs/zoo.md is scripts/zoo_docs.py's page for the table, its counts and status."""
     page = markdown.render(table.stored_counts(), table.stored_status())

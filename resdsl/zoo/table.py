@@ -14,6 +14,7 @@ import fnmatch
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,15 +56,30 @@ def fingerprint(entry: ZooEntry) -> str:
     return digest.hexdigest()[:16]
 
 
+# A `use` at the start of a line: enough to find the files a spec depends on without
+# parsing it (parsing the zoo's specs would take a second; `resdsl zoo` should not).
+_USE = re.compile(r'^[ \t]*use[ \t]+"([^"\n]+)"', re.M)
+
+
 @functools.cache
 def _spec_digest(path: str) -> str:
-    """The spec's text and every file it uses, parsed once per spec (rows share specs)."""
-    from resdsl.syntax.loader import load_program
+    """The text of the spec and of every file it uses (found as the loader finds them: next
+    to the importer, else in the built-in library), once per spec (rows share specs)."""
+    from resdsl._resources import library_root
 
     digest = hashlib.sha256()
-    program = load_program(path)
-    for f in sorted(program.files, key=lambda f: Path(f.source.path).name):
-        digest.update(Path(f.source.path).name.encode() + b"\0" + f.source.text.encode())
+    seen: set[Path] = set()
+    todo = [Path(path).resolve()]
+    while todo:
+        file = todo.pop()
+        if file in seen or not file.is_file():
+            continue
+        seen.add(file)
+        text = file.read_text("utf-8", errors="replace")
+        digest.update(file.name.encode() + b"\0" + text.encode())
+        for used in _USE.findall(text):
+            local = (file.parent / used).resolve()
+            todo.append(local if local.is_file() else (library_root() / used).resolve())
     return digest.hexdigest()
 
 
