@@ -53,6 +53,17 @@ def test_an_unknown_name_says_what_is_close() -> None:
     assert other.value.help is not None and "did you mean `tv:resnet18`?" in other.value.help
 
 
+@pytest.fixture
+def torchvision_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The zoo pinned to torchvision's resnets (this branch's rows): the goldens' did-you-mean
+    must not change as the family tables fill (timm has a resnet50 too)."""
+    from resdsl.zoo import families
+    from resdsl.zoo.families import torchvision
+
+    monkeypatch.setattr(families, "FAMILIES", (("torchvision", torchvision.ENTRIES),))
+
+
+@pytest.mark.usefixtures("torchvision_only")
 def test_an_unknown_name_golden() -> None:
     """E0005's golden: a zoo name the zoo lacks, a usage mistake (exit 2)."""
     run = run_cli("info", "tv:resnet05")
@@ -61,6 +72,20 @@ def test_an_unknown_name_golden() -> None:
     if os.environ.get("RESDSL_UPDATE_GOLDEN"):
         expected.write_text(run.err, encoding="utf-8")
     assert run.err == expected.read_text(encoding="utf-8")
+
+
+@pytest.mark.usefixtures("torchvision_only")
+def test_a_missing_file_named_like_a_model_gets_its_zoo_name() -> None:
+    """E0001 for `resdsl info resnet50` (no such file) names `tv:resnet50`."""
+    run = run_cli("info", "resnet50")
+    assert run.code == 1
+    expected = SPECIAL / "E0001_zoo_name.txt"
+    if os.environ.get("RESDSL_UPDATE_GOLDEN"):
+        expected.write_text(run.err, encoding="utf-8")
+    assert run.err == expected.read_text(encoding="utf-8")
+    assert "`tv:resnet50`" in run.err
+    other = run_cli("info", "specs/resnet5.res")  # not a model's name: the usual help
+    assert "check the path; specs are .res files" in other.err
 
 
 def test_load_by_name_applies_the_row_then_the_caller() -> None:
