@@ -27,6 +27,16 @@ SPECIAL = ROOT / "tests" / "golden" / "errors" / "special"
 # ---------------------------------------------------------------------- lookup
 
 
+@pytest.fixture
+def torchvision_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The zoo pinned to torchvision's resnets (this branch's rows): the goldens' did-you-mean
+    must not change as the family tables fill (timm has a resnet50 too)."""
+    from resdsl.zoo import families
+    from resdsl.zoo.families import torchvision
+
+    monkeypatch.setattr(families, "FAMILIES", (("torchvision", torchvision.ENTRIES),))
+
+
 def test_lookup_takes_each_spelling() -> None:
     row = zoo.lookup("tv:resnet50")
     assert (row.name, row.source, row.spec) == ("resnet50", "torchvision", "resnet50.res")
@@ -42,6 +52,7 @@ def test_every_row_is_found_by_its_name_and_names_are_unique() -> None:
         assert row.spec_path().is_file(), row
 
 
+@pytest.mark.usefixtures("torchvision_only")
 def test_an_unknown_name_says_what_is_close() -> None:
     with pytest.raises(ArgumentError) as caught:
         zoo.lookup("tv:resnet05")
@@ -51,16 +62,6 @@ def test_an_unknown_name_says_what_is_close() -> None:
     with pytest.raises(ArgumentError, match="timm:resnet18") as other:
         resdsl.load("timm:resnet18")
     assert other.value.help is not None and "did you mean `tv:resnet18`?" in other.value.help
-
-
-@pytest.fixture
-def torchvision_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The zoo pinned to torchvision's resnets (this branch's rows): the goldens' did-you-mean
-    must not change as the family tables fill (timm has a resnet50 too)."""
-    from resdsl.zoo import families
-    from resdsl.zoo.families import torchvision
-
-    monkeypatch.setattr(families, "FAMILIES", (("torchvision", torchvision.ENTRIES),))
 
 
 @pytest.mark.usefixtures("torchvision_only")
@@ -150,7 +151,7 @@ def test_zoo_lists_with_a_filter() -> None:
     assert names == ["tv:resnext50_32x4d", "tv:resnext101_32x8d", "tv:resnext101_64x4d"]
     assert "-D 'layers=[3,4,23,3]' -D width=8" in run.out
     assert "88,791,336" in run.out and "16.414" in run.out
-    listed = json.loads(run_cli("zoo", "WIDE", "--format", "json").out)
+    listed = json.loads(run_cli("zoo", "TV:WIDE", "--format", "json").out)
     assert [r["name"] for r in listed] == ["tv:wide_resnet50_2", "tv:wide_resnet101_2"]
     assert listed[1]["defines"] == {"layers": [3, 4, 23, 3], "groups": 1, "width": 128}
     none = run_cli("zoo", "no-such-model")
