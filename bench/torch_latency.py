@@ -21,6 +21,11 @@ reference, the same ratio of CPU medians and the ratio of the minima.
 (`dynamic=False`, so each batch size gets its own static graph; `--backend` picks the
 backend, inductor by default; inductor's first compile of a network takes minutes).
 
+The `ops` column says whether one profiled forward of each dispatches the same multiset of
+ATen operators (`torch.profiler`; names and call counts, which machine load cannot change):
+`same` means the two modules do the same work and a ratio away from 1 is the machine's
+noise; otherwise it lists the operators one side runs more often.
+
 Bar (DESIGN.md §8): median(ours) / median(reference) ≤ 1.03 for every row.
 
 `--dense` runs the dense-prediction networks of issue #16 (torchvision's `fcn_resnet50` and
@@ -40,6 +45,7 @@ import argparse
 import os
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +119,7 @@ class Row:
     ours_cpu: list[float]
     ref_cpu: list[float]
     max_diff: float
+    ops: str
 
     @property
     def ratio(self) -> float:
@@ -142,6 +149,20 @@ def difference(a: Any, b: Any) -> float:
     return float((a - b).abs().max())
 
 
+def aten_ops(model: Callable[[torch.Tensor], Any], x: torch.Tensor) -> Counter[str]:
+    """The ATen operators one forward dispatches, with their call counts."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        model(x)
+    return Counter({e.key: e.count for e in prof.key_averages() if e.key.startswith("aten::")})
+
+
+def ops_difference(ours: Counter[str], ref: Counter[str]) -> str:
+    """`same`, or the operators each side runs more often (`+cat×2` ours, `-stack×2` ref)."""
+    more = [f"+{k[6:]}×{n}" for k, n in sorted((ours - ref).items())]
+    fewer = [f"-{k[6:]}×{n}" for k, n in sorted((ref - ours).items())]
+    return " ".join(more + fewer) or "same"
+
+
 def timed(model: Callable[[torch.Tensor], Any], x: torch.Tensor,
           wall: list[float], cpu: list[float]) -> None:
     c0, t0 = time.process_time(), time.perf_counter()
@@ -160,7 +181,8 @@ def measure(
         for _ in range(warmup):
             ours(x)
             ref(x)
-        row = Row(name, batch, size, [], [], [], [], max_diff)
+        ops = ops_difference(aten_ops(ours, x), aten_ops(ref, x))
+        row = Row(name, batch, size, [], [], [], [], max_diff, ops)
         for i in range(repeats):
             if i % 2 == 0:
                 timed(ours, x, row.ours, row.ours_cpu)
@@ -178,7 +200,8 @@ def report(row: Row) -> None:
     print(
         f"  {row.network:<12} {row.batch:>5} {row.size:>4} {ours_ms:>10.2f} {ref_ms:>10.2f}"
         f" {row.ratio:>7.3f}"
-        f"  {row.cpu_ratio:>9.3f} {min_ratio:>9.3f}  {row.max_diff:>9.1e}  {verdict}",
+        f"  {row.cpu_ratio:>9.3f} {min_ratio:>9.3f}  {row.max_diff:>9.1e}  {verdict}"
+        f"  ops {row.ops}",
         flush=True,
     )
 

@@ -179,6 +179,16 @@ def test_interpolated_names_stay_single_path_levels(tmp_path: Path) -> None:
     assert exc.value.diagnostics[0].code == "E0401"
 
 
+def test_an_interpolated_name_may_hold_a_hyphen(tmp_path: Path) -> None:
+    """torchvision's RegNet names its blocks `block1-0`: a string may bring the `-`; a space
+    is still refused."""
+    g = graph_of(tmp_path, 'network n { input [3, 4, 4]; block{1}{"-"}{0}: conv(3, 1) }')
+    assert "block1-0" in by_path(g)
+    with pytest.raises(SpecError) as exc:
+        graph_of(tmp_path, 'network n { input [3, 4, 4]; x{"a b"}: conv(3, 1) }')
+    assert exc.value.diagnostics[0].code == "E0401"
+
+
 def test_define_values_are_constants(tmp_path: Path) -> None:
     text = "network n(c = 4) { input [3, 8, 8]; x: conv(c, 3) }"
     for bad in ("foo", "foo(100)", "10; relu", "[1", "in.c"):

@@ -775,7 +775,8 @@ def _ident(text: str) -> str:
 
 
 def _camel(text: str) -> str:
-    parts = [p for p in text.split("_") if p]
+    # `-` too: an interpolated name may hold one (torchvision's RegNet `block1-0`).
+    parts = [p for p in text.replace("-", "_").split("_") if p]
     out = ""
     for p in parts:
         if out and p[0].isdigit():

@@ -68,7 +68,7 @@ BODY_STEPS = 4
 # characters: each node keeps its path.
 MAX_PATH = 1_000
 
-_NAME_TEXT = re.compile(r"[A-Za-z0-9_]*")
+_NAME_TEXT = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class _Scope:
@@ -374,10 +374,11 @@ class Elaborator:
                     f"this is {fmt_value(value)}",
                 )
             if isinstance(value, str) and not _NAME_TEXT.fullmatch(value):
-                # A `.` would fake a level of the module path; PyTorch refuses such names.
+                # A `.` would fake a level of the module path; PyTorch refuses such names. A
+                # `-` is a name's own (torchvision's RegNet names its blocks `block1-0`).
                 raise fail(
                     "E0401",
-                    f"a name may hold only letters, digits and `_`, not {fmt_value(value)}",
+                    f"a name may hold only letters, digits, `_` and `-`, not {fmt_value(value)}",
                     part.span,
                     f"this is {fmt_value(value)}",
                 )
