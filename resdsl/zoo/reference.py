@@ -96,13 +96,35 @@ def create(entry: ZooEntry, meta: bool = False, **kwargs: Any) -> Any:
         if entry.source == "torchvision":
             import torchvision
 
-            return torchvision.models.get_model(entry.name, weights=None, **kwargs)
+            with _regnet_widths_on_cpu() if meta else _nothing():
+                return torchvision.models.get_model(entry.name, weights=None, **kwargs)
     raise ValueError(f"{entry.qualified}: unknown source `{entry.source}`")
 
 
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+@contextmanager
+def _regnet_widths_on_cpu() -> Iterator[None]:
+    """torchvision computes its RegNets' widths with tensors on the default device and reads
+    them back, which the meta device cannot: that computation alone runs on the CPU (the
+    modules are still made on the meta device), as tests/zoo/test_regnet.py does."""
+    import torch
+    from torchvision.models.regnet import BlockParams
+
+    original = BlockParams.__dict__["from_init_params"]
+
+    def on_cpu(cls: type, *args: Any, **kwargs: Any) -> Any:
+        with torch.device("cpu"):
+            return original.__func__(cls, *args, **kwargs)
+
+    BlockParams.from_init_params = classmethod(on_cpu)  # type: ignore[method-assign,assignment]
+    try:
+        yield
+    finally:
+        BlockParams.from_init_params = original  # type: ignore[method-assign]
 
 
 def reference_macs(model: Any, shape: Shape) -> int:
