@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from resdsl.outputs import write_atomic  # noqa: E402
 from resdsl.zoo import entries  # noqa: E402
 from resdsl.zoo.entry import ZooEntry  # noqa: E402
-from resdsl.zoo.table import STATUS  # noqa: E402
+from resdsl.zoo.table import STATUS, fingerprint  # noqa: E402
 
 TIMM_MODULES = ("resnet", "resnetv2", "res2net", "resnest", "sknet", "dpn", "densenet",
                 "regnet")
@@ -184,8 +184,12 @@ def write_status(path: Path, results: dict[str, dict[str, Any]]) -> None:
         stored = json.loads(path.read_text("utf-8"))
     except (OSError, ValueError):
         stored = {}
-    merged = {**stored, **{name: {k: r[k] for k in ("status", "reason", "outputs_checked",
-                                                    "side", "max_abs_diff")}
+    rows = {e.qualified: e for e in entries()}
+    merged = {**stored, **{name: {**{k: r[k] for k in ("status", "reason", "outputs_checked",
+                                                       "side", "max_abs_diff")},
+                                  # What was checked: a later change to the row or its spec
+                                  # makes this status "not checked" (resdsl/zoo/table.py).
+                                  "fingerprint": fingerprint(rows[name])}
                            for name, r in results.items()}}
     ordered = {e.qualified: merged[e.qualified] for e in entries() if e.qualified in merged}
     text = "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}"

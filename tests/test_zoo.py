@@ -17,6 +17,7 @@ import pytest
 import resdsl
 from resdsl import zoo
 from resdsl.arguments import ArgumentError
+from resdsl.cli import main
 from resdsl.zoo import markdown, table
 from resdsl.zoo.entry import ZooEntry
 from tests.conftest import ROOT, run_cli
@@ -133,6 +134,21 @@ def test_cli_takes_a_zoo_name_without_torch(tmp_path: Path) -> None:
     assert onnx_out.stat().st_size > 40_000_000  # resnet18's 11.2M float32 weights
 
 
+def test_a_zoo_name_names_the_default_output(tmp_path: Path) -> None:
+    """`compile tv:resnext101_32x8d` writes resnext101_32x8d.py, not its spec's network's
+    name (resnext50_32x4d, which four models share); `draw` likewise."""
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        compiled = main(["compile", "tv:resnext101_32x8d", "--to", "python"])
+        drawn = main(["draw", "tv:resnext101_32x8d", "--format", "dot", "--depth", "stages"])
+    finally:
+        os.chdir(old)
+    assert (compiled, drawn) == (0, 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["resnext101_32x8d.dot",
+                                                          "resnext101_32x8d.py"]
+
+
 def test_defines_on_a_zoo_name_override_the_row() -> None:
     run = run_cli("info", "tv:resnext101_32x8d", "-D", "width=4", "-D", "classes=10",
                   "--format", "json")
@@ -213,6 +229,21 @@ def test_status_is_of_rows() -> None:
     status = table.stored_status()
     assert set(status) <= names
     assert {s["status"] for s in status.values()} <= {"exact", "not exact"}
+
+
+def test_a_status_of_a_changed_row_is_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row's status holds while its fingerprint does: after a change to its spec or its
+    parameters it is "not checked" until the coverage bench runs again."""
+    row = zoo.lookup("tv:resnet18")
+    checked = {"status": "exact", "reason": "", "outputs_checked": True, "side": 32,
+               "max_abs_diff": 0.0}
+    now = {row.qualified: {**checked, "fingerprint": table.fingerprint(row)}}
+    monkeypatch.setattr(table, "stored_status", lambda: now)
+    assert [r.status for r in table.listing("tv:resnet18")] == ["exact"]
+    before = {row.qualified: {**checked, "fingerprint": "0123456789abcdef"}}
+    monkeypatch.setattr(table, "stored_status", lambda: before)
+    assert [r.status for r in table.listing("tv:resnet18")] == ["not checked"]
+    assert "| `tv:resnet18` |" in markdown.render(table.stored_counts(), before)
 
 
 # ---------------------------------------------------------------------- the checker

@@ -114,6 +114,16 @@ def stored_status() -> dict[str, dict[str, Any]]:
     return _read(STATUS)
 
 
+def current_status(entry: ZooEntry, status: Mapping[str, Mapping[str, Any]]
+                   ) -> Mapping[str, Any] | None:
+    """The row's stored check result, while it is of the row as it is now (the same
+    fingerprint); None when it was never checked or has changed since."""
+    found = status.get(entry.qualified)
+    if found is None or found.get("fingerprint") != fingerprint(entry):
+        return None
+    return found
+
+
 def matches(entry: ZooEntry, pattern: str | None) -> bool:
     """A filter: a glob when it has `*`, `?` or `[` (`timm:resnet*d`), else a substring;
     case-insensitive, against the qualified name, its family and its spec."""
@@ -140,7 +150,7 @@ def listing(pattern: str | None = None) -> list[Listed]:
             figures = count(entry)
         rows.append(Listed(entry, defines_text(entry), tuple(figures["input"]),
                            figures["params"], figures["macs"],
-                           _status(status.get(entry.qualified))))
+                           _status(current_status(entry, status))))
     return rows
 
 
@@ -150,7 +160,7 @@ def _current(figures: Mapping[str, Any] | None, entry: ZooEntry) -> bool:
 
 def _status(found: Mapping[str, Any] | None) -> str:
     """`exact`, `exact (static)` when the outputs were not compared (over 100M parameters,
-    or `--no-outputs`), `not exact`, `not checked`."""
+    or `--no-outputs`), `not exact`, `not checked` (never, or not since the row changed)."""
     if not found:
         return NOT_CHECKED
     status = str(found.get("status", NOT_CHECKED))
