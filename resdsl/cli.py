@@ -85,8 +85,8 @@ def _parser() -> argparse.ArgumentParser:
                       "archive with the weights (.pt2); onnx: an ONNX model with the weights "
                       "(.onnx), emitted without torch")
     comp.add_argument("-o", dest="output", metavar="OUT",
-                      help="the output file (default: the network's name with the target's "
-                      "extension, in the current folder)")
+                      help="the output file (default: the network's name, or a zoo model's, "
+                      "with the target's extension, in the current folder)")
     comp.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
     comp.add_argument("--weights", metavar="FILE",
                       help="a .pth/.pt or .safetensors state_dict to load")
@@ -132,6 +132,9 @@ def _parser() -> argparse.ArgumentParser:
     from resdsl.fmt_cmd import add_parser as add_fmt
 
     add_fmt(sub)
+    from resdsl.zoo_cmd import add_parser as add_zoo
+
+    add_zoo(sub)
     return p
 
 
@@ -336,7 +339,8 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     verification: dict[str, object] | None = None
     try:
         net = Network(args.spec, build(args.spec, _options(args)))
-        output = args.output or net.name + TARGETS[args.target]
+        output = args.output or _zoo_output(args.spec, TARGETS[args.target]) \
+            or net.name + TARGETS[args.target]
         # The spec, the files it uses and the weights: no output may replace them.
         check_output(output, [*net.files, *([args.weights] if args.weights else [])])
         if args.target == "python":
@@ -406,8 +410,8 @@ def _draw_parser(sub: argparse._SubParsersAction[_Parser]) -> None:
     draw = sub.add_parser("draw", help="draw the network's diagram with Graphviz")
     draw.add_argument("spec", metavar="SPEC")
     draw.add_argument("-o", dest="output", metavar="OUT",
-                      help="the output file (default: the network's name with the format's "
-                      "suffix, in the current folder)")
+                      help="the output file (default: the network's name, or a zoo model's, "
+                      "with the format's suffix, in the current folder)")
     draw.add_argument("--format", choices=("svg", "png", "pdf", "dot"),
                       help="svg (default), png, pdf (needs Graphviz's dot), or dot for the "
                       "DOT text; without it, the suffix of -o decides")
@@ -435,8 +439,9 @@ def _draw(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     settings = Settings(args.depth, args.expand, args.lr, args.shapes)
     note = " ".join(f"-D {d}" for d in args.defines)
+    output = args.output or _zoo_output(args.spec, "." + (args.format or "svg"))
     try:
-        report = draw_file(args.spec, _options(args), settings, args.format, args.output, note)
+        report = draw_file(args.spec, _options(args), settings, args.format, output, note)
     except SpecError as exc:
         _report(exc.diagnostics, "text", err)
         return EXIT_SPEC
@@ -452,6 +457,14 @@ def _draw(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             f"{what}{how}\n")
     _report(report.diagnostics, "text", err)
     return EXIT_SPEC if report.failed else EXIT_OK
+
+
+def _zoo_output(spec: str, suffix: str) -> str | None:
+    """The default output of a zoo name: the model's name (`resnext101_32x8d.onnx`), not
+    its spec's network's (`resnext50_32x4d`), which several models share; None for a file."""
+    from resdsl import zoo
+
+    return zoo.lookup(spec).name + suffix if zoo.is_zoo_name(spec) else None
 
 
 class Terminated(BaseException):
@@ -494,6 +507,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             from resdsl.fmt_cmd import fmt
 
             return fmt(args, out, err)
+        if args.command == "zoo":
+            from resdsl.zoo_cmd import zoo
+
+            return zoo(args, out, err)
         return _info(args, out, err)
     except UsageError as exc:
         if isinstance(exc, ArgumentError) and exc.code:  # a mistake with a code: E0741

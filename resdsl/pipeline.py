@@ -173,9 +173,46 @@ def network_params(net: ast.Definition, defines: Mapping[str, str],
 def build(path: str, options: Options | None = None,
           text: str | bytes | None = None) -> Result:
     """Compile the spec at `path` to a checked graph; raise SpecError listing every problem.
-    `text`, when given, is the spec's source, checked as if it were the file at `path`."""
-    with collector_paused():
-        return _build(path, options or Options(), text)
+    `text`, when given, is the spec's source, checked as if it were the file at `path`.
+    `path` may be a zoo name (`timm:resnet50d`): its spec, with its row's parameters under
+    `options.defines` (`resolve`)."""
+    path, options = resolve(path, options or Options(), text)
+    try:
+        with collector_paused():
+            return _build(path, options, text)
+    except SpecError as exc:
+        if text is None and [d.code for d in exc.diagnostics] == ["E0001"]:
+            raise _zoo_hint(exc, path) from None
+        raise
+
+
+def _zoo_hint(exc: SpecError, path: str) -> SpecError:
+    """A missing file named like a zoo model (`resdsl info resnet50`): E0001 says which
+    zoo name it may be (`tv:resnet50`)."""
+    from resdsl import zoo
+
+    d = exc.diagnostics[0]
+    bare = path[:-len(".res")] if path.endswith(".res") else path
+    names = [e.qualified for e in zoo.entries() if e.name == bare]
+    if d.primary is not None or not names or "/" in path or "\\" in path:
+        return exc
+    listed = " or ".join(f"`{n}`" for n in names)
+    return SpecError([replace(d, help=f"for the published model, write {listed} (a zoo "
+                                      "name: `resdsl zoo` lists them)")])
+
+
+def resolve(path: str, options: Options, text: str | bytes | None = None
+            ) -> tuple[str, Options]:
+    """The one place a spec argument becomes a file: a zoo name (`timm:resnet50d`,
+    `tv:resnet50`) is its row's spec, built with the row's parameters and then the caller's
+    (`-D` on top of a zoo name overrides the row); a path stays itself. ArgumentError E0005
+    for a zoo name the zoo lacks."""
+    from resdsl import zoo
+
+    if text is not None or not zoo.is_zoo_name(path):
+        return path, options
+    spec, defines = zoo.resolve(path, options.defines)
+    return spec, replace(options, defines=defines)
 
 
 @contextmanager

@@ -30,7 +30,7 @@ from resdsl.ir.graph import Graph
 from resdsl.ir.resolve import check_program
 from resdsl.outputs import check_output, write_atomic
 from resdsl.passes.counts import totals
-from resdsl.pipeline import Options, build, network_params, select_network
+from resdsl.pipeline import Options, build, network_params, resolve, select_network
 from resdsl.syntax.loader import load_program
 
 # Every format `resdsl draw` writes: the renderers' and the DOT text itself.
@@ -193,6 +193,7 @@ def draw_file(
     the error; a spec that fails before (syntax, names) is not drawn. Raises SpecError only
     when the drawing itself cannot be made (no renderer, a failing renderer)."""
     fmt = format_for(output, fmt)
+    spec, options = resolve(spec, options)  # a zoo name: its spec, for the partial drawing too
     try:
         result = build(spec, options)
     except SpecError as exc:

@@ -14,6 +14,7 @@ CODES: dict[str, str] = {
     "E0002": "the spec file is not UTF-8 text",
     "E0003": "the spec file is too large",
     "E0004": "the spec is nested too deeply",
+    "E0005": "the zoo has no model of that name",
     # E01xx: syntax
     "E0101": "unexpected token",
     "E0102": "unexpected character",
