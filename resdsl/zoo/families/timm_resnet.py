@@ -7,6 +7,7 @@ defaults (Bottleneck blocks, planes 64..512, BatchNorm, the max-pool stem, no at
 
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import Any
 
 from resdsl.zoo.entry import ZooEntry, timm_entries
@@ -163,4 +164,6 @@ ROWS: dict[str, dict[str, Any]] = {
                     "channels": [32, 48, 48, 96]},
 }
 
-ENTRIES: tuple[ZooEntry, ...] = timm_entries("resnet", SPEC, dict(sorted(ROWS.items())))
+# Each row its own copy of the shared lists (the depths, BASIC), so that no row can change another.
+ENTRIES: tuple[ZooEntry, ...] = timm_entries(
+    "resnet", SPEC, {name: deepcopy(params) for name, params in sorted(ROWS.items())})
