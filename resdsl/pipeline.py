@@ -205,14 +205,19 @@ def resolve(path: str, options: Options, text: str | bytes | None = None
             ) -> tuple[str, Options]:
     """The one place a spec argument becomes a file: a zoo name (`timm:resnet50d`,
     `tv:resnet50`) is its row's spec, built with the row's parameters and then the caller's
-    (`-D` on top of a zoo name overrides the row); a path stays itself. ArgumentError E0005
-    for a zoo name the zoo lacks."""
+    (`-D` on top of a zoo name overrides the row), at the input the model is published at
+    (resdsl/zoo/inputs.py); a path stays itself. ArgumentError E0005 for a zoo name the zoo
+    lacks."""
     from resdsl import zoo
 
     if text is not None or not zoo.is_zoo_name(path):
         return path, options
+    from resdsl.zoo.inputs import published_input
+
     spec, defines = zoo.resolve(path, options.defines)
-    return spec, replace(options, defines=defines)
+    # The model's published input, unless the caller gives one (`--input`, `input_shape=`).
+    shape = options.input_shape or published_input(zoo.lookup(path).qualified)
+    return spec, replace(options, defines=defines, input_shape=shape)
 
 
 @contextmanager

@@ -104,6 +104,19 @@ def test_load_by_name_applies_the_row_then_the_caller() -> None:
     assert same.counts() == mine.counts()
 
 
+def test_a_zoo_name_is_built_at_its_published_input() -> None:
+    """Every timm row's input is timm's `pretrained_cfg["input_size"]` (timm 1.0.31, the
+    reference): the spec's 224×224 or resdsl/zoo/inputs.py's size; `input_shape=` wins."""
+    timm = pytest.importorskip("timm")
+    for entry in zoo.entries():
+        if entry.source == "timm":
+            published = tuple(timm.models.get_pretrained_cfg(entry.name).input_size)
+            assert resdsl.load(entry.qualified).input_shape == published, entry.name
+    assert resdsl.load("timm:resnest200e").counts().macs > resdsl.load(
+        "timm:resnest200e", input_shape=(3, 224, 224)).counts().macs
+    assert resdsl.load("timm:resnest200e", input_shape="3x64x64").input_shape == (3, 64, 64)
+
+
 def test_an_unknown_parameter_on_a_zoo_name_is_refused() -> None:
     with pytest.raises(ArgumentError, match="no parameter `widht`"):
         resdsl.load("tv:resnet50", widht=3)

@@ -22,6 +22,7 @@ from typing import Any
 
 from resdsl.zoo import defines_text, entries
 from resdsl.zoo.entry import ZooEntry
+from resdsl.zoo.inputs import published_input
 
 HERE = Path(__file__).resolve().parent
 COUNTS = HERE / "counts.json"
@@ -48,11 +49,12 @@ class Listed:
 
 
 def fingerprint(entry: ZooEntry) -> str:
-    """What a row's counts depend on: its spec and the files it uses (their text) and its
-    parameters. A change to any of them makes `counts.json`'s figures stale."""
+    """What a row's counts depend on: its spec and the files it uses (their text), its
+    parameters and its published input. A change to any of them makes `counts.json`'s figures
+    stale."""
     digest = hashlib.sha256(json.dumps(
         [entry.qualified, entry.spec, sorted((k, repr(v)) for k, v in entry.params.items()),
-         _spec_digest(str(entry.spec_path()))]).encode())
+         _spec_digest(str(entry.spec_path())), published_input(entry.qualified)]).encode())
     return digest.hexdigest()[:16]
 
 
