@@ -10,23 +10,19 @@ densenet}.py):
    built and run on the meta device, ours is counted statically (`state_shapes`, `counts`),
    so no weights are allocated on either side (resnest269e has 111M parameters);
 3. a fixed sample (each distinct block, stem and shortcut kind of the five families), in eval
-   mode with timm's weights copied in (BN statistics and affine parameters randomised first),
-   gives timm's outputs at 64×64 as a PyTorch module and as an ONNX model in ONNX Runtime.
+   mode with timm's weights copied in (every norm's statistics and affine parameters
+   randomised first, tests/zoo/harness.py), gives timm's outputs at 64×64 as a PyTorch module
+   and as an ONNX model in ONNX Runtime.
 
 Each sampled reference is built once (module-scoped fixture).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
 
-import resdsl
 from resdsl.zoo.entry import ZooEntry
 from resdsl.zoo.families import (
     timm_densenet,
@@ -39,10 +35,13 @@ from resdsl.zoo.families import (
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 
-from tests.test_timm_base_specs import close, randomised, reference_macs  # noqa: E402
-
-CLASSES = 10
-SMALL = (3, 64, 64)
+from tests.zoo.harness import (  # noqa: E402
+    Pair,
+    assert_matches_meta_reference,
+    assert_onnx_outputs,
+    assert_torch_outputs,
+    make_pair,
+)
 
 FAMILIES: dict[str, tuple[ZooEntry, ...]] = {
     "res2net": timm_res2net.ENTRIES,
@@ -69,15 +68,6 @@ SAMPLE = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Small inputs on a shared machine: a second thread mostly waits (tests/test_wrappers.py)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_rows_are_timms_names(family: str) -> None:
     rows = FAMILIES[family]
@@ -88,58 +78,27 @@ def test_rows_are_timms_names(family: str) -> None:
     assert written == set(timm.list_models(module=family))
 
 
-def load(entry: ZooEntry, **extra: Any) -> resdsl.Network:
-    return resdsl.load(str(entry.spec_path()), **entry.params, **extra)
-
-
 @pytest.mark.parametrize("name", sorted(ROWS))
 def test_state_dict_parameters_and_macs_are_timms(name: str) -> None:
     """MACs at 64×64: timm's model runs on the meta device (shapes only, no arithmetic)."""
-    net = load(ROWS[name], input_shape=SMALL)
-    with torch.device("meta"):
-        ref = timm.create_model(name, pretrained=False)
-        macs = reference_macs(ref, SMALL)
-    theirs = [(k, tuple(v.shape)) for k, v in ref.state_dict().items()]
-    assert list(net.state_shapes().items()) == theirs  # keys in order, with their shapes
-    assert net.counts().params == sum(p.numel() for p in ref.parameters())
-    assert net.counts().macs == macs
-
-
-@dataclass
-class Pair:
-    name: str
-    net: resdsl.Network
-    state: dict[str, Any]
-    x: np.ndarray
-    expected: np.ndarray
+    assert_matches_meta_reference(ROWS[name])
 
 
 @pytest.fixture(scope="module", params=SAMPLE)
-def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
-    name = request.param
-    torch.manual_seed(0)
-    model = randomised(timm.create_model(name, pretrained=False, num_classes=CLASSES), seed=1)
-    net = load(ROWS[name], input_shape=SMALL, classes=CLASSES)
-    x = np.random.default_rng(0).standard_normal((2, *SMALL), dtype=np.float32)
-    with torch.inference_mode():
-        expected = model(torch.from_numpy(x)).numpy()
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    yield Pair(name, net, state, x, expected)
+def pair(request: pytest.FixtureRequest) -> Pair:
+    return make_pair(ROWS[request.param])
+
+
+@pytest.mark.parity
+def test_sample_macs_are_timms(pair: Pair) -> None:
+    assert pair.net.counts().macs == pair.macs
 
 
 @pytest.mark.parity
 def test_torch_outputs_are_timms(pair: Pair) -> None:
-    module = pair.net.to_torch(weights=pair.state).eval()
-    with torch.inference_mode():
-        actual = module(torch.from_numpy(pair.x)).numpy()
-    close(actual, pair.expected, f"{pair.name} (PyTorch)")
+    assert_torch_outputs(pair)
 
 
 @pytest.mark.parity
 def test_onnx_outputs_are_timms(pair: Pair, tmp_path: Path) -> None:
-    from resdsl.verify import session
-
-    path = tmp_path / f"{pair.name}.onnx"
-    pair.net.save_onnx(str(path), weights=pair.state)
-    (actual,) = session(str(path), threads=1).run(None, {"input": pair.x})
-    close(np.asarray(actual), pair.expected, f"{pair.name} (ONNX Runtime)")
+    assert_onnx_outputs(pair, tmp_path)

@@ -15,12 +15,8 @@ own model:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pytest
 
 import resdsl
@@ -33,55 +29,20 @@ torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 torchvision = pytest.importorskip("torchvision")
 
-from torchvision.models.regnet import BlockParams  # noqa: E402
+from tests.zoo.harness import (  # noqa: E402
+    Pair,
+    assert_matches_meta_reference,
+    assert_onnx_outputs,
+    assert_torch_outputs,
+    load,
+    make_pair,
+)
 
 ROWS: dict[str, ZooEntry] = {e.name: e for e in TIMM_ROWS + TV_ROWS}
-SMALL = (3, 64, 64)
-CLASSES = 10
 # One row of each kind: X, Y (SE), GroupNorm + SiLU, V (pre-activation, "avg" shortcut), Z
 # (inverted bottleneck, no projecting shortcut, final ConvNormAct), torchvision's names.
 SAMPLE = ["regnetx_002", "regnety_002", "regnety_040_sgn", "regnetv_064", "regnetz_005",
           "regnet_y_400mf"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def widths_on_cpu() -> Iterator[None]:
-    """torchvision computes its RegNet widths with tensors on the default device, which the
-    meta device cannot read back: that computation alone runs on the CPU (the model's modules
-    are still made on the meta device)."""
-    original = BlockParams.from_init_params.__func__  # type: ignore[attr-defined]
-
-    def on_cpu(cls: type, *args: Any, **kwargs: Any) -> Any:
-        with torch.device("cpu"):
-            return original(cls, *args, **kwargs)
-
-    BlockParams.from_init_params = classmethod(on_cpu)  # type: ignore[method-assign,assignment]
-    yield
-    BlockParams.from_init_params = classmethod(original)  # type: ignore[method-assign,assignment]
-
-
-def reference(entry: ZooEntry, **kwargs: Any) -> Any:
-    if entry.source == "timm":
-        return timm.create_model(entry.name, pretrained=False, **kwargs)
-    return torchvision.models.get_model(entry.name, **kwargs)
-
-
-def load(entry: ZooEntry, **extra: Any) -> resdsl.Network:
-    return resdsl.load(str(entry.spec_path()), **entry.params, **extra)
-
-
-def reference_macs(model: Any, shape: tuple[int, ...]) -> int:
-    from tests.test_parity import reference_macs as count
-
-    return int(count(model, shape))
 
 
 def test_rows_are_the_libraries_regnets() -> None:
@@ -103,15 +64,7 @@ def test_shipped_spec_is_its_row(spec: str, model: str) -> None:
 
 @pytest.mark.parametrize("name", list(ROWS))
 def test_keys_params_macs_are_the_references(name: str) -> None:
-    entry = ROWS[name]
-    net = load(entry, input_shape=SMALL)
-    with torch.device("meta"):
-        ref = reference(entry)
-        macs = reference_macs(ref, SMALL)
-    theirs = [(k, tuple(v.shape)) for k, v in ref.state_dict().items()]
-    assert list(net.state_shapes().items()) == theirs  # keys in order, with their shapes
-    assert net.counts().params == sum(p.numel() for p in ref.parameters())
-    assert net.counts().macs == macs
+    assert_matches_meta_reference(ROWS[name])
 
 
 @pytest.mark.parametrize("name", ["regnety_032", "regnetv_064", "regnetz_005",
@@ -131,64 +84,16 @@ def test_every_residual_block_is_one_residual_join(name: str) -> None:
 # ---------------------------------------------------------------------- outputs
 
 
-def randomised(model: Any, seed: int) -> Any:
-    """The model in eval mode with random BN statistics and BN and GroupNorm affine
-    parameters, so that no norm is the identity."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.GroupNorm)):
-                c = m.weight.shape
-                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                    m.running_mean.copy_(0.1 * torch.randn(c, generator=gen))
-                    m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=gen))
-                m.weight.copy_(0.5 + torch.rand(c, generator=gen))
-                m.bias.copy_(0.1 * torch.randn(c, generator=gen))
-    return model.eval()
-
-
-def close(actual: np.ndarray, expected: np.ndarray, what: str) -> None:
-    """tests/test_onnx_parity.py's tolerance: rtol 1e-4, atol 1e-5·max(1, max|y|), argmax."""
-    assert np.isfinite(expected).all(), f"{what}: the reference's output is not finite"
-    scale = max(1.0, float(np.abs(expected).max()))
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5 * scale, err_msg=what)
-    assert (actual.argmax(1) == expected.argmax(1)).all(), f"{what}: argmax differs"
-
-
-@dataclass
-class Pair:
-    name: str
-    net: resdsl.Network
-    state: dict[str, Any]
-    x: np.ndarray
-    expected: np.ndarray
-
-
 @pytest.fixture(scope="module", params=SAMPLE)
 def pair(request: pytest.FixtureRequest) -> Pair:
-    entry = ROWS[request.param]
-    torch.manual_seed(0)
-    model = randomised(reference(entry, num_classes=CLASSES), seed=1)
-    x = np.random.default_rng(0).standard_normal((2, *SMALL), dtype=np.float32)
-    with torch.inference_mode():
-        expected = model(torch.from_numpy(x)).numpy()
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return Pair(entry.name, load(entry, input_shape=SMALL, classes=CLASSES), state, x, expected)
+    return make_pair(ROWS[request.param])
 
 
 @pytest.mark.parity
 def test_torch_outputs_are_the_references(pair: Pair) -> None:
-    module = pair.net.to_torch(weights=pair.state).eval()
-    with torch.inference_mode():
-        actual = module(torch.from_numpy(pair.x)).numpy()
-    close(actual, pair.expected, f"{pair.name} (PyTorch)")
+    assert_torch_outputs(pair)
 
 
 @pytest.mark.parity
 def test_onnx_outputs_are_the_references(pair: Pair, tmp_path: Path) -> None:
-    from resdsl.verify import session
-
-    path = tmp_path / f"{pair.name}.onnx"
-    pair.net.save_onnx(str(path), weights=pair.state)
-    (actual,) = session(str(path), threads=1).run(None, {"input": pair.x})
-    close(np.asarray(actual), pair.expected, f"{pair.name} (ONNX Runtime)")
+    assert_onnx_outputs(pair, tmp_path)

@@ -9,8 +9,8 @@ model:
    adds them), the reference built on the meta device (resnext101_32x32d has 468 million
    parameters: nothing is allocated on either side);
 3. for a sample covering each block, stem, pool, norm and attention kind: eval outputs at
-   64×64 with timm's weights copied in (every BatchNorm's and GroupNorm's statistics and affine
-   parameters randomised first, so that none is the identity), in PyTorch and in ONNX Runtime,
+   64×64 with timm's weights copied in (every norm's statistics and affine parameters
+   randomised first, so that none is the identity: tests/zoo/harness.py), in PyTorch and in ONNX Runtime,
    and the MACs of the real forward pass. Rows over 100 million parameters (senet154) and the
    deep ones enter the sample with one block per stage: `layers` overridden on both sides,
    timm building the model with its registered arguments and that override;
@@ -19,12 +19,9 @@ model:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 import resdsl
@@ -34,11 +31,15 @@ from resdsl.zoo.families.timm_resnet import ENTRIES
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 
-from tests.test_timm_base_specs import close  # noqa: E402
+from tests.zoo.harness import (  # noqa: E402
+    Pair,
+    assert_matches_meta_reference,
+    assert_onnx_outputs,
+    assert_torch_outputs,
+    make_pair,
+)
 
 ROWS: dict[str, ZooEntry] = {e.name: e for e in ENTRIES}
-SMALL = (3, 64, 64)
-CLASSES = 10
 ONE_BLOCK = {"layers": [1, 1, 1, 1]}
 
 # Each kind once: BasicBlock and Bottleneck stages mixed with narrow planes (test_resnet);
@@ -60,54 +61,6 @@ SAMPLE: dict[str, dict[str, Any]] = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def load(name: str, **extra: Any) -> resdsl.Network:
-    entry = ROWS[name]
-    return resdsl.load(str(entry.spec_path()), **{**entry.params, **extra})
-
-
-def reference(name: str, **kwargs: Any) -> Any:
-    """timm's model; a `layers` override goes to timm's ResNet as a tuple, as timm writes it."""
-    if "layers" in kwargs:
-        kwargs["layers"] = tuple(kwargs["layers"])
-    return timm.create_model(name, pretrained=False, **kwargs)
-
-
-def hooked_macs(model: Any, shape: tuple[int, ...], device: str = "cpu") -> int:
-    """Conv and linear multiply-accumulates of one forward pass, tests/test_parity.py's
-    `reference_macs` convention, with nn.Conv1d (ECA) counted as `out · in/groups · k` per output
-    position and the input made on the model's device (the meta device for every row)."""
-    total = 0
-
-    def conv_hook(m: Any, inputs: Any, out: Any) -> None:
-        nonlocal total
-        total += out[0].numel() * (m.in_channels // m.groups) * int(np.prod(m.kernel_size))
-
-    def linear_hook(m: Any, inputs: Any, out: Any) -> None:
-        nonlocal total
-        total += m.in_features * m.out_features
-
-    handles = []
-    for m in model.modules():
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.Conv1d)):
-            handles.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, torch.nn.Linear):
-            handles.append(m.register_forward_hook(linear_hook))
-    model.eval()
-    with torch.no_grad():
-        model(torch.zeros(1, *shape, device=device))
-    for h in handles:
-        h.remove()
-    return total
-
-
 def test_rows_are_timms_resnet_module() -> None:
     assert sorted(ROWS) == sorted(timm.list_models(module="resnet"))
     assert len(ENTRIES) == len(ROWS) == 81
@@ -118,56 +71,15 @@ def test_rows_are_timms_resnet_module() -> None:
 def test_row_is_timms(name: str) -> None:
     """Keys in order with shapes, parameters and MACs at 64×64; timm's model on the meta
     device, ours never allocated (static counts)."""
-    net = load(name, input_shape=SMALL)
-    with torch.device("meta"):
-        ref = reference(name)
-    theirs = [(k, tuple(v.shape)) for k, v in ref.state_dict().items()]
-    assert list(net.state_shapes().items()) == theirs
-    assert net.counts().params == sum(p.numel() for p in ref.parameters())
-    assert net.counts().macs == hooked_macs(ref, SMALL, device="meta")
+    assert_matches_meta_reference(ROWS[name])
 
 
 # ---------------------------------------------------------------------- outputs
 
 
-def randomised(model: Any, seed: int) -> Any:
-    """The model in eval mode with random norm statistics and affine parameters: BatchNorm's
-    (tests/test_timm_base_specs.py's `randomised`) and GroupNorm's affine ones."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                c = m.running_mean.shape
-                m.running_mean.copy_(0.1 * torch.randn(c, generator=gen))
-                m.running_var.copy_(0.5 + 1.5 * torch.rand(c, generator=gen))
-            if isinstance(m, (torch.nn.modules.batchnorm._BatchNorm, torch.nn.GroupNorm)):
-                c = m.weight.shape
-                m.weight.copy_(0.5 + torch.rand(c, generator=gen))
-                m.bias.copy_(0.1 * torch.randn(c, generator=gen))
-    return model.eval()
-
-
-@dataclass
-class Pair:
-    name: str
-    net: resdsl.Network
-    macs: int
-    state: dict[str, Any]
-    x: np.ndarray
-    expected: np.ndarray
-
-
 @pytest.fixture(scope="module", params=sorted(SAMPLE))
-def pair(request: pytest.FixtureRequest) -> Iterator[Pair]:
-    name = request.param
-    torch.manual_seed(0)
-    model = randomised(reference(name, num_classes=CLASSES, **SAMPLE[name]), seed=1)
-    net = load(name, classes=CLASSES, input_shape=SMALL, **SAMPLE[name])
-    x = np.random.default_rng(0).standard_normal((2, *SMALL), dtype=np.float32)
-    with torch.inference_mode():
-        expected = model(torch.from_numpy(x)).numpy()
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    yield Pair(name, net, hooked_macs(model, SMALL), state, x, expected)
+def pair(request: pytest.FixtureRequest) -> Pair:
+    return make_pair(ROWS[request.param], **SAMPLE[request.param])
 
 
 @pytest.mark.parity
@@ -177,20 +89,12 @@ def test_sample_macs_are_timms(pair: Pair) -> None:
 
 @pytest.mark.parity
 def test_torch_outputs_are_timms(pair: Pair) -> None:
-    module = pair.net.to_torch(weights=pair.state).eval()
-    with torch.inference_mode():
-        actual = module(torch.from_numpy(pair.x)).numpy()
-    close(actual, pair.expected, f"{pair.name} (PyTorch)")
+    assert_torch_outputs(pair)
 
 
 @pytest.mark.parity
 def test_onnx_outputs_are_timms(pair: Pair, tmp_path: Path) -> None:
-    from resdsl.verify import session
-
-    path = tmp_path / f"{pair.name}.onnx"
-    pair.net.save_onnx(str(path), weights=pair.state)
-    (actual,) = session(str(path), threads=1).run(None, {"input": pair.x})
-    close(np.asarray(actual), pair.expected, f"{pair.name} (ONNX Runtime)")
+    assert_onnx_outputs(pair, tmp_path)
 
 
 # ---------------------------------------------------------------------- blur_pool
