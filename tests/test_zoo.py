@@ -266,7 +266,7 @@ def _sample() -> list[ZooEntry]:
     """The first and the middle row of every family that has rows (so this runs before and
     after each family's table is filled)."""
     picked: list[ZooEntry] = []
-    for _, rows in zoo.families():
+    for _, rows in zoo.by_family():
         for row in (rows[:1] + rows[len(rows) // 2:len(rows) // 2 + 1]):
             if row not in picked:
                 picked.append(row)

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from resdsl.arguments import ArgumentError, parameter_text
 from resdsl.zoo.entry import ZooEntry
 
-__all__ = ["ZooEntry", "entries", "is_zoo_name", "lookup", "resolve"]
+__all__ = ["ZooEntry", "by_family", "entries", "is_zoo_name", "lookup", "resolve"]
 
 # The libraries a zoo name starts with, and the one each stands for (`torchvision:` is the
 # long spelling of `tv:`).
@@ -36,8 +36,9 @@ def entries() -> tuple[ZooEntry, ...]:
     return tuple(entry for _, rows in FAMILIES for entry in rows)
 
 
-def families() -> tuple[tuple[str, tuple[ZooEntry, ...]], ...]:
-    """The family tables: (family, rows), in the zoo's order."""
+def by_family() -> tuple[tuple[str, tuple[ZooEntry, ...]], ...]:
+    """The family tables: (family, rows), in the zoo's order. (Not `families`: importing the
+    subpackage `resdsl.zoo.families` rebinds that attribute of this package to the module.)"""
     from resdsl.zoo.families import FAMILIES
 
     return FAMILIES

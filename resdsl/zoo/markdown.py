@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from resdsl.zoo import defines_text, families
+from resdsl.zoo import by_family, defines_text
 from resdsl.zoo.table import NOT_CHECKED, current_status
 
 HEADER = """# The zoo
@@ -61,7 +61,7 @@ def render(counts: Mapping[str, Mapping[str, Any]],
     summary = ["| family | names | exact |", "|---|---:|---:|"]
     sections: list[str] = []
     total = exact_total = 0
-    for family, rows in families():
+    for family, rows in by_family():
         if not rows:
             continue
         exact = sum(1 for r in rows
