@@ -12,8 +12,9 @@ model:
    64×64 with timm's weights copied in (every norm's statistics and affine parameters
    randomised first, so that none is the identity: tests/zoo/harness.py), in PyTorch and in
    ONNX Runtime, and the MACs of the real forward pass. Rows over 100 million parameters
-   (senet154) and the deep ones enter the sample with one block per stage: `layers` overridden on both sides,
-   timm building the model with its registered arguments and that override;
+   (senet154) and the deep ones enter the sample with one block per stage: `layers`
+   overridden on both sides, timm building the model with its registered arguments and that
+   override;
 4. blocks/timm_layers.res's `blur_pool` gives timm's BlurPool2d at even and odd sizes.
 """
 
