@@ -44,7 +44,8 @@ EXPECTED: dict[str, list[tuple[str, int, int]]] = {
     "plain_cifar": CIFAR,
     "preact_resnet1001": [("layer1", 64, 1), ("layer2", 128, 2), ("5", 256, 4)],
     "preact_resnet164": [("layer1", 64, 1), ("layer2", 128, 2), ("5", 256, 4)],
-    "res2net50_26w_4s": RESNET,
+    # timm's stem names since res2net50_26w_4s.res writes timm's ResNet stem (timm_stem).
+    "res2net50_26w_4s": [("act1", 64, 2), *RESNET[1:]],
     "resnet101": RESNET,
     "resnet110": CIFAR,
     "resnet152": RESNET,
