@@ -1,6 +1,6 @@
 """`resdsl zoo [FILTER]`: the zoo's names with their spec, `-D` values, parameters, GMACs
-(at the spec's input) and check status. Reads the checked-in figures (resdsl/zoo/table.py):
-no torch, no building unless a row's figures are stale."""
+(at the input the model is published at) and check status. Reads the checked-in figures
+(resdsl/zoo/table.py): no torch, no building unless a row's figures are stale."""
 
 from __future__ import annotations
 
@@ -30,12 +30,13 @@ def zoo(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not rows:
         err.write(f"resdsl zoo: no name matches `{args.filter}`\n")
         return EXIT_OK
-    table = [("name", "spec", "-D", "params", "GMACs", "input", "status")]
+    # The -D values last: a pruned network's channel lists run to hundreds of characters.
+    table = [("name", "spec", "params", "GMACs", "input", "status", "-D")]
     for r in rows:
-        table.append((r.entry.qualified, f"specs/{r.entry.spec}", r.defines, f"{r.params:,}",
-                      f"{r.macs / 1e9:.3f}", "x".join(map(str, r.input)), r.status))
+        table.append((r.entry.qualified, f"specs/{r.entry.spec}", f"{r.params:,}",
+                      f"{r.macs / 1e9:.3f}", "x".join(map(str, r.input)), r.status, r.defines))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    right = {3, 4}
+    right = {2, 3}
     for row in table:
         cells = [c.rjust(w) if i in right else c.ljust(w)
                  for i, (c, w) in enumerate(zip(row, widths, strict=True))]

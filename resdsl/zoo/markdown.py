@@ -26,8 +26,9 @@ resdsl zoo resnext        # this table, filtered
 ```
 
 and in Python `resdsl.load("tv:resnet50", classes=10)`. `-D` values (keyword arguments in
-Python) on top of a name override the row's. Parameters and GMACs are at the spec's input
-(multiply-accumulates of conv, linear and matmul ops, torchvision's convention). The status is
+Python) on top of a name override the row's. Parameters and GMACs are at the model's input,
+the size timm publishes it at (multiply-accumulates of conv, linear and matmul ops,
+torchvision's convention). The status is
 `bench/zoo_coverage.py`'s, against timm 1.0.31 and torchvision 0.29.1: *exact* means the
 state_dict keys in order with their shapes, the parameters and the MACs equal the reference's,
 and, up to 100M parameters, the eval-mode outputs with the reference's weights copied in (its
