@@ -5,9 +5,9 @@
 1. the state_dict: every key, in order, with its shape;
 2. the parameter count;
 3. the MACs at the row's input (the one it is published at): conv (2-D and 1-D) and linear
-   multiply-accumulates counted by forward hooks on the reference (torchvision's convention, as tests/test_parity.py
-   `reference_macs` and tests/test_attention_specs.py `conv1d_macs`), against resdsl's
-   static count;
+   multiply-accumulates counted by forward hooks on the reference (torchvision's convention,
+   as tests/test_parity.py `reference_macs` and tests/test_attention_specs.py `conv1d_macs`),
+   against resdsl's static count;
 4. with `outputs`, for a model of at most `MAX_OUTPUT_PARAMS` parameters: eval-mode outputs
    in PyTorch, the reference's weights copied into the spec's module after every norm's
    affine parameters and running statistics and every layer scale are randomised (the
