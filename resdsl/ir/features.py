@@ -119,7 +119,7 @@ class _Stage:
     nodes: list[int]
 
 
-def _children(path: str, nodes: list[int], graph: Graph) -> list[_Stage]:
+def children(path: str, nodes: list[int], graph: Graph) -> list[_Stage]:
     """The children of the level `path` (the root when empty) holding `nodes`: one per next
     path component, ordered by their first node."""
     prefix = f"{path}." if path else ""
@@ -147,13 +147,13 @@ def _changes(stage: _Stage, graph: Graph, reductions: list[int | None]) -> int:
 def stages(graph: Graph, reductions: list[int | None]) -> list[_Stage]:
     """The network as a list of stages (see the module's docstring); `reductions` are its
     nodes'."""
-    items = _children("", list(range(len(graph))), graph)
+    items = children("", list(range(len(graph))), graph)
     opened = True
     while opened:
         opened = False
         spread: list[_Stage] = []
         for stage in items:
-            kids = _children(stage.path, stage.nodes, graph)
+            kids = children(stage.path, stage.nodes, graph)
             if kids and _changes(stage, graph, reductions) >= 2:
                 spread.extend(kids)
                 opened = True

@@ -14,6 +14,11 @@ first reads the features) that ends at the output or one flatten or reshape afte
 a ResNet-v2's). A network that returns several tensors or a map (a segmentation or detection
 network) has no head, and no protocol: `protocol()` says why.
 
+**Groups.** timm's layer-wise learning-rate decay orders the parameters by depth
+(`group_matcher`): here the stem is the stages (`ir/features.stages`) up to the first feature
+point, each later group the stages up to the next point (coarse) or each child of those stages
+(fine: a ResNet's `layer1.0`, `layer1.1`, ...); the head is in none, and timm puts it last.
+
 **Pre-logits.** timm's `forward_head(x, pre_logits=True)` returns the head's output before its
 classifier, flattened: here the head's nodes before the classifier, then a flatten when they
 leave a C×1×1 map.
@@ -30,8 +35,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from resdsl.ir.features import FeatureInfo, feature_points, strides
+from resdsl.ir.features import FeatureInfo, children, feature_points, reduction, stages, strides
 from resdsl.ir.graph import Graph, Node
+from resdsl.ir.ops import OPS
 
 # timm's defaults (timm/data/constants.py IMAGENET_DEFAULT_MEAN / _STD; timm/models/resnet.py
 # `_cfg`: crop_pct 0.875, interpolation "bilinear").
@@ -74,10 +80,16 @@ class Protocol:
     head_hidden_size: int
     first_conv: str
     classifier: str
+    classifier_conv: bool
     global_pool: str
     input_size: tuple[int, int, int]
     pool_size: tuple[int, int]
     feature_info: tuple[FeatureInfo, ...]
+    # group_matcher's groups of module paths: the stem, then each stage (coarse) or block.
+    groups_coarse: tuple[tuple[str, ...], ...]
+    groups_fine: tuple[tuple[str, ...], ...]
+    # prune_after[k]: the outermost modules with weights that no feature point up to k needs.
+    prune_after: tuple[tuple[str, ...], ...]
     mean: tuple[float, ...] = DEFAULT_MEAN
     std: tuple[float, ...] = DEFAULT_STD
     crop_pct: float = DEFAULT_CROP_PCT
@@ -157,6 +169,7 @@ def protocol(graph: Graph) -> Protocol:
     width = pre[-1].shape[0] if pre else features.shape[0]
     pool = graph.node(head.pool) if head.pool is not None else None
     points = tuple(feature_points(graph))
+    coarse, fine = _groups(graph, points, set(head.nodes))
     c, h, w = graph.node(0).shape
     return Protocol(
         head=head,
@@ -165,9 +178,95 @@ def protocol(graph: Graph) -> Protocol:
         head_hidden_size=width,
         first_conv=first.path,
         classifier=classifier.path,
+        classifier_conv=classifier.op == "conv",
         global_pool=_POOLS[pool.op] if pool is not None else "",
         input_size=(c, h, w),
         pool_size=(features.shape[1], features.shape[2]),
         feature_info=points,
+        groups_coarse=coarse,
+        groups_fine=fine,
+        prune_after=tuple(_prunable(graph, p, set(head.nodes)) for p in points),
     )
+
+
+def _has_state(graph: Graph, nid: int) -> bool:
+    """Whether the node holds weights (a module or a parameter at its path)."""
+    node = graph.node(nid)
+    ins = tuple(graph.node(i).shape for i in node.inputs)
+    return bool(OPS[node.op].state(ins, node.args, node.shape))
+
+
+def _weighted(graph: Graph, nodes: list[int]) -> bool:
+    return any(_has_state(graph, n) for n in nodes)
+
+
+def _groups(graph: Graph, points: tuple[FeatureInfo, ...], head: set[int]
+            ) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[str, ...], ...]]:
+    """group_matcher's groups (see the module's docstring): coarse, fine."""
+    ends = {p.module: p.index for p in points}
+    runs: list[list[tuple[str, list[int]]]] = [[]]
+    for stage in stages(graph, [reduction(s) for s in strides(graph)]):
+        kept = [n for n in stage.nodes if n not in head]
+        if not kept:
+            continue
+        runs[-1].append((stage.path, kept))
+        if stage.path in ends and ends[stage.path] < len(points) - 1:
+            runs.append([])
+    coarse: list[tuple[str, ...]] = []
+    fine: list[tuple[str, ...]] = []
+    for k, run in enumerate(runs):
+        weighted = [(path, nodes) for path, nodes in run if _weighted(graph, nodes)]
+        if not weighted:
+            continue
+        coarse.append(tuple(path for path, _ in weighted))
+        if k == 0:  # the stem is one group, as timm's
+            fine.append(coarse[-1])
+            continue
+        for path, nodes in weighted:
+            fine.extend(_blocks(graph, path, nodes, 1))
+    return tuple(coarse), tuple(fine)
+
+
+def _weighted_children(graph: Graph, path: str, nodes: list[int]) -> list[tuple[str, list[int]]]:
+    return [(k.path, k.nodes) for k in children(path, nodes, graph) if _weighted(graph, k.nodes)]
+
+
+def _numbered(graph: Graph, kids: list[tuple[str, list[int]]]) -> bool:
+    """Whether `kids` are a list of blocks: two or more, each more than one layer, named with
+    a number at the end (`layer1.0`, `denselayer1`)."""
+    return len(kids) > 1 and all(path[-1].isdigit() and children(path, nodes, graph)
+                                 for path, nodes in kids)
+
+
+def _blocks(graph: Graph, path: str, nodes: list[int], depth: int) -> list[tuple[str, ...]]:
+    """A stage's blocks, fine groups: its numbered children (a ResNet's `layer1.0`, ...),
+    or `depth` levels down (ConvNeXt's `stages.1.blocks.0`, beside `stages.1.downsample`),
+    else the stage whole."""
+    kids = _weighted_children(graph, path, nodes)
+    if _numbered(graph, kids):
+        return [(kid,) for kid, _ in kids]
+    if depth and any(_numbered(graph, _weighted_children(graph, kid, kn)) for kid, kn in kids):
+        return [b for kid, kn in kids for b in _blocks(graph, kid, kn, depth - 1)]
+    return [(path,)]
+
+
+def _prunable(graph: Graph, point: FeatureInfo, head: set[int]) -> tuple[str, ...]:
+    """The outermost module paths whose weights the point does not need (the head aside)."""
+    needed = graph.ancestors(point.node) | {point.node}
+    held: set[str] = set()
+    for nid in needed:
+        parts = graph.node(nid).path.split(".")
+        held.update(".".join(parts[:k]) for k in range(1, len(parts) + 1))
+    out: list[str] = []
+    for node in graph.nodes():
+        if node.id in needed or node.id in head or not _has_state(graph, node.id):
+            continue
+        parts = node.path.split(".")
+        for k in range(1, len(parts) + 1):
+            prefix = ".".join(parts[:k])
+            if prefix not in held:
+                if prefix not in out and not any(prefix.startswith(o + ".") for o in out):
+                    out.append(prefix)
+                break
+    return tuple(out)
 
