@@ -34,7 +34,7 @@ import contextlib
 import functools
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -78,9 +78,10 @@ def checkpoint_stage(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
             x = checkpoint_stage(child, x)
         return x
     if not any(True for _ in stage.children()):
-        return stage(x)
-    out: torch.Tensor = checkpoint(stage, x, use_reentrant=False,
-                                   context_fn=functools.partial(_contexts, stage))
+        out: torch.Tensor = stage(x)
+        return out
+    out = checkpoint(stage, x, use_reentrant=False,
+                     context_fn=functools.partial(_contexts, stage))
     return out
 
 
@@ -118,7 +119,7 @@ class TimmProtocol(nn.Module):
     """timm's model protocol (timm 1.0: `timm.models.resnet.ResNet`'s methods), over the
     generated `forward_features` / `forward_head` and the class's `timm_spec`."""
 
-    timm_spec: dict[str, Any] = {}
+    timm_spec: ClassVar[dict[str, Any]] = {}
 
     def __init__(self) -> None:
         super().__init__()

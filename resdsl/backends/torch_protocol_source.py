@@ -30,7 +30,7 @@ NAMES = frozenset({
 # What the copied class needs beyond the generated file's own `import torch` / `from torch
 # import nn`.
 IMPORTS = ("import contextlib", "import functools", "import re",
-           "from collections.abc import Iterator, Sequence", "from typing import Any")
+           "from collections.abc import Iterator, Sequence", "from typing import Any, ClassVar")
 TORCH_IMPORTS = ("from torch.utils.checkpoint import checkpoint",)
 
 
@@ -106,7 +106,7 @@ def timm_spec(root: RootSplit) -> dict[str, Any]:
 
 def spec_lines(root: RootSplit) -> list[str]:
     """`timm_spec = {...}`, the class attribute's lines (indented once), one key a line."""
-    lines = ["    timm_spec: dict[str, Any] = {"]
+    lines = ["    timm_spec: ClassVar[dict[str, Any]] = {"]
     for key, value in timm_spec(root).items():
         lead = f"        {key!r}: "
         text = pprint.pformat(value, width=92 - len(lead), sort_dicts=False, compact=True)
