@@ -56,10 +56,15 @@ def register(spec: str | os.PathLike[str], name: str | None = None, *,
     return the name. `pretrained_cfg` overrides fields of the model's `pretrained_cfg` (mean,
     std, crop_pct, interpolation: the language has no place for them). Raises ArgumentError
     for a network without a classifier head, or a name timm has already (unless `overwrite`)."""
+    path = arguments.path(spec)
+    return _register(path, load(path, network=network), name, network, pretrained_cfg,
+                     overwrite)
+
+
+def _register(path: str, net: Network, name: str | None, network: str | None,
+              pretrained_cfg: Mapping[str, Any] | None, overwrite: bool) -> str:
     import timm.models._registry as registry
 
-    path = arguments.path(spec)
-    net = load(path, network=network)
     try:
         proto = protocol(net.graph)
     except NoProtocol as exc:
@@ -102,7 +107,7 @@ def register_folder(folder: str | os.PathLike[str], *, prefix: str = "resdsl_",
             protocol(net.graph)
         except (SpecError, NoProtocol, ArgumentError):
             continue
-        names.append(register(str(path), f"{prefix}{net.name}", overwrite=overwrite))
+        names.append(_register(str(path), net, f"{prefix}{net.name}", None, None, overwrite))
     return names
 
 

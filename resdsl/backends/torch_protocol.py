@@ -245,7 +245,7 @@ class TimmProtocol(nn.Module):
                                   prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:
         """Drop the modules that no feature point up to the last one taken needs (each
-        becomes `nn.Identity`) and, with `prune_head`, the classifier; `forward_intermediates`
+        becomes `nn.Identity`) and, with `prune_head`, the head's (its classifier, norms); `forward_intermediates`
         then stops after that point. Returns the indices taken."""
         del prune_norm
         take = _take_indices(len(self.feature_info), indices)
@@ -253,8 +253,11 @@ class TimmProtocol(nn.Module):
         for path in self.timm_spec["prune_after"][last]:
             parent, _, name = path.rpartition(".")
             setattr(self.get_submodule(parent), name, nn.Identity())
-        if prune_head:
+        if prune_head:  # the unpooled features: the head runs none of its modules
             self.reset_classifier(0, "")
+            for path in self.timm_spec["head_modules"]:
+                parent, _, name = path.rpartition(".")
+                setattr(self.get_submodule(parent), name, nn.Identity())
         self._pruned_to = last
         return take
 

@@ -101,6 +101,7 @@ def timm_spec(root: RootSplit) -> dict[str, Any]:
         "groups_coarse": [list(g) for g in p.groups_coarse],
         "groups_fine": [list(g) for g in p.groups_fine],
         "prune_after": [list(g) for g in p.prune_after],
+        "head_modules": list(p.head_modules),
     }
 
 
