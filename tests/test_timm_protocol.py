@@ -47,9 +47,16 @@ TRAIN_MODE = ("preact_resnet1001",)
 
 
 def size(spec: str) -> int:
-    """The small input side a spec is checked at (its own stride-1 stem: 32 for CIFAR)."""
-    side = resdsl.load(str(SPECS / f"{spec}.res")).input_shape[1]
-    return 32 if side == 32 else 96 if spec == "inception_resnet_v2" else 64
+    """The small input side a spec is checked at: 32 (1×1 at stride 32) where its head is
+    still its head there, else 64; 96 for Inception-ResNet-v2, whose unpadded stem needs at
+    least 75."""
+    if spec == "inception_resnet_v2":
+        return 96
+    try:  # at 32, a 2×2 pool of a 2×2 map is a global pool: DenseNet's head would begin there
+        protocol(resdsl.load(str(SPECS / f"{spec}.res"), input_shape=(3, 32, 32)).graph)
+    except NoProtocol:
+        return 64
+    return 32
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -361,11 +368,13 @@ def test_create_model_maps_keyword_arguments(registered: list[str]) -> None:
     ({"features_only": True, "out_indices": (5,)}, "index 5 is out of range"),
     ({"features_only": True, "feature_cls": "list"}, "feature_cls='list'"),
     ({"global_pool": "max"}, "pools with 'avg' only"),
+    ({"img_size": 32, "name": "resdsl_densenet121"}, "at input 3×32×32"),
 ])
 def test_create_model_refuses_what_the_spec_cannot_honour(
         kwargs: dict[str, Any], says: str, registered: list[str]) -> None:
+    kwargs = {"name": "resdsl_resnet18", "img_size": 64, **kwargs}
     with pytest.raises((ArgumentError, ValueError), match=None) as info:
-        timm.create_model("resdsl_resnet18", img_size=64, **kwargs)
+        timm.create_model(kwargs.pop("name"), **kwargs)
     assert says in str(info.value)
 
 
