@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 BARS = {"plain": (1.03, None), "checkpointed": (1.05, 1.0)}
 MIB = 1024 * 1024
@@ -62,6 +60,7 @@ def build(impl: str, size: int, checkpointed: bool, device: Any) -> Any:
 
     import resdsl
 
+    model: Any
     if impl == "resdsl":
         model = resdsl.load(str(ROOT / "specs" / "resnet50.res"),
                             input_shape=(3, size, size)).to_torch(seed=0)
@@ -88,8 +87,6 @@ def peak_counter(device: Any) -> tuple[Callable[[], None], Callable[[], int]]:
             return int(torch.cuda.max_memory_allocated() - base[0])
 
         return start, read
-    from bench.torch_memory import _reset_peak, _status_kib
-
     rss = [0]
 
     def start_cpu() -> None:
@@ -100,6 +97,19 @@ def peak_counter(device: Any) -> tuple[Callable[[], None], Callable[[], int]]:
         return (_status_kib("VmHWM") - rss[0]) * 1024
 
     return start_cpu, read_cpu
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def _reset_peak() -> None:
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+        f.write("5")
 
 
 def sync(device: Any) -> None:

@@ -227,8 +227,8 @@ def timm_info(source: str, renamed: dict[str, str]) -> list[tuple[str, int, int]
     """The generated class's feature_info, module names mapped to timm's."""
     namespace: dict[str, Any] = {}
     exec(compile(source, "<generated>", "exec"), namespace)
-    root = next(v for v in namespace.values()
-                if isinstance(v, type) and getattr(v, "timm_spec", None))
+    root: Any = next(v for v in namespace.values()
+                     if isinstance(v, type) and getattr(v, "timm_spec", None))
     return [(renamed.get(d["module"], d["module"]), d["num_chs"], d["reduction"])
             for d in root.timm_spec["feature_info"]]
 
@@ -246,7 +246,7 @@ def test_forward_intermediates_match_timms(spec: str) -> None:
                                                   num_classes=CLASSES), seed=0)
     net = resdsl.load(str(SPECS / f"{spec}.res"), classes=CLASSES,
                       input_shape=(3, side, side))
-    model = net.to_torch(weights=reference.state_dict()).eval()
+    model: Any = net.to_torch(weights=reference.state_dict()).eval()
     x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         final, taken = model.forward_intermediates(x)
@@ -280,10 +280,10 @@ def test_grad_checkpointing_keeps_the_step(spec: str) -> None:
     outputs, gradients, BatchNorm running statistics updated once (num_batches_tracked 1),
     drop path's random draws (resnet50_droppath at rate 0.2) the same; with fewer bytes saved
     for backward."""
-    params = {"drop_path_rate": 0.2} if spec == "resnet50_droppath" else {}
+    params: dict[str, Any] = {"drop_path_rate": 0.2} if spec == "resnet50_droppath" else {}
     net = resdsl.load(str(SPECS / f"{spec}.res"), classes=CLASSES, input_shape=(3, 64, 64),
                       **params)
-    plain = net.to_torch(seed=0).train()
+    plain: Any = net.to_torch(seed=0).train()
     checkpointed = copy.deepcopy(plain)
     checkpointed.set_grad_checkpointing()
     x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(3))
@@ -311,7 +311,7 @@ def test_timms_checkpoint_seq_counts_batchnorm_twice() -> None:
     from timm.models._manipulate import checkpoint_seq
 
     net = resdsl.load(str(SPECS / "resnet18.res"), classes=CLASSES, input_shape=(3, 64, 64))
-    model = net.to_torch(seed=0).train()
+    model: Any = net.to_torch(seed=0).train()
     x = torch.randn(2, 64, 16, 16, requires_grad=True)
     checkpoint_seq(model.layer1, x).sum().backward()
     assert int(model.layer1[0].bn1.num_batches_tracked) == 2
@@ -321,9 +321,9 @@ def test_timms_checkpoint_seq_counts_batchnorm_twice() -> None:
 
 
 def test_group_matcher_drives_timms_layer_decay() -> None:
-    from timm.optim import param_groups_layer_decay
+    from timm.optim._param_groups import param_groups_layer_decay
 
-    model = resdsl.load(str(SPECS / "resnet50.res"), classes=CLASSES,
+    model: Any = resdsl.load(str(SPECS / "resnet50.res"), classes=CLASSES,
                         input_shape=(3, 64, 64)).to_torch()
     groups = param_groups_layer_decay(model, weight_decay=0.0, layer_decay=0.5)
     scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
@@ -414,7 +414,7 @@ def test_standalone_source_carries_the_protocol() -> None:
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(model.forward_head(model.forward_features(x)), model(x))
-    live = net.to_torch(seed=0)
+    live: Any = net.to_torch(seed=0)
     live.reset_classifier(4)
     clone = copy.deepcopy(live)
     assert clone.num_classes == 4 and clone.fc.out_features == 4
