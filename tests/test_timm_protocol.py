@@ -28,6 +28,8 @@ from tests.conftest import SPECS
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 
+from timm.models._features import FeatureGetterNet  # noqa: E402
+
 import resdsl.timm as rtimm  # noqa: E402
 from tests.test_attention_specs_byob import randomised  # noqa: E402
 
@@ -149,6 +151,14 @@ def test_timm_conformance(spec: str, registered: list[str]) -> None:
     model(x).mean().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing
+    # features_only: timm's FeatureGetterNet over the model gives its intermediates.
+    model.train(spec in TRAIN_MODE)
+    with torch.no_grad():
+        expected = model.forward_intermediates(x, intermediates_only=True)
+        getter = FeatureGetterNet(model, out_indices=tuple(range(len(model.feature_info))))
+        got = getter(x)
+    assert getter.feature_info.channels() == [t.shape[1] for t in got]
+    assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
 
 
 def cfg_pool(model: Any) -> str:
