@@ -69,13 +69,14 @@ def _contexts(block: nn.Module) -> tuple[contextlib.AbstractContextManager[None]
     return contextlib.nullcontext(), _stats_frozen(block)
 
 
-def checkpoint_stage(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _checkpoint_blocks(stage: nn.Module, x: torch.Tensor, chains: set[int]) -> torch.Tensor:
     """Run `stage` with each of its blocks checkpointed: an `nn.Sequential`'s children one
-    by one (a nested one's in turn), a single layer (a module without children) directly,
-    any other module as one block."""
-    if isinstance(stage, nn.Sequential):
-        for child in stage:
-            x = checkpoint_stage(child, x)
+    by one (a nested one's in turn), and so a chain's (a module in `chains`, by id: its
+    forward calls its children in order), a single layer (a module without children)
+    directly, any other module as one block."""
+    if id(stage) in chains or isinstance(stage, nn.Sequential):
+        for child in stage.children():
+            x = _checkpoint_blocks(child, x, chains)
         return x
     if not any(True for _ in stage.children()):
         out: torch.Tensor = stage(x)
@@ -107,11 +108,12 @@ def _take_indices(n: int, indices: int | Sequence[int] | None) -> list[int]:
     return sorted(set(taken))
 
 
-def _hook_target(module: nn.Module) -> nn.Module:
+def _hook_target(module: nn.Module, chains: set[int]) -> nn.Module:
     """The module whose output is `module`'s and which runs when it does, checkpointed or
-    not: an nn.Sequential's last child (in turn)."""
-    while isinstance(module, nn.Sequential) and len(module):
-        module = module[-1]
+    not: an nn.Sequential's (or a chain's) last child, in turn."""
+    while ((id(module) in chains or isinstance(module, nn.Sequential))
+           and any(True for _ in module.children())):
+        module = list(module.children())[-1]
     return module
 
 
@@ -221,8 +223,9 @@ class TimmProtocol(nn.Module):
                 if stop_early and index == last:
                     raise _StopForward
 
+        chains = self._chains()
         handles = [
-            _hook_target(self.get_submodule(p["module"])).register_forward_hook(
+            _hook_target(self.get_submodule(p["module"]), chains).register_forward_hook(
                 functools.partial(hook, i))
             for i, p in enumerate(self.feature_info)
         ]
@@ -266,6 +269,22 @@ class TimmProtocol(nn.Module):
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
+
+    def checkpoint_stage(self, stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """`stage(x)` with each of its blocks checkpointed (forward_features calls it for
+        each stage when `grad_checkpointing` is on)."""
+        return _checkpoint_blocks(stage, x, self._chains())
+
+    def _chains(self) -> set[int]:
+        """The modules whose forward calls their children in order, by id (a pruned one,
+        now an nn.Identity, is none)."""
+        out = set()
+        for path in self.timm_spec["chains"]:
+            try:
+                out.add(id(self.get_submodule(path)))
+            except AttributeError:
+                continue
+        return out
 
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         """Parameter groups for timm's layer-wise learning-rate decay

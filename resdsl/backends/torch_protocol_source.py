@@ -11,7 +11,7 @@ hook sees its tensor), and no top-level module takes a name of the protocol's.
 from __future__ import annotations
 
 import pprint
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +24,9 @@ from resdsl.ir.protocol import NoProtocol, Protocol, protocol
 NAMES = frozenset({
     "timm_spec", "num_classes", "num_features", "head_hidden_size", "pretrained_cfg",
     "default_cfg", "feature_info", "grad_checkpointing", "pool_type", "forward_features",
-    "forward_head", "get_classifier", "reset_classifier", "forward_intermediates",
-    "prune_intermediate_layers", "set_grad_checkpointing", "group_matcher",
+    "forward_head", "checkpoint_stage", "get_classifier", "reset_classifier",
+    "forward_intermediates", "prune_intermediate_layers", "set_grad_checkpointing",
+    "group_matcher",
 })
 # What the copied class needs beyond the generated file's own `import torch` / `from torch
 # import nn`.
@@ -43,13 +44,17 @@ class RootSplit:
     proto: Protocol
     head_items: frozenset[str | int]
     modules: tuple[str, ...]
+    # The modules whose forward calls their children in order (a checkpointed stage runs
+    # their children one by one, so a hook on one is taken at its last child).
+    chains: tuple[str, ...]
 
 
 def split(graph: Graph, items: Sequence[tuple[str, Node]], module_of: Callable[[int, str],
-          str | None], root_children: Sequence[str]) -> RootSplit | None:
+          str | None], root_children: Sequence[str], chains: Set[str]) -> RootSplit | None:
     """The protocol and the root's split (see the module's docstring), or None when the
     network does not get it. `items` are the root's forward items, `module_of(node, path)`
-    the module a feature point's tensor is the output of (None when it is none)."""
+    the module a feature point's tensor is the output of (None when it is none), `chains`
+    the modules whose forward calls their children in order."""
     try:
         proto = protocol(graph)
     except NoProtocol:
@@ -81,7 +86,7 @@ def split(graph: Graph, items: Sequence[tuple[str, Node]], module_of: Callable[[
         if module is None:
             return None
         modules.append(module)
-    return RootSplit(proto, frozenset(head_items), tuple(modules))
+    return RootSplit(proto, frozenset(head_items), tuple(modules), tuple(sorted(chains)))
 
 
 def timm_spec(root: RootSplit) -> dict[str, Any]:
@@ -102,6 +107,7 @@ def timm_spec(root: RootSplit) -> dict[str, Any]:
         "groups_fine": [list(g) for g in p.groups_fine],
         "prune_after": [list(g) for g in p.prune_after],
         "head_modules": list(p.head_modules),
+        "chains": list(root.chains),
     }
 
 

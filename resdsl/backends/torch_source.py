@@ -152,6 +152,9 @@ class _Generator:
         # and what ends it (None when the whole forward is a chain).
         self.root_chain_last: str | None = None
         self.root_chain_break: str | None = None
+        # The regions whose forward is their children called in order (an nn.Sequential or
+        # a class): a checkpointed stage runs them one by one.
+        self.chains: set[str] = set()
         for region in list(self.regions.values()):
             self._make_chain(region)
         self.classes: list[_Class] = []
@@ -160,7 +163,7 @@ class _Generator:
         # timm's protocol (a classifier's root class splits its forward into
         # forward_features and forward_head; `backends/torch_protocol_source.py`).
         self.timm = timm_protocol.split(graph, self.items[""], self._point_module,
-                                        self.children.get("", []))
+                                        self.children.get("", []), self.chains)
         if self.timm is not None:
             self.class_names.add("TimmProtocol")
 
@@ -333,6 +336,8 @@ class _Generator:
         kids = self.children.get(region.path, [])
         called = sum(1 for kind, _ in modules if kind != "node")
         whole = end is None and called == len(kids)
+        if whole and region.path:  # its forward runs its children in order, nothing else
+            self.chains.add(region.path)
         if region.path and not whole:
             return
         rel = {node.id: self._rel(region.path, node.path)
@@ -519,17 +524,22 @@ class _Generator:
         body = "".join(f"\n    {_indent(p)}," for p in parts)
         return _Line(f"nn.Sequential({body}\n)", values, hints)
 
-    def _forward(self, region: _Region) -> list[_Line]:
+    def _forward(self, region: _Region, head: bool = False) -> list[_Line]:
         """The region's forward body: its own nodes and calls of its child regions, in graph
         order. A variable is reused once its value is dead, and a relu or an add overwrites
         its first input when nothing else reads it, as hand-written blocks do."""
         items = self.items[region.path]
         exit_id = region.exit
+        entry_id = region.entry
         timm = self.timm if not region.path else None
-        if timm is not None:  # the root's forward_features: the items before the head
+        if timm is not None:  # the root's forward_features (the items before the head), or
+            # with `head` its forward_head (the head's items)
             items = [(kind, node) for kind, node in items
-                     if (node.id if kind == "node" else kind) not in timm.head_items]
-            exit_id = timm.proto.head.features
+                     if ((node.id if kind == "node" else kind) in timm.head_items) == head]
+            if head:
+                entry_id = timm.proto.head.features
+            else:
+                exit_id = timm.proto.head.features
 
         def inputs(item: tuple[str, Node]) -> tuple[int, ...]:
             kind, node = item
@@ -543,7 +553,7 @@ class _Generator:
         named = self.graph.outputs if not region.path else {}
         for nid in named.values():
             last_use[nid] = len(items)  # an output lives to the end, never overwritten
-        var: dict[int, str] = {region.entry: "x"}
+        var: dict[int, str] = {entry_id: "x"}
         free: list[str] = []
         lines: list[_Line] = []
         for k, item in enumerate(items):
@@ -582,9 +592,9 @@ class _Generator:
             else:
                 ref = self._ref(region.path, kind)
                 call = f"{ref}({names[0]})"
-                if timm is not None:  # a stage: its blocks checkpointed on request
+                if timm is not None and not head:  # a stage: its blocks checkpointed
                     call += (f" if not self.grad_checkpointing else "
-                             f"checkpoint_stage({ref}, {names[0]})")
+                             f"self.checkpoint_stage({ref}, {names[0]})")
                 lines.append(_Line(f"{out} = {call}"))
         if named:
             # torchvision's segmentation models and BackboneWithFPN return an OrderedDict.
@@ -748,32 +758,34 @@ class _Generator:
             lines += ["", "    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) "
                       "-> torch.Tensor:"]
             lines += ["        " + t for t in self._head_lines(timm)]
+            for text in (fill_constant(ln) for ln in self._forward(d.region, head=True)):
+                lines += ["        " + t for t in text.split("\n")]
             lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
                       "        return self.forward_head(self.forward_features(x))"]
         return "\n".join(lines)
 
     def _head_lines(self, timm: timm_protocol.RootSplit) -> list[str]:
-        """forward_head's body: the head's nodes as the forward runs them (a stateless
-        module called, any other node's lowering), `pre_logits` returning before the
-        classifier, and reset_classifier(0, "")'s unpooled features before all."""
+        """forward_head's first lines: reset_classifier(0, "")'s unpooled features, and with
+        `pre_logits` the head's nodes before the classifier, each as the forward runs it (a
+        module called, any other node's lowering), flattened. The forward's own head code
+        follows them (`_forward(..., head=True)`: a region's module called, so that its
+        hooks see it)."""
         head = timm.proto.head
         lines = [f"if self.pool_type != {timm.proto.global_pool!r}:",
-                 '    return x  # reset_classifier(0, ""): the unpooled features']
+                 '    return x  # reset_classifier(0, ""): the unpooled features',
+                 "if pre_logits:"]
         before = self.graph.node(head.pre_logits[-1] if head.pre_logits else head.features)
-        for nid in head.nodes:
+        for nid in head.pre_logits:
             node = self.graph.node(nid)
-            if nid == head.classifier:
-                flat = "x" if len(before.shape) == 1 else "x.flatten(1)"
-                lines += ["if pre_logits:", f"    return {flat}"]
             if nid in self.stateless:
-                lines.append(f"x = {self._ref('', self.stateless[nid])}(x)")
+                lines.append(f"    x = {self._ref('', self.stateless[nid])}(x)")
                 continue
             attr = self._ref("", node.path) if nid in self.state else ""
             code = LOWERINGS[node.op].emit(Ctx(node, self._ins(node), ("x",), attr, False))
             line = _holes(code.forward, "x", prefix="h")
-            lines += line.text.format(
-                **{f"h{i}": lit(v) for i, v in enumerate(line.values)}).split("\n")
-        return [*lines, "return x"]
+            lines += ["    " + t for t in line.text.format(
+                **{f"h{i}": lit(v) for i, v in enumerate(line.values)}).split("\n")]
+        return [*lines, f"    return {'x' if len(before.shape) == 1 else 'x.flatten(1)'}"]
 
     def _wrapper_note(self) -> str:
         """The root's docstring where its forward is not a chain of its children: a wrapper
@@ -804,6 +816,11 @@ def _holes(code: Code, out: str, prefix: str) -> _Line:
         values.append(code.holes[f])
         hints.append(_join(prefix, f))
     return _Line(code.text.format(**mapping), values, hints)
+
+
+def fill_constant(line: _Line) -> str:
+    """A line of the root class, whose holes are all constants, filled."""
+    return line.text.format(**{f"h{i}": lit(v) for i, v in enumerate(line.values)})
 
 
 def _shift(text: str, offset: int) -> str:
