@@ -428,3 +428,20 @@ def test_standalone_source_carries_the_protocol() -> None:
     live.reset_classifier(4)
     clone = copy.deepcopy(live)
     assert clone.num_classes == 4 and clone.fc.out_features == 4
+
+
+def test_reset_classifier_initialises_as_the_spec() -> None:
+    """The new head draws from the spec's initialiser's distributions (resdsl/weights/
+    init.py): a linear's weight and bias U(±1/√in); a 1×1 conv's weight N(0, 2/out) (Kaiming,
+    fan out), its bias U(±1/√in)."""
+    model: Any = resdsl.load(str(SPECS / "resnet18.res"), input_shape=(3, 32, 32)).to_torch()
+    model.reset_classifier(300)
+    bound = 1 / 512 ** 0.5
+    for t in (model.fc.weight, model.fc.bias):
+        assert 0.95 * bound < float(t.detach().abs().max()) <= bound
+    dpn: Any = resdsl.load(str(SPECS / "dpn68.res"), input_shape=(3, 32, 32)).to_torch()
+    dpn.reset_classifier(400)
+    std = float(dpn.classifier.weight.detach().std())
+    assert dpn.classifier.weight.shape == (400, 832, 1, 1)
+    assert abs(std - (2 / 400) ** 0.5) < 0.05 * (2 / 400) ** 0.5
+    assert float(dpn.classifier.bias.detach().abs().max()) <= 1 / 832 ** 0.5
