@@ -86,7 +86,11 @@ def split(graph: Graph, items: Sequence[tuple[str, Node]], module_of: Callable[[
         if module is None:
             return None
         modules.append(module)
-    return RootSplit(proto, frozenset(head_items), tuple(modules), tuple(sorted(chains)))
+    # Only the chains checkpointing reaches: those whose every parent is a chain too.
+    reached = sorted(c for c in chains
+                     if all(".".join(c.split(".")[:k]) in chains
+                            for k in range(1, c.count(".") + 1)))
+    return RootSplit(proto, frozenset(head_items), tuple(modules), tuple(reached))
 
 
 def timm_spec(root: RootSplit) -> dict[str, Any]:
