@@ -370,6 +370,23 @@ def test_create_model_maps_keyword_arguments(registered: list[str]) -> None:
     assert len(timm.create_model("resdsl_resnet20", depth=8).layer1) == 1
 
 
+def test_create_model_loads_a_checkpoint_and_hooks_features(registered: list[str],
+                                                            tmp_path: Path) -> None:
+    """timm's checkpoint_path loads into the model; feature_cls="hook" (timm's
+    FeatureHookNet, hooks on the whole forward) gives forward_intermediates' tensors."""
+    source: Any = timm.create_model("resdsl_resnet20", seed=3).eval()
+    torch.save(source.state_dict(), tmp_path / "r20.pth")
+    loaded = timm.create_model("resdsl_resnet20", checkpoint_path=str(tmp_path / "r20.pth"))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(x), source(x))
+        hooked_net = timm.create_model("resdsl_resnet20", seed=3, features_only=True,
+                                       feature_cls="hook", out_indices=(0, 2)).eval()
+        expected = source.forward_intermediates(x, indices=[0, 2], intermediates_only=True)
+        got = hooked_net(x)
+    assert [torch.equal(a, b) for a, b in zip(got, expected, strict=True)] == [True, True]
+
+
 @pytest.mark.parametrize("kwargs, says", [
     ({"pretrained": True}, "no pretrained weights"),
     ({"drop_path_rate": 0.1}, "has no parameter `drop_path_rate`"),
