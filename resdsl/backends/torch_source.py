@@ -41,6 +41,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from resdsl import __version__
+from resdsl.backends import torch_units
 from resdsl.backends.torch_lowering import HELPER_NAMES, LOWERINGS, Code, Ctx, HoleValue, lit
 from resdsl.ir.graph import Graph, Node
 from resdsl.ir.ops import OPS, Shape, State, fmt_shape
@@ -696,6 +697,11 @@ class _Generator:
             doc += "\n\n" + textwrap.fill(self._wrapper_note(), 92, initial_indent="    ",
                                           subsequent_indent="    ") + "\n    "
         lines = [f"class {cls.name}(nn.Module):", f'    """{doc}"""', ""]
+        root = cls is self.classes[-1]
+        units = torch_units.render(torch_units.residual_units(
+            self.graph, {p: r.exit for p, r in self.regions.items() if p})) if root else None
+        if units:
+            lines += units[0]
         lines.append(f"    def __init__(self{', ' if params else ''}{params}) -> None:")
         lines.append("        super().__init__()")
         for name in sorted(cls.forward_params, key=cls.param_names.index):
@@ -707,6 +713,8 @@ class _Generator:
         lines += ["", f"    def forward(self, x: torch.Tensor) -> {result}:"]
         for text in forward:
             lines += ["        " + t for t in text.split("\n")]
+        if units:
+            lines += units[1]
         return "\n".join(lines)
 
     def _wrapper_note(self) -> str:
