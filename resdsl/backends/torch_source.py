@@ -41,6 +41,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from resdsl import __version__
+from resdsl.backends import torch_protocol_source as timm_protocol
 from resdsl.backends import torch_units
 from resdsl.backends.torch_lowering import HELPER_NAMES, LOWERINGS, Code, Ctx, HoleValue, lit
 from resdsl.ir.graph import Graph, Node
@@ -157,8 +158,24 @@ class _Generator:
         self.classes: list[_Class] = []
         # Names the file defines besides its classes (`F`, the helpers' FrozenBatchNorm2d).
         self.class_names: set[str] = {"F", *HELPER_NAMES}
+        # timm's protocol (a classifier's root class splits its forward into
+        # forward_features and forward_head; `backends/torch_protocol_source.py`).
+        self.timm = timm_protocol.split(graph, self.items[""], self._point_module,
+                                        self.children.get("", []))
+        if self.timm is not None:
+            self.class_names.add("TimmProtocol")
 
     # ------------------------------------------------------------------ structure
+
+    def _point_module(self, nid: int, path: str) -> str | None:
+        """The module whose output is node `nid`, the last of the module-tree level `path`
+        (a feature point): the level's own module, or the stateless module the node is."""
+        if nid in self.stateless:
+            return self.stateless[nid]
+        if path in self.regions and self.regions[path].exit == nid:
+            return path
+        leaf = self.leaf_by_path.get(path)
+        return path if leaf is not None and leaf.id == nid else None
 
     def _ins(self, node: Node) -> tuple[Shape, ...]:
         return tuple(self.graph.node(i).shape for i in node.inputs)
@@ -508,6 +525,12 @@ class _Generator:
         order. A variable is reused once its value is dead, and a relu or an add overwrites
         its first input when nothing else reads it, as hand-written blocks do."""
         items = self.items[region.path]
+        exit_id = region.exit
+        timm = self.timm if not region.path else None
+        if timm is not None:  # the root's forward_features: the items before the head
+            items = [(kind, node) for kind, node in items
+                     if (node.id if kind == "node" else kind) not in timm.head_items]
+            exit_id = timm.proto.head.features
 
         def inputs(item: tuple[str, Node]) -> tuple[int, ...]:
             kind, node = item
@@ -517,7 +540,7 @@ class _Generator:
         for k, item in enumerate(items):
             for i in inputs(item):
                 last_use[i] = k
-        last_use[region.exit] = len(items)
+        last_use[exit_id] = len(items)
         named = self.graph.outputs if not region.path else {}
         for nid in named.values():
             last_use[nid] = len(items)  # an output lives to the end, never overwritten
@@ -558,14 +581,19 @@ class _Generator:
                 prefix = node.op if rel.rsplit(".", 1)[-1].isdigit() else _ident(rel)
                 lines.append(_holes(lowered.forward, out, prefix=prefix))
             else:
-                lines.append(_Line(f"{out} = {self._ref(region.path, kind)}({names[0]})"))
+                ref = self._ref(region.path, kind)
+                call = f"{ref}({names[0]})"
+                if timm is not None:  # a stage: its blocks checkpointed on request
+                    call += (f" if not self.grad_checkpointing else "
+                             f"checkpoint_stage({ref}, {names[0]})")
+                lines.append(_Line(f"{out} = {call}"))
         if named:
             # torchvision's segmentation models and BackboneWithFPN return an OrderedDict.
             pairs = "".join(f"\n    ({_string(k)}, {var[n]})," for k, n in named.items())
             lines.append(_Line(f"return OrderedDict([{pairs}\n])".replace("{", "{{")
                                .replace("}", "}}")))
         else:
-            lines.append(_Line(f"return {var[region.exit]}"))
+            lines.append(_Line(f"return {var[exit_id]}"))
         return lines
 
     @staticmethod
@@ -645,6 +673,8 @@ class _Generator:
         # The module-level functions the forward code calls (drop_path), once each.
         helpers = dict.fromkeys(h for n in self.nodes for h in LOWERINGS[n.op].helpers)
         body = [*helpers, *(self._render_class(c) for c in self.classes)]
+        if self.timm is not None:
+            body.insert(len(helpers), timm_protocol.mixin_source())
         # `F` only where a forward calls it: a network whose stateless ops are all modules
         # (a ResNet) needs none, and an unused import is what a linter reports first.
         calls_f = re.search(r"\bF\.", "\n".join(body)) is not None
@@ -663,9 +693,11 @@ class _Generator:
             "from __future__ import annotations",
             "",
             *(["from collections import OrderedDict", ""] if g.outputs else []),
+            *([*timm_protocol.IMPORTS, ""] if self.timm is not None else []),
             "import torch",
             *functional,
             "from torch import nn",
+            *(timm_protocol.TORCH_IMPORTS if self.timm is not None else ()),
             "",
             f'__all__ = ["{root.name}"]',
         ]
@@ -696,7 +728,11 @@ class _Generator:
         if cls is self.classes[-1] and self.root_chain_break is not None:
             doc += "\n\n" + textwrap.fill(self._wrapper_note(), 92, initial_indent="    ",
                                           subsequent_indent="    ") + "\n    "
-        lines = [f"class {cls.name}(nn.Module):", f'    """{doc}"""', ""]
+        timm = self.timm if cls is self.classes[-1] else None
+        base = "TimmProtocol" if timm is not None else "nn.Module"
+        lines = [f"class {cls.name}({base}):", f'    """{doc}"""', ""]
+        if timm is not None:
+            lines += [*timm_protocol.spec_lines(timm), ""]
         root = cls is self.classes[-1]
         units = torch_units.render(torch_units.residual_units(
             self.graph, {p: r.exit for p, r in self.regions.items() if p})) if root else None
@@ -710,12 +746,42 @@ class _Generator:
             lines += ["        " + t for t in text.split("\n")]
         result = ("OrderedDict[str, torch.Tensor]"
                   if self.graph.outputs and not d.region.path else "torch.Tensor")
-        lines += ["", f"    def forward(self, x: torch.Tensor) -> {result}:"]
+        name = "forward_features" if timm is not None else "forward"
+        lines += ["", f"    def {name}(self, x: torch.Tensor) -> {result}:"]
         for text in forward:
             lines += ["        " + t for t in text.split("\n")]
+        if timm is not None:
+            lines += ["", "    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) "
+                      "-> torch.Tensor:"]
+            lines += ["        " + t for t in self._head_lines(timm)]
+            lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
+                      "        return self.forward_head(self.forward_features(x))"]
         if units:
             lines += units[1]
         return "\n".join(lines)
+
+    def _head_lines(self, timm: timm_protocol.RootSplit) -> list[str]:
+        """forward_head's body: the head's nodes as the forward runs them (a stateless
+        module called, any other node's lowering), `pre_logits` returning before the
+        classifier, and reset_classifier(0, "")'s unpooled features before all."""
+        head = timm.proto.head
+        lines = [f"if self.pool_type != {timm.proto.global_pool!r}:",
+                 '    return x  # reset_classifier(0, ""): the unpooled features']
+        before = self.graph.node(head.pre_logits[-1] if head.pre_logits else head.features)
+        for nid in head.nodes:
+            node = self.graph.node(nid)
+            if nid == head.classifier:
+                flat = "x" if len(before.shape) == 1 else "x.flatten(1)"
+                lines += ["if pre_logits:", f"    return {flat}"]
+            if nid in self.stateless:
+                lines.append(f"x = {self._ref('', self.stateless[nid])}(x)")
+                continue
+            attr = self._ref("", node.path) if nid in self.state else ""
+            code = LOWERINGS[node.op].emit(Ctx(node, self._ins(node), ("x",), attr, False))
+            line = _holes(code.forward, "x", prefix="h")
+            lines += line.text.format(
+                **{f"h{i}": lit(v) for i, v in enumerate(line.values)}).split("\n")
+        return [*lines, "return x"]
 
     def _wrapper_note(self) -> str:
         """The root's docstring where its forward is not a chain of its children: a wrapper

@@ -4,12 +4,16 @@ the chosen ones with each one an output (timm's `features_only=True, out_indices
 **Reduction.** A tensor's reduction is its nominal stride: how many input pixels one of its
 pixels steps over, the product of the strides on the way from the input (a conv's or pool's
 `stride`, a pool's kernel when it has none; a transposed conv or `upsample` divides; `upsample
-(to = t)` takes `t`'s). An op with several inputs takes that of its first input that has one;
-any other op keeps its input's, unless it changes the spatial size, when the size ratio
-scales it. It is the stride timm's `feature_info` reports, and it stays exact where sizes do
-not divide (Inception-ResNet-v2's unpadded convs take 299 to 147, 71, 35, 17 and 8 pixels:
-reductions 2, 4, 8, 16, 32). A tensor has one only as a feature map C×H×W with the same
-whole stride on both axes; a global pool's output and what follows from it have none.
+(to = t)` takes `t`'s): each op's own `Op.stride` in the op vocabulary. An op with several
+inputs takes that of its first input that has one; any other op keeps its input's (a pad or a
+crop moves the border, not the pitch). It is the stride timm's `feature_info` reports, and it
+stays exact where sizes do not divide (Inception-ResNet-v2's unpadded convs take 299 to 147,
+71, 35, 17 and 8 pixels: reductions 2, 4, 8, 16, 32). A tensor has one only as a feature map
+C×H×W with the same whole stride on both axes; a global pool's output and what follows from
+it have none, and so has what an op that moves values between positions gives (a reshape, a
+permute, a matmul: attention's view of a map as a sequence, `Op.keeps_positions`), even when
+it is 3-D: such a tensor's size says nothing about a stride, and it becomes a feature map
+again only where it joins one (the block's residual add).
 
 **Feature points.** The network is read as a list of *stages*, module-tree levels in order:
 the network's top-level statements, where any one whose tensors span two or more changes of
@@ -83,6 +87,8 @@ def _stride(node: Node, graph: Graph, known: list[Stride | None]) -> Stride | No
     if node.op == "input":
         return (_ONE, _ONE)
     op = OPS[node.op]
+    if not op.keeps_positions:
+        return None
     if op.ends_feature_maps(tuple(graph.node(i).shape for i in node.inputs), node.args):
         return None
     sized = sorted(op.size_inputs(node.args))
@@ -95,10 +101,6 @@ def _stride(node: Node, graph: Graph, known: list[Stride | None]) -> Stride | No
     factor = op.stride(node.args)
     if factor is not None:
         return (sh * factor[0], sw * factor[1])
-    first = graph.node(node.inputs[0]).shape
-    if len(first) == 3 and first[1:] != node.shape[1:]:
-        # An op without a rule here that resizes: the size ratio is its stride.
-        return (sh * Fraction(first[1], node.shape[1]), sw * Fraction(first[2], node.shape[2]))
     return (sh, sw)
 
 
@@ -117,7 +119,7 @@ class _Stage:
     nodes: list[int]
 
 
-def _children(path: str, nodes: list[int], graph: Graph) -> list[_Stage]:
+def children(path: str, nodes: list[int], graph: Graph) -> list[_Stage]:
     """The children of the level `path` (the root when empty) holding `nodes`: one per next
     path component, ordered by their first node."""
     prefix = f"{path}." if path else ""
@@ -145,13 +147,13 @@ def _changes(stage: _Stage, graph: Graph, reductions: list[int | None]) -> int:
 def stages(graph: Graph, reductions: list[int | None]) -> list[_Stage]:
     """The network as a list of stages (see the module's docstring); `reductions` are its
     nodes'."""
-    items = _children("", list(range(len(graph))), graph)
+    items = children("", list(range(len(graph))), graph)
     opened = True
     while opened:
         opened = False
         spread: list[_Stage] = []
         for stage in items:
-            kids = _children(stage.path, stage.nodes, graph)
+            kids = children(stage.path, stage.nodes, graph)
             if kids and _changes(stage, graph, reductions) >= 2:
                 spread.extend(kids)
                 opened = True

@@ -307,6 +307,12 @@ class Op:
     # them, so they carry no input-to-output path (`resdsl paths`).
     size_only: ClassVar[frozenset[str]] = frozenset()
 
+    # Whether the output's positions are the input's (a C×H×W map stays one, each pixel where
+    # it was, up to the op's own `stride`): False for the ops that move values between
+    # positions and channels or flatten them (reshape, permute, matmul: attention's view of a
+    # map as a sequence), whose output is no feature map even when it is 3-D.
+    keeps_positions: ClassVar[bool] = True
+
     def check(self, a: Args) -> None:
         """Arguments that are each valid but do not go together: raise `ArgError` (with the
         argument to point at). The elaborator calls it once the arguments are bound."""
@@ -342,8 +348,8 @@ class Op:
 
     def stride(self, a: Args) -> tuple[Fraction, Fraction] | None:
         """How the op scales a feature map's stride from the input (height, width): 2 for a
-        stride-2 conv, ½ for a ×2 upsampling. None: the op has no rule of its own, and the
-        ratio of its input's size to its output's stands for it (1 when it keeps the size).
+        stride-2 conv, ½ for a ×2 upsampling. None: it keeps the stride (padding or cropping
+        a map moves its border, not its pitch).
         Backbone features (`ir/features.py`) read it: timm's `feature_info` reductions."""
         return None
 

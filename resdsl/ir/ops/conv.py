@@ -220,6 +220,7 @@ class Conv1d(Op):
     1×C (`reshape([1, c])`)."""
 
     name = "conv1d"
+    keeps_positions = False
     args = (
         ArgSpec("out", ArgType.POS_INT),
         ArgSpec("kernel", ArgType.POS_INT),

@@ -182,6 +182,7 @@ class MatMul(Op):
     name = "matmul"
     user = False
     arity = 2
+    keeps_positions = False
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
         x, y = ins

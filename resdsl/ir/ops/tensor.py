@@ -36,6 +36,7 @@ class Input(Op):
 
 class Flatten(Op):
     name = "flatten"
+    keeps_positions = False
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
         return (math.prod(ins[0]),)
@@ -135,6 +136,10 @@ class ZeroPad(Op):
             )
         return (out, -(-h // s), -(-w // s))
 
+    def stride(self, a: Args) -> tuple[Fraction, Fraction] | None:
+        s = int_arg(a, "stride")
+        return (Fraction(s), Fraction(s))
+
 
 
 
@@ -152,10 +157,6 @@ def int_list(op: str, arg: str, value: Value, example: str) -> tuple[int, ...]:
                        arg=arg, label=f"this is {a_type(value)}")
     return tuple(v for v in items if isinstance(v, int))
 
-    def stride(self, a: Args) -> tuple[Fraction, Fraction] | None:
-        s = int_arg(a, "stride")
-        return (Fraction(s), Fraction(s))
-
 
 class Reshape(Op):
     """The per-sample shape `shape` (one size may be −1: what the others leave), the values
@@ -163,6 +164,7 @@ class Reshape(Op):
     // g, h, w])`), heads (`reshape([heads, d, h * w])`) and back."""
 
     name = "reshape"
+    keeps_positions = False
     args = (ArgSpec("shape", ArgType.ANY),)
 
     def check(self, a: Args) -> None:
@@ -200,6 +202,7 @@ class Permute(Op):
     `permute([1, 2, 0])`."""
 
     name = "permute"
+    keeps_positions = False
     args = (ArgSpec("order", ArgType.ANY),)
 
     def check(self, a: Args) -> None:
