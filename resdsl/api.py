@@ -384,6 +384,7 @@ class Network:
         replace_head: bool = False,
         rename: Rename | None = None,
         allow_nonfinite: bool = False,
+        zero_init_residual: bool = False,
         max_params: SupportsIndex | None = None,
     ) -> HubFolder:
         """Write a torch.hub folder to `path`: hubconf.py (an entry point named after the
@@ -396,8 +397,8 @@ class Network:
         from resdsl.backends.torch_source import generate
 
         target = arguments.path(path)
-        options = WeightOptions.of(seed, weights, strict, replace_head, False, max_params,
-                                    rename, allow_nonfinite)
+        options = WeightOptions.of(seed, weights, strict, replace_head, zero_init_residual,
+                                   max_params, rename, allow_nonfinite)
         inputs = [*self.files, *([options.weights] if isinstance(options.weights, str)
                                  else [])]
         check_folder(target, inputs)  # before the work: a folder it cannot write is refused

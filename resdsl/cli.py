@@ -358,6 +358,7 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             hub = net.save_hub(output, args.seed, weights=args.weights, strict=args.strict,
                                replace_head=args.replace_head, rename=args.rename,
                                allow_nonfinite=args.allow_nonfinite,
+                               zero_init_residual=args.zero_init_residual,
                                max_params=args.max_params)
             report = hub.report
             what = "torch.hub folder"

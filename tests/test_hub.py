@@ -261,3 +261,36 @@ def test_a_network_without_a_head_takes_in_chans_only() -> None:
     with pytest.raises(TypeError):
         module_class(net.graph)(num_classes=10)
     assert set(model(torch.randn(1, 1, *INPUT[1:]))) == set(net.graph.outputs)
+
+
+@pytest.mark.parametrize("fail_on", ["pth", "hubconf.py"])
+def test_a_failed_write_keeps_the_folder_that_was_there(tmp_path: Path, fail_on: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write that fails (a full disk) while the checkpoint or hubconf.py is written leaves
+    the earlier hubconf.py and every file it reads as they were; a new folder is not made."""
+    from resdsl.backends import torch_hub
+
+    net = resdsl.load(str(SPECS / "resnet20.res"))
+    weights = []
+    for seed in (1, 2):
+        weights.append(tmp_path / f"w{seed}.pth")
+        torch.save(net.to_torch(seed=seed).state_dict(), weights[-1])
+    folder = tmp_path / "hub"
+    net.save_hub(folder, weights=str(weights[0]))
+    before = {name: (folder / name).read_bytes() for name in _files(folder)}
+    real = torch_hub.write_atomic
+
+    def failing(path: str, write: Any, inputs: Any = (), mode: Any = None) -> None:
+        if path.endswith(fail_on):
+            raise resdsl.UsageError(f"cannot write `{path}`: no space left on device")
+        real(path, write, inputs, mode)
+
+    monkeypatch.setattr(torch_hub, "write_atomic", failing)
+    for target in (folder, tmp_path / "new"):
+        with pytest.raises(resdsl.UsageError, match="no space left"):
+            net.save_hub(target, weights=str(weights[1]))
+    assert {name: (folder / name).read_bytes() for name in before} == before
+    hubconf = before["hubconf.py"].decode("utf-8")
+    assert all(f"{name!r}" in hubconf for name in before if name != "hubconf.py")
+    assert not (tmp_path / "new").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hub", "w1.pth", "w2.pth"]

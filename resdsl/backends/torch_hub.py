@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import io
 import keyword
+import math
 import os
 import re
 import textwrap
@@ -261,6 +262,8 @@ def _plain(value: Value) -> Any:
     """A network parameter's value as a Python literal can hold it."""
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # `inf` is no Python literal
     return value if isinstance(value, bool | int | float | str) or value is None else str(value)
 
 
