@@ -278,7 +278,7 @@ def test_a_failed_write_keeps_the_folder_that_was_there(tmp_path: Path, fail_on:
     folder = tmp_path / "hub"
     net.save_hub(folder, weights=str(weights[0]))
     before = {name: (folder / name).read_bytes() for name in _files(folder)}
-    real = torch_hub.write_atomic
+    real = torch_hub.write_atomic  # type: ignore[attr-defined]
 
     def failing(path: str, write: Any, inputs: Any = (), mode: Any = None) -> None:
         if path.endswith(fail_on):
