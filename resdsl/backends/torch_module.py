@@ -82,19 +82,26 @@ def _load_source(source: str, class_name: str) -> type[torch.nn.Module]:
     cls: type[torch.nn.Module] = module.__dict__[class_name]
 
     def reduce(self: torch.nn.Module) -> tuple[Any, ...]:
-        # keep_vars: the Parameter objects themselves, so requires_grad survives.
-        return (_rebuild, (source, class_name, self.state_dict(keep_vars=True), self.training))
+        # keep_vars: the Parameter objects themselves, so requires_grad survives. A timm
+        # protocol model's head may have been reset since: its class count and pool go too.
+        head = ((self.num_classes, self.pool_type) if hasattr(self, "timm_spec") else None)
+        return (_rebuild, (source, class_name, self.state_dict(keep_vars=True), self.training,
+                           head))
 
     cls.__reduce__ = reduce  # type: ignore[assignment,method-assign]
     return cls
 
 
 def _rebuild(source: str, class_name: str, state: Mapping[str, Any],
-             training: bool) -> torch.nn.Module:
-    """Unpickle a network: its class from its source, then its state."""
+             training: bool, head: tuple[int, str] | None = None) -> torch.nn.Module:
+    """Unpickle a network: its class from its source, its head as it was reset
+    (`reset_classifier`), then its state."""
     torch = require_torch()
     with torch.device("meta"):
         model = _load_source(source, class_name)()
+        protocol: Any = model  # a TimmProtocol when `head` is given
+        if head is not None and head != (protocol.num_classes, protocol.pool_type):
+            protocol.reset_classifier(*head)
     # load_state_dict(assign=True) gives the tensors the new module's requires_grad (True):
     # note the frozen layers first, and freeze them again.
     frozen = {k for k, v in state.items() if isinstance(v, torch.nn.Parameter)

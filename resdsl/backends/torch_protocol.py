@@ -34,7 +34,7 @@ import contextlib
 import functools
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -78,9 +78,10 @@ def checkpoint_stage(stage: nn.Module, x: torch.Tensor) -> torch.Tensor:
             x = checkpoint_stage(child, x)
         return x
     if not any(True for _ in stage.children()):
-        return stage(x)
-    out: torch.Tensor = checkpoint(stage, x, use_reentrant=False,
-                                   context_fn=functools.partial(_contexts, stage))
+        out: torch.Tensor = stage(x)
+        return out
+    out = checkpoint(stage, x, use_reentrant=False,
+                     context_fn=functools.partial(_contexts, stage))
     return out
 
 
@@ -118,7 +119,7 @@ class TimmProtocol(nn.Module):
     """timm's model protocol (timm 1.0: `timm.models.resnet.ResNet`'s methods), over the
     generated `forward_features` / `forward_head` and the class's `timm_spec`."""
 
-    timm_spec: dict[str, Any] = {}
+    timm_spec: ClassVar[dict[str, Any]] = {}
 
     def __init__(self) -> None:
         super().__init__()
@@ -244,7 +245,7 @@ class TimmProtocol(nn.Module):
                                   prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:
         """Drop the modules that no feature point up to the last one taken needs (each
-        becomes `nn.Identity`) and, with `prune_head`, the classifier; `forward_intermediates`
+        becomes `nn.Identity`) and, with `prune_head`, the head's (its classifier, norms); `forward_intermediates`
         then stops after that point. Returns the indices taken."""
         del prune_norm
         take = _take_indices(len(self.feature_info), indices)
@@ -252,8 +253,11 @@ class TimmProtocol(nn.Module):
         for path in self.timm_spec["prune_after"][last]:
             parent, _, name = path.rpartition(".")
             setattr(self.get_submodule(parent), name, nn.Identity())
-        if prune_head:
+        if prune_head:  # the unpooled features: the head runs none of its modules
             self.reset_classifier(0, "")
+            for path in self.timm_spec["head_modules"]:
+                parent, _, name = path.rpartition(".")
+                setattr(self.get_submodule(parent), name, nn.Identity())
         self._pruned_to = last
         return take
 

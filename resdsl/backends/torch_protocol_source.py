@@ -30,7 +30,7 @@ NAMES = frozenset({
 # What the copied class needs beyond the generated file's own `import torch` / `from torch
 # import nn`.
 IMPORTS = ("import contextlib", "import functools", "import re",
-           "from collections.abc import Iterator, Sequence", "from typing import Any")
+           "from collections.abc import Iterator, Sequence", "from typing import Any, ClassVar")
 TORCH_IMPORTS = ("from torch.utils.checkpoint import checkpoint",)
 
 
@@ -101,12 +101,13 @@ def timm_spec(root: RootSplit) -> dict[str, Any]:
         "groups_coarse": [list(g) for g in p.groups_coarse],
         "groups_fine": [list(g) for g in p.groups_fine],
         "prune_after": [list(g) for g in p.prune_after],
+        "head_modules": list(p.head_modules),
     }
 
 
 def spec_lines(root: RootSplit) -> list[str]:
     """`timm_spec = {...}`, the class attribute's lines (indented once), one key a line."""
-    lines = ["    timm_spec: dict[str, Any] = {"]
+    lines = ["    timm_spec: ClassVar[dict[str, Any]] = {"]
     for key, value in timm_spec(root).items():
         lead = f"        {key!r}: "
         text = pprint.pformat(value, width=92 - len(lead), sort_dicts=False, compact=True)

@@ -175,10 +175,10 @@ class _Generator:
     def _point_module(self, nid: int, path: str) -> str | None:
         """The module whose output is node `nid`, the last of the module-tree level `path`
         (a feature point): the level's own module, or the stateless module the node is."""
-        if nid in self.stateless:
-            return self.stateless[nid]
         if path in self.regions and self.regions[path].exit == nid:
             return path
+        if nid in self.stateless:
+            return self.stateless[nid]
         leaf = self.leaf_by_path.get(path)
         return path if leaf is not None and leaf.id == nid else None
 

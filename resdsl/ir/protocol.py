@@ -90,6 +90,8 @@ class Protocol:
     groups_fine: tuple[tuple[str, ...], ...]
     # prune_after[k]: the outermost modules with weights that no feature point up to k needs.
     prune_after: tuple[tuple[str, ...], ...]
+    # The head's weighted modules before the classifier (ConvNeXt's `head.norm`).
+    head_modules: tuple[str, ...]
     mean: tuple[float, ...] = DEFAULT_MEAN
     std: tuple[float, ...] = DEFAULT_STD
     crop_pct: float = DEFAULT_CROP_PCT
@@ -186,6 +188,7 @@ def protocol(graph: Graph) -> Protocol:
         groups_coarse=coarse,
         groups_fine=fine,
         prune_after=tuple(_prunable(graph, p, set(head.nodes)) for p in points),
+        head_modules=tuple(graph.node(n).path for n in head.pre_logits if _has_state(graph, n)),
     )
 
 
