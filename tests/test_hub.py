@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import subprocess
 import sys
 import sysconfig
@@ -249,6 +250,11 @@ def test_the_class_takes_num_classes_and_in_chans() -> None:
     std = float(changed.conv1.weight.detach().std())
     assert abs(std - math.sqrt(2 / (64 * 7 * 7))) < 0.05 * std
     assert isinstance(cls(num_classes=0).fc, torch.nn.Identity)
+    # Pickling (torch.save, deepcopy, multiprocessing) rebuilds it with its arguments.
+    copied = pickle.loads(pickle.dumps(changed))
+    assert copied.in_chans == 5 and copied.num_classes == 10
+    for key, value in changed.state_dict().items():
+        assert torch.equal(copied.state_dict()[key], value), key
     with pytest.raises(ValueError, match="in_chans=0"):
         cls(in_chans=0)
 

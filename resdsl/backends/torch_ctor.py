@@ -11,7 +11,9 @@ torchvision's constructors take them, with the spec's values as defaults.
   spec's too). A network whose input is read twice (a U-Net's input skip) cannot honour it.
 
 With the defaults the class builds exactly what the spec describes, with the same state_dict;
-the arguments change only the modules they name. Nothing here imports torch.
+the arguments change only the modules they name. The class keeps `in_chans` as an attribute
+(`num_classes` is the protocol's already), which unpickling builds it with
+(`backends/torch_module.py`). Nothing here imports torch.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class Arguments:
                 f"            nn.init.kaiming_normal_({ref(conv.path)}.weight, "
                 'mode="fan_out", nonlinearity="relu")',
             ]
+        if self.in_chans is not None:
+            out.append("        self.in_chans = in_chans  # what pickling rebuilds it with")
         if self.num_classes is not None:
             out += [
                 f"        if num_classes != {self.num_classes}:  # a new classifier, "

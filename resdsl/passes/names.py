@@ -17,7 +17,7 @@ whichever a future version adds, and names Python mangles inside a class body: `
 class `C` is `self._C__x`). `RESERVED` is written out so that checking needs no torch;
 `tests/test_torch_backend.py` derives the set from the installed torch and fails when this list
 no longer covers it. The network's own class adds a few (`NETWORK_ATTRIBUTES`: its
-`residual_units()`), reserved for its top-level modules only.
+`residual_units()`, `in_chans`), reserved for its top-level modules only.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ RESERVED = frozenset({
 })
 # What the generated network class defines besides nn.Module's attributes
 # (resdsl.backends.torch_units): names its top-level modules cannot take.
-NETWORK_ATTRIBUTES = frozenset({"residual_units", "residual_unit_paths"})
+NETWORK_ATTRIBUTES = frozenset({"residual_units", "residual_unit_paths", "in_chans"})
 # Diagnostics shown at most; the last one's note counts the rest.
 MAX_REPORTED = 10
 
