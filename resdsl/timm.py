@@ -142,6 +142,14 @@ def create_model(path: str, network: str | None, overrides: Mapping[str, Any],
     base = load(path, network=network)
     params, input_shape, num_classes = _parameters(base, kwargs)
     net = load(path, network=network, input_shape=input_shape, **params)
+    try:
+        protocol(net.graph)
+    except NoProtocol as exc:  # a small input can make a strided pool the global one
+        raise ArgumentError(
+            f"at input {'×'.join(map(str, net.input_shape))}, `{net.name}` is no classifier "
+            f"timm can use: {exc}", "img_size", input_shape,
+            help="use a larger input (img_size=...): its head must begin after the last "
+            "feature map") from None
     model: Any = net.to_torch(seed=seed)  # a generated TimmProtocol
     if num_classes == 0 or global_pool is not None:
         model.reset_classifier(model.num_classes if num_classes is None else num_classes,

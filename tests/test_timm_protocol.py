@@ -28,6 +28,8 @@ from tests.conftest import SPECS
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 
+from timm.models._features import FeatureGetterNet  # noqa: E402
+
 import resdsl.timm as rtimm  # noqa: E402
 from tests.test_attention_specs_byob import randomised  # noqa: E402
 
@@ -47,9 +49,16 @@ TRAIN_MODE = ("preact_resnet1001",)
 
 
 def size(spec: str) -> int:
-    """The small input side a spec is checked at (its own stride-1 stem: 32 for CIFAR)."""
-    side = resdsl.load(str(SPECS / f"{spec}.res")).input_shape[1]
-    return 32 if side == 32 else 96 if spec == "inception_resnet_v2" else 64
+    """The small input side a spec is checked at: 32 (1×1 at stride 32) where its head is
+    still its head there, else 64; 96 for Inception-ResNet-v2, whose unpadded stem needs at
+    least 75."""
+    if spec == "inception_resnet_v2":
+        return 96
+    try:  # at 32, a 2×2 pool of a 2×2 map is a global pool: DenseNet's head would begin there
+        protocol(resdsl.load(str(SPECS / f"{spec}.res"), input_shape=(3, 32, 32)).graph)
+    except NoProtocol:
+        return 64
+    return 32
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -142,6 +151,14 @@ def test_timm_conformance(spec: str, registered: list[str]) -> None:
     model(x).mean().backward()
     missing = [n for n, p in model.named_parameters() if p.grad is None]
     assert not missing
+    # features_only: timm's FeatureGetterNet over the model gives its intermediates.
+    model.train(spec in TRAIN_MODE)
+    with torch.no_grad():
+        expected = model.forward_intermediates(x, intermediates_only=True)
+        getter = FeatureGetterNet(model, out_indices=tuple(range(len(model.feature_info))))
+        got = getter(x)
+    assert getter.feature_info.channels() == [t.shape[1] for t in got]
+    assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
 
 
 def cfg_pool(model: Any) -> str:
@@ -220,8 +237,8 @@ def timm_info(source: str, renamed: dict[str, str]) -> list[tuple[str, int, int]
     """The generated class's feature_info, module names mapped to timm's."""
     namespace: dict[str, Any] = {}
     exec(compile(source, "<generated>", "exec"), namespace)
-    root = next(v for v in namespace.values()
-                if isinstance(v, type) and getattr(v, "timm_spec", None))
+    root: Any = next(v for v in namespace.values()
+                     if isinstance(v, type) and getattr(v, "timm_spec", None))
     return [(renamed.get(d["module"], d["module"]), d["num_chs"], d["reduction"])
             for d in root.timm_spec["feature_info"]]
 
@@ -239,7 +256,7 @@ def test_forward_intermediates_match_timms(spec: str) -> None:
                                                   num_classes=CLASSES), seed=0)
     net = resdsl.load(str(SPECS / f"{spec}.res"), classes=CLASSES,
                       input_shape=(3, side, side))
-    model = net.to_torch(weights=reference.state_dict()).eval()
+    model: Any = net.to_torch(weights=reference.state_dict()).eval()
     x = torch.randn(1, 3, side, side, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         final, taken = model.forward_intermediates(x)
@@ -273,10 +290,10 @@ def test_grad_checkpointing_keeps_the_step(spec: str) -> None:
     outputs, gradients, BatchNorm running statistics updated once (num_batches_tracked 1),
     drop path's random draws (resnet50_droppath at rate 0.2) the same; with fewer bytes saved
     for backward."""
-    params = {"drop_path_rate": 0.2} if spec == "resnet50_droppath" else {}
+    params: dict[str, Any] = {"drop_path_rate": 0.2} if spec == "resnet50_droppath" else {}
     net = resdsl.load(str(SPECS / f"{spec}.res"), classes=CLASSES, input_shape=(3, 64, 64),
                       **params)
-    plain = net.to_torch(seed=0).train()
+    plain: Any = net.to_torch(seed=0).train()
     checkpointed = copy.deepcopy(plain)
     checkpointed.set_grad_checkpointing()
     x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(3))
@@ -304,7 +321,7 @@ def test_timms_checkpoint_seq_counts_batchnorm_twice() -> None:
     from timm.models._manipulate import checkpoint_seq
 
     net = resdsl.load(str(SPECS / "resnet18.res"), classes=CLASSES, input_shape=(3, 64, 64))
-    model = net.to_torch(seed=0).train()
+    model: Any = net.to_torch(seed=0).train()
     x = torch.randn(2, 64, 16, 16, requires_grad=True)
     checkpoint_seq(model.layer1, x).sum().backward()
     assert int(model.layer1[0].bn1.num_batches_tracked) == 2
@@ -314,9 +331,9 @@ def test_timms_checkpoint_seq_counts_batchnorm_twice() -> None:
 
 
 def test_group_matcher_drives_timms_layer_decay() -> None:
-    from timm.optim import param_groups_layer_decay
+    from timm.optim._param_groups import param_groups_layer_decay
 
-    model = resdsl.load(str(SPECS / "resnet50.res"), classes=CLASSES,
+    model: Any = resdsl.load(str(SPECS / "resnet50.res"), classes=CLASSES,
                         input_shape=(3, 64, 64)).to_torch()
     groups = param_groups_layer_decay(model, weight_decay=0.0, layer_decay=0.5)
     scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
@@ -361,11 +378,13 @@ def test_create_model_maps_keyword_arguments(registered: list[str]) -> None:
     ({"features_only": True, "out_indices": (5,)}, "index 5 is out of range"),
     ({"features_only": True, "feature_cls": "list"}, "feature_cls='list'"),
     ({"global_pool": "max"}, "pools with 'avg' only"),
+    ({"img_size": 32, "name": "resdsl_densenet121"}, "at input 3×32×32"),
 ])
 def test_create_model_refuses_what_the_spec_cannot_honour(
         kwargs: dict[str, Any], says: str, registered: list[str]) -> None:
+    kwargs = {"name": "resdsl_resnet18", "img_size": 64, **kwargs}
     with pytest.raises((ArgumentError, ValueError), match=None) as info:
-        timm.create_model("resdsl_resnet18", img_size=64, **kwargs)
+        timm.create_model(kwargs.pop("name"), **kwargs)
     assert says in str(info.value)
 
 
@@ -405,7 +424,7 @@ def test_standalone_source_carries_the_protocol() -> None:
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(model.forward_head(model.forward_features(x)), model(x))
-    live = net.to_torch(seed=0)
+    live: Any = net.to_torch(seed=0)
     live.reset_classifier(4)
     clone = copy.deepcopy(live)
     assert clone.num_classes == 4 and clone.fc.out_features == 4

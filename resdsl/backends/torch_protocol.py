@@ -245,8 +245,9 @@ class TimmProtocol(nn.Module):
                                   prune_norm: bool = False,
                                   prune_head: bool = True) -> list[int]:
         """Drop the modules that no feature point up to the last one taken needs (each
-        becomes `nn.Identity`) and, with `prune_head`, the head's (its classifier, norms); `forward_intermediates`
-        then stops after that point. Returns the indices taken."""
+        becomes `nn.Identity`) and, with `prune_head`, the head's (its classifier, its
+        norms); `forward_intermediates` then stops after that point. Returns the indices
+        taken."""
         del prune_norm
         take = _take_indices(len(self.feature_info), indices)
         last = max(take)

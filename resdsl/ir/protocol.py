@@ -171,7 +171,11 @@ def protocol(graph: Graph) -> Protocol:
     width = pre[-1].shape[0] if pre else features.shape[0]
     pool = graph.node(head.pool) if head.pool is not None else None
     points = tuple(feature_points(graph))
+    if not points:
+        raise NoProtocol(f"`{graph.name}` has no feature points")
     coarse, fine = _groups(graph, points, set(head.nodes))
+    if not coarse:
+        raise NoProtocol(f"`{graph.name}` has no weights before its head")
     c, h, w = graph.node(0).shape
     return Protocol(
         head=head,
