@@ -18,7 +18,7 @@ import html
 import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, SupportsIndex
 
 from resdsl import arguments
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from resdsl.backends.dot_draw import Drawing
     from resdsl.backends.onnx_export import OnnxResult
+    from resdsl.backends.torch_hub import HubFolder
     from resdsl.ir.paths import PathCounts
     from resdsl.weights import LoadReport
     from resdsl.weights.rename import Rename
@@ -372,6 +373,47 @@ class Network:
         check_output(path, self.files)
         program = export(model, self.input_shape)
         write_atomic(path, lambda f: write_archive(program, f))
+
+    def save_hub(
+        self,
+        path: str | os.PathLike[str],
+        seed: SupportsIndex = 0,
+        *,
+        weights: Weights = None,
+        strict: bool = True,
+        replace_head: bool = False,
+        rename: Rename | None = None,
+        allow_nonfinite: bool = False,
+        zero_init_residual: bool = False,
+        max_params: SupportsIndex | None = None,
+    ) -> HubFolder:
+        """Write a torch.hub folder to `path`: hubconf.py (an entry point named after the
+        network, taking `pretrained`, `num_classes` and `in_chans`), the generated source
+        and, with `weights`, a checkpoint of `state(seed, weights=...)`, so that
+        `torch.hub.load(path, name, source="local")` works without resdsl. Without weights
+        no torch is needed, and `pretrained=True` is refused. A folder is written as a file
+        is, never half-written (`resdsl.backends.torch_hub`)."""
+        from resdsl.backends.torch_hub import check_folder, write_hub
+        from resdsl.backends.torch_source import generate
+
+        target = arguments.path(path)
+        options = WeightOptions.of(seed, weights, strict, replace_head, zero_init_residual,
+                                   max_params, rename, allow_nonfinite)
+        inputs = [*self.files, *([options.weights] if isinstance(options.weights, str)
+                                 else [])]
+        check_folder(target, inputs)  # before the work: a folder it cannot write is refused
+        state, report = None, None
+        if options.weights is not None:
+            from resdsl.backends.torch_module import require_torch
+
+            self.check_size(options)
+            require_torch()
+            state, report = self.state_from(options)
+            if report is not None and report.reinitialised:
+                _log.warning("%s", report.summary())
+        folder = write_hub(target, self.graph, generate(self.graph), state, self.path,
+                           self.params, inputs)
+        return replace(folder, report=report)
 
     def draw(
         self,

@@ -41,7 +41,7 @@ EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
 # 128 + SIGPIPE (13): the reader of stdout went away (`resdsl info ... | head -1`).
 EXIT_BROKEN_PIPE = 141
-TARGETS = {"python": ".py", "torch": ".pt2", "onnx": ".onnx"}
+TARGETS = {"python": ".py", "torch": ".pt2", "onnx": ".onnx", "hub": ""}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -83,10 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     comp.add_argument("--to", dest="target", choices=TARGETS, required=True,
                       help="python: standalone PyTorch source (.py); torch: a torch.export "
                       "archive with the weights (.pt2); onnx: an ONNX model with the weights "
-                      "(.onnx), emitted without torch")
+                      "(.onnx), emitted without torch; hub: a torch.hub folder (hubconf.py, "
+                      "the source and, with --weights, a checkpoint)")
     comp.add_argument("-o", dest="output", metavar="OUT",
-                      help="the output file (default: the network's name, or a zoo model's, "
-                      "with the target's extension, in the current folder)")
+                      help="the output file, or folder with --to hub (default: the "
+                      "network's name, or a zoo model's, with the target's extension, in the "
+                      "current folder); it may also follow the options: --to hub DIR")
     comp.add_argument("--seed", type=int, default=0, help="seed of the initial weights")
     comp.add_argument("--weights", metavar="FILE",
                       help="a .pth/.pt or .safetensors state_dict to load")
@@ -320,6 +322,18 @@ def _info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _output_after_options(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                          rest: list[str]) -> None:
+    """`resdsl compile SPEC --to hub DIR`: one argument left after the options is the
+    output, as `-o` gives it; anything else left is refused as argparse refuses it."""
+    if args.command == "compile" and len(rest) == 1 and not rest[0].startswith("-"):
+        if args.output is not None:
+            raise UsageError(f"two outputs: -o {args.output} and {rest[0]}; give one")
+        args.output = rest[0]
+        return
+    parser.error(f"unrecognized arguments: {' '.join(rest)}")
+
+
 def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.target == "python" and args.weights:
         raise UsageError("--to python writes code, not weights: load them in the program "
@@ -342,8 +356,18 @@ def _compile(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         output = args.output or _zoo_output(args.spec, TARGETS[args.target]) \
             or net.name + TARGETS[args.target]
         # The spec, the files it uses and the weights: no output may replace them.
-        check_output(output, [*net.files, *([args.weights] if args.weights else [])])
-        if args.target == "python":
+        if args.target != "hub":
+            check_output(output, [*net.files, *([args.weights] if args.weights else [])])
+        if args.target == "hub":
+            hub = net.save_hub(output, args.seed, weights=args.weights, strict=args.strict,
+                               replace_head=args.replace_head, rename=args.rename,
+                               allow_nonfinite=args.allow_nonfinite,
+                               zero_init_residual=args.zero_init_residual,
+                               max_params=args.max_params)
+            report = hub.report
+            what = "torch.hub folder"
+            detail = f"; entry point {hub.entry}: {', '.join(hub.files)}"
+        elif args.target == "python":
             net.save_python(output)
             what = "standalone PyTorch source"
         elif args.target == "onnx":
@@ -484,7 +508,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        args = _parser().parse_args(argv)
+        parser = _parser()
+        args, rest = parser.parse_known_args(argv)
+        if rest:
+            _output_after_options(parser, args, rest)
         if args.command == "check":
             return _check(args, out, err)
         if args.command == "compile":

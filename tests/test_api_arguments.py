@@ -429,6 +429,8 @@ def _calls(spec: str, out: str) -> dict[str, Callable[[resdsl.Network, Any], obj
         "save_onnx(verify)": lambda n, v: n.save_onnx(os.path.join(out, "t.onnx"), verify=v),
         "save_python(path)": no_str(lambda v: resdsl.load(spec).save_python(v)),
         "save_exported(model)": lambda n, v: n.save_exported(os.path.join(out, "m.pt2"), v),
+        "save_hub(path)": no_str(lambda v: resdsl.load(spec).save_hub(v)),
+        "save_hub(weights)": lambda n, v: n.save_hub(os.path.join(out, "hub"), weights=v),
         "check_size(max_params)": lambda n, v: check_size(n.graph, v),
         "draw(path)": no_str(lambda v: resdsl.load(spec).draw(v, format="dot")),
         "draw(suffix)": lambda n, v: n.draw(suffix(v)) if isinstance(v, str) else None,

@@ -85,20 +85,23 @@ def _load_source(source: str, class_name: str) -> type[torch.nn.Module]:
         # keep_vars: the Parameter objects themselves, so requires_grad survives. A timm
         # protocol model's head may have been reset since: its class count and pool go too.
         head = ((self.num_classes, self.pool_type) if hasattr(self, "timm_spec") else None)
+        # A first conv built for other channels (the constructor's `in_chans`) too.
+        kwargs = {"in_chans": self.__dict__["in_chans"]} if "in_chans" in self.__dict__ else {}
         return (_rebuild, (source, class_name, self.state_dict(keep_vars=True), self.training,
-                           head))
+                           head, kwargs))
 
     cls.__reduce__ = reduce  # type: ignore[assignment,method-assign]
     return cls
 
 
 def _rebuild(source: str, class_name: str, state: Mapping[str, Any],
-             training: bool, head: tuple[int, str] | None = None) -> torch.nn.Module:
+             training: bool, head: tuple[int, str] | None = None,
+             kwargs: Mapping[str, Any] | None = None) -> torch.nn.Module:
     """Unpickle a network: its class from its source, its head as it was reset
     (`reset_classifier`), then its state."""
     torch = require_torch()
     with torch.device("meta"):
-        model = _load_source(source, class_name)()
+        model = _load_source(source, class_name)(**(kwargs or {}))
         protocol: Any = model  # a TimmProtocol when `head` is given
         if head is not None and head != (protocol.num_classes, protocol.pool_type):
             protocol.reset_classifier(*head)

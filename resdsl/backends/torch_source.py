@@ -41,6 +41,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from resdsl import __version__
+from resdsl.backends import torch_ctor, torch_units
 from resdsl.backends import torch_protocol_source as timm_protocol
 from resdsl.backends.torch_lowering import HELPER_NAMES, LOWERINGS, Code, Ctx, HoleValue, lit
 from resdsl.ir.graph import Graph, Node
@@ -60,6 +61,9 @@ _FIXED_KINDS = frozenset({"sequence", "iteration", "list", *PRIMITIVES})
 class Generated:
     source: str
     class_name: str
+    # What the root class's constructor takes besides the spec's modules (num_classes,
+    # in_chans: backends/torch_ctor.py).
+    arguments: torch_ctor.Arguments = torch_ctor.NONE
 
 
 @dataclass
@@ -160,6 +164,8 @@ class _Generator:
         self.classes: list[_Class] = []
         # Names the file defines besides its classes (`F`, the helpers' FrozenBatchNorm2d).
         self.class_names: set[str] = {"F", *HELPER_NAMES}
+        # The root class's constructor arguments, once it is rendered.
+        self.arguments = torch_ctor.NONE
         # timm's protocol (a classifier's root class splits its forward into
         # forward_features and forward_head; `backends/torch_protocol_source.py`).
         self.timm = timm_protocol.split(graph, self.items[""], self._point_module,
@@ -412,7 +418,8 @@ class _Generator:
         root_name = self._class_name(_camel(self.graph.name) or "Network")
         root_class = _Class(root_name, [root], [None] * len(root.values()), [], set())
         self.classes.append(root_class)
-        return Generated(self._render(), root_name)
+        source = self._render()
+        return Generated(source, root_name, self.arguments)
 
     def _draft(self, region: _Region, ctor: dict[str, _Line]) -> _Draft:
         init: list[_Line] = []
@@ -742,12 +749,24 @@ class _Generator:
         lines = [f"class {cls.name}({base}):", f'    """{doc}"""', ""]
         if timm is not None:
             lines += [*timm_protocol.spec_lines(timm), ""]
-        lines.append(f"    def __init__(self{', ' if params else ''}{params}) -> None:")
+        root = cls is self.classes[-1]
+        units = torch_units.render(torch_units.residual_units(
+            self.graph, {p: r.exit for p, r in self.regions.items() if p})) if root else None
+        if units:
+            lines += units[0]
+        ctor = torch_ctor.arguments(self.graph, timm.proto.num_classes if timm else None
+                                    ) if root else None
+        if ctor:
+            self.arguments = ctor
+        extra = ctor.signature() if ctor else ""
+        lines.append(f"    def __init__(self{', ' if params else ''}{params}{extra}) -> None:")
         lines.append("        super().__init__()")
         for name in sorted(cls.forward_params, key=cls.param_names.index):
             lines.append(f"        self.{name} = {name}")
         for text in init:
             lines += ["        " + t for t in text.split("\n")]
+        if ctor:
+            lines += ctor.lines(self._conv_line, lambda path: self._ref("", path))
         result = ("OrderedDict[str, torch.Tensor]"
                   if self.graph.outputs and not d.region.path else "torch.Tensor")
         name = "forward_features" if timm is not None else "forward"
@@ -762,6 +781,8 @@ class _Generator:
                 lines += ["        " + t for t in text.split("\n")]
             lines += ["", "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
                       "        return self.forward_head(self.forward_features(x))"]
+        if units:
+            lines += units[1]
         return "\n".join(lines)
 
     def _head_lines(self, timm: timm_protocol.RootSplit) -> list[str]:
@@ -786,6 +807,14 @@ class _Generator:
             lines += ["    " + t for t in line.text.format(
                 **{f"h{i}": lit(v) for i, v in enumerate(line.values)}).split("\n")]
         return [*lines, f"    return {'x' if len(before.shape) == 1 else 'x.flatten(1)'}"]
+
+    def _conv_line(self, node: Node, in_channels: str) -> str:
+        """The root's `__init__` line that registers the conv `node` anew, reading
+        `in_channels` channels (an expression): the constructor's `in_chans`."""
+        line = self._leaf_ctor(node.path)
+        holes = {f"h{i}": in_channels if hint == "in_channels" else lit(value)
+                 for i, (value, hint) in enumerate(zip(line.values, line.hints, strict=True))}
+        return self._register("", node.path, line.text.format(**holes))
 
     def _wrapper_note(self) -> str:
         """The root's docstring where its forward is not a chain of its children: a wrapper

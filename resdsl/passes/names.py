@@ -16,7 +16,8 @@ and the instance's own, `RESERVED`), or when it starts with `__` (Python's speci
 whichever a future version adds, and names Python mangles inside a class body: `self.__x` in
 class `C` is `self._C__x`). `RESERVED` is written out so that checking needs no torch;
 `tests/test_torch_backend.py` derives the set from the installed torch and fails when this list
-no longer covers it.
+no longer covers it. The network's own class adds a few (`NETWORK_ATTRIBUTES`: its
+`residual_units()`, `in_chans`), reserved for its top-level modules only.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ RESERVED = frozenset({
     "_load_state_dict_pre_hooks", "_modules", "_non_persistent_buffers_set", "_parameters",
     "_state_dict_hooks", "_state_dict_pre_hooks",
 })
+# What the generated network class defines besides nn.Module's attributes
+# (resdsl.backends.torch_units): names its top-level modules cannot take.
+NETWORK_ATTRIBUTES = frozenset({"residual_units", "residual_unit_paths", "in_chans"})
 # Diagnostics shown at most; the last one's note counts the rest.
 MAX_REPORTED = 10
 
@@ -79,7 +83,8 @@ def check_module_names(graph: Graph) -> None:
         while path and path not in seen:
             seen.add(path)
             parent, _, name = path.rpartition(".")
-            if is_reserved(name) and name not in found:
+            top = not parent and name in NETWORK_ATTRIBUTES
+            if (is_reserved(name) or top) and name not in found:
                 scope = graph.scopes.get(path)
                 found[name] = (path, scope.span if scope is not None and scope.span is not None
                                else node.span)
@@ -100,6 +105,9 @@ def _reserved(name: str, path: str, span: Span | None) -> Diagnostic:
     if name.startswith("__"):
         why = "names starting with `__` are Python's own (and mangled inside a class)"
         label = f"`{path}` would be a special Python name"
+    elif name in NETWORK_ATTRIBUTES and "." not in path:
+        why = f"the generated network class has an attribute `{name}`"
+        label = f"`{path}` would shadow the network's `{name}`"
     else:
         why = f"nn.Module has an attribute `{name}`"
         label = f"`{path}` would shadow nn.Module.{name}"
