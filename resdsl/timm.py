@@ -5,6 +5,7 @@ with timm's model protocol (`backends/torch_protocol.py`).
 
     import resdsl.timm
     resdsl.timm.register_folder("specs")          # resdsl_resnet50, resdsl_convnext_tiny, ...
+    resdsl.timm.register_zoo("timm:resnet*d")     # resdsl_resnet50d, resdsl_resnet101d, ...
     model = timm.create_model("resdsl_resnet50", num_classes=10)
 
 The name defaults to `resdsl_` and the network's name, so timm's own `resnet50` stays timm's
@@ -108,6 +109,26 @@ def register_folder(folder: str | os.PathLike[str], *, prefix: str = "resdsl_",
         except (SpecError, NoProtocol, ArgumentError):
             continue
         names.append(_register(str(path), net, f"{prefix}{net.name}", None, None, overwrite))
+    return names
+
+
+def register_zoo(pattern: str | None = None, *, prefix: str = "resdsl_",
+                 overwrite: bool = False) -> list[str]:
+    """Register the zoo's models (`resdsl zoo PATTERN`'s names, every one without a pattern)
+    as `prefix` + the model's name for timm's (`resdsl_resnet50d` builds `timm:resnet50d`,
+    specs/resnet50d.res with its row's values) and `prefix` + `tv_` + the name for
+    torchvision's (`resdsl_tv_resnet50`); returns the names. Each builds its spec when
+    registered (about 50 ms a model): a pattern registers only what it names."""
+    from resdsl.zoo import entries
+    from resdsl.zoo.table import matches
+
+    names = []
+    for entry in entries():
+        if not matches(entry, pattern):
+            continue
+        model = entry.name if entry.source == "timm" else f"tv_{entry.name}"
+        names.append(_register(entry.qualified, load(entry.qualified), f"{prefix}{model}",
+                               None, None, overwrite))
     return names
 
 
