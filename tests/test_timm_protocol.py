@@ -386,6 +386,33 @@ def test_register_zoo_names_timms_models_by_their_names() -> None:
     assert timm.create_model("resdsl_tv_resnet18").fc.out_features == 1000
 
 
+def test_pretrained_cfg_takes_the_networks_preprocessing_parameters(tmp_path: Path) -> None:
+    """A network's parameters named as timm's pretrained_cfg fields (mean, std, crop_pct,
+    interpolation) are its pretrained_cfg, in the module and in the standalone source, and
+    -D changes them; without them, timm's ImageNet defaults (timm/models/resnet.py `_cfg`)."""
+    spec = tmp_path / "pp.res"
+    spec.write_text(
+        'network pp(classes = 10, mean = [0.5], std = [0.25, 0.5, 0.75], crop_pct = 0.9,\n'
+        '           interpolation = "bicubic") {\n'
+        "    input [3, 32, 32]\n    conv(8, 3); bn; relu; global_avgpool; flatten\n"
+        "    fc: linear(classes)\n}\n", encoding="utf-8")
+    net = resdsl.load(str(spec))
+    cfg = pretrained_cfg(net.to_torch())
+    assert (cfg["mean"], cfg["std"]) == ((0.5, 0.5, 0.5), (0.25, 0.5, 0.75))
+    assert (cfg["crop_pct"], cfg["interpolation"]) == (0.9, "bicubic")
+    namespace: dict[str, Any] = {}
+    exec(compile(net.to_python(), "pp.py", "exec"), namespace)
+    assert pretrained_cfg(namespace["Pp"]()) == cfg
+    assert pretrained_cfg(resdsl.load(str(spec), crop_pct=1.0).to_torch())["crop_pct"] == 1.0
+    default = pretrained_cfg(resdsl.load(str(SPECS / "resnet18.res")).to_torch())
+    assert (default["mean"], default["std"], default["crop_pct"], default["interpolation"]) == (
+        (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 0.875, "bilinear")
+
+
+def pretrained_cfg(model: Any) -> dict[str, Any]:
+    return dict(model.pretrained_cfg)
+
+
 def test_create_model_loads_a_checkpoint_and_hooks_features(registered: list[str],
                                                             tmp_path: Path) -> None:
     """timm's checkpoint_path loads into the model; feature_cls="hook" (timm's

@@ -74,6 +74,7 @@ CODES: dict[str, str] = {
     "E0505": "two outputs have one name",
     "E0506": "an output's name is the input's or a state_dict key",
     "E0507": "every output of a network is guarded off",
+    "E0508": "a network parameter named as a pretrained_cfg field has a value timm cannot use",
     # E06xx: weights (a checkpoint file or state_dict, not the spec)
     "E0601": "the weights file cannot be read",
     "E0602": "the weights file is not a valid checkpoint",

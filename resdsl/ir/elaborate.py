@@ -45,6 +45,7 @@ from resdsl.ir.ops import (
     fmt_shape,
     fmt_value,
 )
+from resdsl.ir.preprocessing import preprocessing
 from resdsl.ir.primitives import BINARY_JOINS, JOINS, PRIMITIVES
 from resdsl.ir.resolve import Blocks, is_tensor_binding, level_tensors, plain_label
 from resdsl.syntax import ast
@@ -225,6 +226,7 @@ class Elaborator:
         first = stmts.pop(0)
         assert isinstance(first, ast.InputStmt)
         shape = input_shape or self._input_shape(first, env)
+        self.graph.preprocessing = preprocessing(net, params, shape[0])
         root = _Scope("")
         nid = self.graph.add("input", {"shape": fmt_shape(shape)}, (), shape, "input", first.span)
         root.names["input"] = first.span

@@ -106,6 +106,9 @@ class Graph:
         self._open: list[int] = []
         # The spec's names for tensors (`spx = in`): node → the first name given to it.
         self.tensor_names: dict[int, str] = {}
+        # How the input is prepared (timm's pretrained_cfg mean, std, crop_pct,
+        # interpolation), from the network's parameters of those names (ir/preprocessing.py).
+        self.preprocessing: dict[str, float | str | tuple[float, ...]] = {}
 
     def results(self) -> list[tuple[str | None, int]]:
         """What the network returns, in order: its named outputs, or its final tensor alone

@@ -25,9 +25,10 @@ leave a C×1×1 map.
 
 **pretrained_cfg.** `input_size` is the spec's `input`, `pool_size` the features' H×W at that
 size, `first_conv` the first conv's module path, `classifier` the classifier's; `mean`, `std`,
-`crop_pct` and `interpolation` have no place in the language and take timm's defaults for
-ImageNet (IMAGENET_DEFAULT_MEAN / _STD, 0.875, bilinear: `timm.models.resnet._cfg`), which a
-caller overrides (`resdsl.timm.register(..., pretrained_cfg={...})`).
+`crop_pct` and `interpolation` are the network's parameters of those names
+(ir/preprocessing.py), or timm's defaults for ImageNet (IMAGENET_DEFAULT_MEAN / _STD, 0.875,
+bilinear: `timm.models.resnet._cfg`); a caller overrides either
+(`resdsl.timm.register(..., pretrained_cfg={...})`).
 """
 
 from __future__ import annotations
@@ -193,6 +194,7 @@ def protocol(graph: Graph) -> Protocol:
         groups_fine=fine,
         prune_after=tuple(_prunable(graph, p, set(head.nodes)) for p in points),
         head_modules=tuple(graph.node(n).path for n in head.pre_logits if _has_state(graph, n)),
+        **graph.preprocessing,  # type: ignore[arg-type]
     )
 
 

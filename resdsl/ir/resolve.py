@@ -22,6 +22,7 @@ from resdsl.ir.callgraph import (
 )
 from resdsl.ir.evaluate import FUNCTIONS, IN_ATTRIBUTES
 from resdsl.ir.ops import REQUIRED, USER_OPS, ArgSpec, ArgType
+from resdsl.ir.preprocessing import FIELDS as PREPROCESSING_FIELDS
 from resdsl.ir.primitives import JOINS, PRIMITIVES
 from resdsl.syntax import ast
 from resdsl.syntax.loader import Program
@@ -866,6 +867,8 @@ def _check_program(program: Program, out: list[Diagnostic]) -> Blocks:
             checker.run()
             if file is main:
                 for name, span in checker.unused():
+                    if definition.kind == "network" and name in PREPROCESSING_FIELDS:
+                        continue  # read by the timm protocol, not by an op
                     out.append(
                         warning(
                             "W0102",
