@@ -14,8 +14,9 @@ timm, timm, ours, ...) over R rounds of S steps, and the median step over all of
 reported. On CUDA each step is timed between `torch.cuda.synchronize()` calls and its peak
 is `torch.cuda.max_memory_allocated()` after `reset_peak_memory_stats()`; on the CPU the peak
 is Linux's peak RSS (VmHWM, reset through /proc/self/clear_refs as bench/torch_memory.py
-does) above the RSS before the step, and the CPU's numbers are a smoke test only: the bars
-are for the accelerator.
+does) above the RSS before the step. Beside it, `saved MiB`: the bytes of the tensors the
+forward pass keeps for the backward (`torch.autograd.graph.saved_tensors_hooks`, each storage
+once), what checkpointing exists to cut; a count, the same on any machine under any load.
 
 Bars (issue #19): with checkpointing on both sides, time(ours) ≤ 1.05 · time(timm) and
 peak(ours) ≤ 1.0 · peak(timm); without, time(ours) ≤ 1.03 · time(timm).
@@ -28,6 +29,7 @@ asserts nothing.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -45,6 +47,7 @@ MIB = 1024 * 1024
 class Result:
     times: list[float]
     peaks: list[int]
+    saved: int = 0
 
     @property
     def time(self) -> float:
@@ -112,6 +115,23 @@ def _reset_peak() -> None:
         f.write("5")
 
 
+def saved_bytes(step: Callable[[], None]) -> int:
+    """The bytes of the tensors autograd saves for the backward during `step`'s forward,
+    each storage counted once (a tensor saved by two ops, or a view, is one buffer)."""
+    import torch
+
+    storages: dict[int, int] = {}
+
+    def pack(t: Any) -> Any:
+        storage = t.untyped_storage()
+        storages[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step()
+    return sum(storages.values())
+
+
 def sync(device: Any) -> None:
     import torch
 
@@ -145,6 +165,8 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, Result]]:
             for _ in range(args.warmup):
                 step(impl)
         results = {impl: Result([], []) for impl in models}
+        for impl in models:
+            results[impl].saved = saved_bytes(functools.partial(step, impl))
         for r in range(args.rounds):
             order = ("resdsl", "timm") if r % 2 == 0 else ("timm", "resdsl")
             for impl in order:
@@ -168,7 +190,8 @@ def report(out: dict[str, dict[str, Result]], args: argparse.Namespace) -> str:
     lines = [f"resnet50 training step, batch {args.batch} at {args.size}×{args.size}, "
              f"{args.device}, {args.rounds}×{args.steps} steps per model",
              f"{'mode':<13} {'ours ms':>9} {'timm ms':>9} {'ratio':>6} {'bar':>6} "
-             f"{'ours MiB':>9} {'timm MiB':>9} {'ratio':>6} {'bar':>6}"]
+             f"{'ours MiB':>9} {'timm MiB':>9} {'ratio':>6} {'bar':>6} "
+             f"{'ours saved':>10} {'timm saved':>10} {'ratio':>6}"]
     for mode, results in out.items():
         ours, theirs = results["resdsl"], results["timm"]
         time_bar, mem_bar = BARS[mode]
@@ -177,7 +200,9 @@ def report(out: dict[str, dict[str, Result]], args: argparse.Namespace) -> str:
         lines.append(
             f"{mode:<13} {ours.time * 1e3:9.2f} {theirs.time * 1e3:9.2f} {t_ratio:6.3f} "
             f"{time_bar:6.2f} {ours.peak / MIB:9.1f} {theirs.peak / MIB:9.1f} {m_ratio:6.3f} "
-            f"{'' if mem_bar is None else f'{mem_bar:.2f}':>6}")
+            f"{'' if mem_bar is None else f'{mem_bar:.2f}':>6} "
+            f"{ours.saved / MIB:10.1f} {theirs.saved / MIB:10.1f} "
+            f"{ours.saved / theirs.saved:6.3f}")
     return "\n".join(lines)
 
 
