@@ -14,7 +14,9 @@ timm, timm, ours, ...) over R rounds of S steps, and the median step over all of
 reported. On CUDA each step is timed between `torch.cuda.synchronize()` calls and its peak
 is `torch.cuda.max_memory_allocated()` after `reset_peak_memory_stats()`; on the CPU the peak
 is Linux's peak RSS (VmHWM, reset through /proc/self/clear_refs as bench/torch_memory.py
-does) above the RSS before the step. Beside it, `saved MiB`: the bytes of the tensors the
+does) above the RSS before the step, in a process whose allocator returns large blocks to the
+system when they are freed (bench/torch_memory.py's MALLOC_ENV; the script re-executes itself
+with it). Beside it, `saved MiB`: the bytes of the tensors the
 forward pass keeps for the backward (`torch.autograd.graph.saved_tensors_hooks`, each storage
 once), what checkpointing exists to cut; a count, the same on any machine under any load.
 
@@ -30,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +44,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 BARS = {"plain": (1.03, None), "checkpointed": (1.05, 1.0)}
+# bench/torch_memory.py's allocator setting for an honest peak RSS on the CPU.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "65536"}
 MIB = 1024 * 1024
 
 
@@ -219,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="batch 2 at 64×64, 1 warm-up, 2 rounds of 1 step: a smoke run")
     args = parser.parse_args(argv)
+    if args.device == "cpu" and argv is None and os.environ.get("MALLOC_MMAP_THRESHOLD_") is None:
+        # glibc keeps freed blocks for reuse, so the RSS would hold the last step's memory
+        # and the peak above it would be noise: large blocks through mmap go back to the
+        # system when freed (bench/torch_memory.py's setting), and the peak RSS is the
+        # step's own.
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **MALLOC_ENV})
     if args.quick:
         args.batch, args.size, args.warmup, args.rounds, args.steps = 2, 64, 1, 2, 1
     print(report(run(args), args))

@@ -5,7 +5,7 @@ with timm's model protocol (`backends/torch_protocol.py`).
 
     import resdsl.timm
     resdsl.timm.register_folder("specs")          # resdsl_resnet50, resdsl_convnext_tiny, ...
-    resdsl.timm.register_zoo("timm:resnet*d")     # resdsl_resnet50d, resdsl_resnet101d, ...
+    resdsl.timm.register_zoo("timm:resnet*d")     # resdsl_timm_resnet50d, ...
     model = timm.create_model("resdsl_resnet50", num_classes=10)
 
 The name defaults to `resdsl_` and the network's name, so timm's own `resnet50` stays timm's
@@ -115,10 +115,12 @@ def register_folder(folder: str | os.PathLike[str], *, prefix: str = "resdsl_",
 def register_zoo(pattern: str | None = None, *, prefix: str = "resdsl_",
                  overwrite: bool = False) -> list[str]:
     """Register the zoo's models (`resdsl zoo PATTERN`'s names, every one without a pattern)
-    as `prefix` + the model's name for timm's (`resdsl_resnet50d` builds `timm:resnet50d`,
-    specs/resnet50d.res with its row's values) and `prefix` + `tv_` + the name for
-    torchvision's (`resdsl_tv_resnet50`); returns the names. Each builds its spec when
-    registered (about 50 ms a model): a pattern registers only what it names."""
+    as `prefix` + the zoo name with `_` for `:` (`resdsl_timm_resnet50d` builds
+    `timm:resnet50d`, specs/resnet50d.res with its row's values; `resdsl_tv_resnet18`
+    torchvision's resnet18); returns the names. The library stays in the name: timm's
+    resnet18 and torchvision's are different models, and `register_folder`'s
+    `resdsl_resnet18` is the spec's. Each builds its spec when registered (about 50 ms a
+    model): a pattern registers only what it names."""
     from resdsl.zoo import entries
     from resdsl.zoo.table import matches
 
@@ -126,7 +128,7 @@ def register_zoo(pattern: str | None = None, *, prefix: str = "resdsl_",
     for entry in entries():
         if not matches(entry, pattern):
             continue
-        model = entry.name if entry.source == "timm" else f"tv_{entry.name}"
+        model = entry.qualified.replace(":", "_")
         names.append(_register(entry.qualified, load(entry.qualified), f"{prefix}{model}",
                                None, None, overwrite))
     return names

@@ -372,12 +372,12 @@ def test_create_model_maps_keyword_arguments(registered: list[str]) -> None:
 
 def test_register_zoo_names_timms_models_by_their_names() -> None:
     """`register_zoo(PATTERN)` registers the zoo's names that `resdsl zoo PATTERN` lists:
-    `timm.create_model("resdsl_resnet18d")` is timm's resnet18d written by a spec (its
+    `timm.create_model("resdsl_timm_resnet18d")` is timm's resnet18d written by a spec (its
     state_dict keys and shapes, in timm's order), with timm's keyword arguments."""
     names = rtimm.register_zoo("*resnet18*")
-    assert names == ["resdsl_resnet18", "resdsl_resnet18d", "resdsl_seresnet18",
-                     "resdsl_skresnet18", "resdsl_tv_resnet18"]
-    ours = timm.create_model("resdsl_resnet18d", num_classes=10, img_size=64)
+    assert names == ["resdsl_timm_resnet18", "resdsl_timm_resnet18d", "resdsl_timm_seresnet18",
+                     "resdsl_timm_skresnet18", "resdsl_tv_resnet18"]
+    ours = timm.create_model("resdsl_timm_resnet18d", num_classes=10, img_size=64)
     with torch.device("meta"):
         theirs = timm.create_model("resnet18d", num_classes=10)
     assert [(k, v.shape) for k, v in ours.state_dict().items()] == [
