@@ -513,7 +513,9 @@ class Gen:
         if kind == "std_conv":
             # BiT's weight-standardised conv, grouped or not, with a bias or not.
             groups = d.choice([g for g in (1, 2) if c % g == 0])
-            return self.name() + _call("std_conv", c, d.choice([1, 3]), groups=groups,
+            # A filter of one weight (one channel a group, 1×1) is refused: standardised, 0.
+            kernel = d.choice([1, 3]) if c // groups > 1 else 3
+            return self.name() + _call("std_conv", c, kernel, groups=groups,
                                        bias=d.random() < 0.5, eps=d.choice([1e-6, 1e-8]))
         if kind == "rsqrt":
             # Filter Response Normalization's division by the root mean square of the

@@ -83,6 +83,19 @@ class StdConv(Conv):
 
     def infer(self, ins: Sequence[Shape], a: Args) -> Shape:
         out = super().infer(ins, a)
+        (kh, kw), groups = pair_arg(a, "kernel"), int_arg(a, "groups")
+        fan_in = ins[0][0] // groups * kh * kw
+        if fan_in < 2:
+            # One weight standardised is (w - w) / sqrt(eps) = 0: the conv would be its bias
+            # alone (and PyTorch's batch_norm, timm's StdConv2d's, refuses a single value).
+            raise ShapeError(
+                "E0408",
+                f"std_conv's filters hold one weight each ({ins[0][0]} input channel(s) / "
+                f"{groups} group(s) × {kh}×{kw}): standardised, every weight is 0",
+                f"1 weight per filter from {ins[0][0]} channel(s)",
+                "standardise filters of at least two weights: a larger kernel, fewer groups, "
+                "or a plain `conv`",
+            )
         eps = float_arg(a, "eps")
         if eps <= 0:
             raise ShapeError(
