@@ -42,10 +42,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+# The peak-RSS counter and the allocator setting are torch_memory.py's.
+from torch_memory import MALLOC_ENV, _reset_peak, _status_kib  # noqa: E402
 
 BARS = {"plain": (1.03, None), "checkpointed": (1.05, 1.0)}
-# bench/torch_memory.py's allocator setting for an honest peak RSS on the CPU.
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "65536"}
 MIB = 1024 * 1024
 
 
@@ -106,19 +108,6 @@ def peak_counter(device: Any) -> tuple[Callable[[], None], Callable[[], int]]:
         return (_status_kib("VmHWM") - rss[0]) * 1024
 
     return start_cpu, read_cpu
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
-        f.write("5")
 
 
 def saved_bytes(step: Callable[[], None]) -> int:
