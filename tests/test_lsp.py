@@ -70,11 +70,18 @@ async def _open(client: LanguageClient, text: str) -> tuple[str, list[types.Diag
 
 
 async def _diagnostics(client: LanguageClient, uri: str) -> list[types.Diagnostic]:
-    while True:
-        params = await asyncio.wait_for(
-            client.wait_for_notification(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS), 60)
-        if params.uri == uri:
-            return list(params.diagnostics)
+    """The next diagnostics published for `uri` after the requests just sent. Read from the
+    client's record of every publication (pytest-lsp's `client.diagnostics`, a new list per
+    publication), not by waiting for the next notification: a publication for `uri` that
+    arrives while the test is between two waits (after another file's) would be missed, and
+    the test would hang until its timeout."""
+    before = client.diagnostics.get(uri)
+    deadline = asyncio.get_running_loop().time() + 60
+    while client.diagnostics.get(uri) is before:
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"no diagnostics published for {uri} within 60 s")
+        await asyncio.sleep(0.01)
+    return list(client.diagnostics[uri])
 
 
 def _at(line: int, character: int) -> types.Position:
